@@ -1,0 +1,53 @@
+"""Build the compiled core (fastkin._cy.core).
+
+Modes (environment variables, read at build time):
+  FASTKIN_DEBUG=1     -O0 -g, Cython annotate + linetrace + boundscheck, FASTKIN_DEBUG invariants on.
+  FASTKIN_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer (run with LD_PRELOAD of libasan).
+Release builds use -O2 and warnings; -ffp-contract=off keeps the token-bucket float arithmetic
+bit-identical to the pure-Python reference engine on every CPU (no fused multiply-add).
+"""
+import os
+import sys
+
+from setuptools import Extension, setup
+
+from Cython.Build import cythonize
+
+DEBUG = os.environ.get("FASTKIN_DEBUG") == "1"
+SANITIZE = os.environ.get("FASTKIN_SANITIZE") == "1"
+
+cflags = ["-ffp-contract=off", "-Wall", "-Wno-unused-function", "-Wno-unreachable-code"]
+ldflags = []
+macros = []
+directives = {
+    "language_level": 3,
+    "embedsignature": True,
+}
+if DEBUG:
+    cflags += ["-O0", "-g"]
+    macros += [("FASTKIN_DEBUG", "1"), ("CYTHON_TRACE_NOGIL", "1")]
+    directives.update(linetrace=True, boundscheck=True, wraparound=True)
+else:
+    cflags += ["-O2"]
+if SANITIZE:
+    cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+    ldflags += ["-fsanitize=address,undefined"]
+
+if sys.platform == "win32":  # MSVC does not take gcc flags
+    cflags, ldflags = [], []
+
+extensions = [
+    Extension(
+        "fastkin._cy.core",
+        sources=["src/fastkin/_cy/core.pyx", "csrc/md5.c"],
+        include_dirs=["csrc"],
+        depends=["csrc/md5.h", "csrc/seqnum.h", "csrc/fastkin_debug.h"],
+        define_macros=macros,
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+    ),
+]
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG),
+)

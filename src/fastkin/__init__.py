@@ -1,0 +1,28 @@
+"""fastkin: AWS Kinesis Data Streams in your own process, with a compiled core.
+
+    import fastkin
+    clock = fastkin.VirtualClock(start=1_700_000_000.0)
+    engine = fastkin.Engine(clock=clock)
+    stream = engine.create_stream("orders", shard_count=4)
+    r = stream.put_record(b"payload", "user-17")
+"""
+from . import errors
+from ._engine import ENGINE
+from .clock import RealClock, VirtualClock
+from .engine import Engine
+from .errors import (
+    ExpiredIteratorException, ExpiredNextTokenException, FastkinError, InternalFailureException,
+    InvalidArgumentException, LimitExceededException, ProvisionedThroughputExceededException,
+    ResourceInUseException, ResourceNotFoundException, UnsupportedOperationError, ValidationException,
+)
+from .limits import Limits
+from .streams import GetRecordsResult, Stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENGINE", "Engine", "Stream", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",
+    "FastkinError", "ExpiredIteratorException", "ExpiredNextTokenException", "InternalFailureException",
+    "InvalidArgumentException", "LimitExceededException", "ProvisionedThroughputExceededException",
+    "ResourceInUseException", "ResourceNotFoundException", "UnsupportedOperationError", "ValidationException",
+]

@@ -1,0 +1,96 @@
+# fastkin._cy.core — compiled twin of fastkin._ref.core (same classes, same behaviour).
+#
+# Storage layout of one shard (Shard):
+#   a log of Segments in a ring of pointers (segs[head .. head+nseg)), oldest first.
+#   Segment = a contiguous payload arena (record i = data bytes then key bytes, at off[i])
+#             + typed index arrays: off u32, dlen u32, klen u16, ms i64  => 18 bytes per record.
+#   A segment holds at most SEG_MAX_RECORDS records / SEG_MAX_BYTES of payload / SEG_MAX_AGE_MS of
+#   arrivals; when full it is sealed (its arrays shrunk to fit) and a new one is started.
+#   Retention moves the logical trim horizon (``base``) record by record and frees whole segments:
+#   the unit a later disk layer writes, recovers and deletes.
+#   A record's sequence index is its position in the shard's log; the 56-digit sequence number
+#   is derived from (shard creation secs, shard index, seq index, arrival secs) on demand.
+#
+# Thread-safety: a StreamCore serialises every mutation and read of its shards with one mutex
+# (held without calling back into Python code); Shard objects are not safe to use directly.
+from libc.stdint cimport uint64_t, uint32_t, uint16_t, int64_t, int32_t
+cimport cython
+
+cdef enum:
+    SEG_MAX_RECORDS = 65536
+    SEG_MAX_BYTES = 64 * 1024 * 1024
+    BATCH_MAX = 500
+    INDEX_STEP = 4096             # index arrays grow by doubling up to this, then linearly
+    ARENA_STEP = 1024 * 1024      # arenas grow by doubling up to this, then linearly
+
+ctypedef struct Segment:
+    uint64_t base            # seq index of record 0 of this segment
+    uint32_t count           # records stored
+    uint32_t cap             # capacity of the index arrays
+    uint32_t *off            # payload offset of record i in arena
+    uint32_t *dlen           # data length of record i
+    uint16_t *klen           # partition key length (UTF-8 bytes) of record i
+    int64_t *ms              # arrival time of record i, epoch milliseconds (non-decreasing)
+    unsigned char *arena     # payloads: data then key, back to back
+    size_t used              # arena bytes in use
+    size_t acap              # arena bytes allocated
+
+
+@cython.final
+cdef class Shard:
+    cdef readonly uint32_t index          # shard number: shardId-<index:012d>
+    cdef readonly str shard_id
+    cdef readonly object start_hash       # Python ints, inclusive hash-key range
+    cdef readonly object end_hash
+    cdef uint64_t _shi, _slo              # start_hash as two u64 halves (routing)
+    cdef readonly int64_t created_secs    # creation time, epoch seconds (in sequence numbers)
+    cdef Segment **_segs                  # ring of segment pointers
+    cdef Py_ssize_t _seg_head             # index of the oldest segment in _segs
+    cdef Py_ssize_t _nseg                 # live segments
+    cdef Py_ssize_t _seg_cap              # allocated slots in _segs
+    cdef readonly uint64_t base           # trim horizon: seq index of the oldest readable record
+    cdef readonly uint64_t end            # seq index the next record gets
+    cdef int64_t _last_ms                 # newest arrival (arrivals never go back in a shard)
+    cdef readonly bint closed             # no longer routed to (after a split or merge)
+    cdef double _wb, _wr, _wt             # write buckets: bytes, records; last refill time
+    cdef bint _wt_set                     # _wt holds a time (first touch initialises it)
+    cdef double _rc, _rb, _rt             # read buckets: calls, bytes; last refill time
+    cdef bint _rt_set
+    cdef double _penalty_until            # no reads before this time (after a max-size response)
+
+    cdef Segment* _new_segment(self, size_t need) except NULL
+    cdef int _append(self, const char *data, size_t dlen, const char *key, size_t klen, int64_t ms) except -1
+    cdef Segment* _find(self, uint64_t pos) noexcept
+    cdef uint64_t _seek_ms(self, int64_t ms) noexcept
+    cdef void _trim_to(self, uint64_t pos) noexcept
+    cdef int64_t _ms_at(self, uint64_t pos) noexcept
+
+
+@cython.final
+cdef class StreamCore:
+    cdef readonly str name
+    cdef readonly str account
+    cdef readonly object limits
+    cdef public bint quotas               # per-shard quotas enforced
+    cdef public Py_ssize_t max_record_bytes
+    cdef readonly dict shards             # index -> Shard, every shard not yet expired
+    cdef list _open                       # open shards sorted by start hash (owns the refs)
+    cdef uint64_t *_ohi                   # open shards' start hash, high half
+    cdef uint64_t *_olo                   # open shards' start hash, low half
+    cdef Py_ssize_t _nopen
+    cdef cython.pymutex _lock
+    # limits copied to C
+    cdef double _wbps, _wrps, _rcps, _rbps, _penalty
+    cdef Py_ssize_t _get_max_bytes, _put_max_bytes
+    # scratch for one PutRecords batch
+    cdef const char *_dp[BATCH_MAX]
+    cdef Py_ssize_t _dl[BATCH_MAX]
+    cdef const char *_kp[BATCH_MAX]
+    cdef Py_ssize_t _kl[BATCH_MAX]
+    cdef uint64_t _hhi[BATCH_MAX]
+    cdef uint64_t _hlo[BATCH_MAX]
+
+    cdef Shard _route(self, uint64_t hi, uint64_t lo)
+    cdef bint _write_ok(self, Shard s, Py_ssize_t size, double now) noexcept
+    cdef bint _read_ok(self, Shard s, double now) noexcept
+    cdef int _rebuild_routing(self) except -1

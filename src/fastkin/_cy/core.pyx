@@ -1,0 +1,823 @@
+# cython: language_level=3
+"""Compiled core: shard logs over segmented ring storage, MD5 routing, sequence numbers, quotas.
+
+The layout is described field by field in core.pxd. Behaviour is defined by fastkin._ref.core;
+this module must match it exactly (results, state, exception types and messages).
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.ref cimport PyObject
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
+from libc.math cimport floor
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+from .. import errors as E
+from .._common import SEQ_INDEX_END, parse_hash_key
+from ..limits import GET_RECORDS_MAX_RECORDS, PARTITION_KEY_MAX_CHARS, PUT_RECORDS_MAX_RECORDS
+
+ENGINE = "cy"
+
+
+cdef extern from "md5.h":
+    void fk_md5_u128(const unsigned char *data, size_t length, uint64_t *hi, uint64_t *lo) nogil
+
+cdef extern from "seqnum.h":
+    int seq_format(uint64_t create_secs, uint32_t shard_index, uint64_t seq_index,
+                   uint64_t record_secs, char *out) nogil
+    int seq_parse(const char *s, size_t length, uint64_t *create_secs, uint32_t *shard_index,
+                  uint64_t *seq_index, uint64_t *record_secs) nogil
+
+cdef extern from "fastkin_debug.h":
+    const int FASTKIN_DEBUG
+
+# NOTE: segments also close after an hour of arrivals, so a slow shard frees trimmed memory within
+# retention + 1 h instead of waiting for 65,536 records.
+cdef int64_t SEG_MAX_AGE_MS = 3600 * 1000
+
+
+cdef inline int64_t now_ms(double now) noexcept nogil:
+    return <int64_t>floor(now * 1000.0)
+
+
+cdef inline str _format_seq(int64_t create, uint32_t shard, uint64_t seq, int64_t ms):
+    cdef char buf[80]
+    cdef int n = seq_format(<uint64_t>create, shard, seq, <uint64_t>(ms // 1000), buf)
+    return PyUnicode_DecodeUTF8(buf, n, NULL)
+
+
+def format_sequence_number(create_secs, shard_index, seq_index, record_secs):
+    cdef char buf[80]
+    cdef int n = seq_format(create_secs, shard_index, seq_index, record_secs, buf)
+    return PyUnicode_DecodeUTF8(buf, n, NULL)
+
+
+def parse_sequence_number(s):
+    """(create_secs, shard_index, seq_index, record_secs), or None when s is not one of ours."""
+    cdef uint64_t c, q, r
+    cdef uint32_t sh
+    cdef const char *p
+    cdef Py_ssize_t n
+    if not isinstance(s, str):
+        return None
+    try:
+        p = PyUnicode_AsUTF8AndSize(s, &n)
+    except UnicodeEncodeError:
+        return None
+    if seq_parse(p, <size_t>n, &c, &sh, &q, &r) != 0:
+        return None
+    return (c, sh, q, r)
+
+
+def md5_hash_key(key):
+    """The Kinesis hash of a partition key: MD5 of its UTF-8 bytes as a big-endian 128-bit int."""
+    cdef uint64_t hi, lo
+    cdef const char *p
+    cdef Py_ssize_t n
+    if isinstance(key, str):
+        p = PyUnicode_AsUTF8AndSize(key, &n)
+    else:
+        b = bytes(key)
+        p = PyBytes_AS_STRING(b)
+        n = PyBytes_GET_SIZE(b)
+    fk_md5_u128(<const unsigned char*>p, <size_t>n, &hi, &lo)
+    return (<object>hi << 64) | <object>lo
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+@cython.final
+@cython.freelist(64)
+cdef class PutResult:
+    """One record's outcome: shard_id + sequence_number, or error_code + error_message."""
+    cdef Shard _shard
+    cdef uint64_t _seq
+    cdef int64_t _ms
+    cdef readonly object error_code
+    cdef readonly object error_message
+
+    @property
+    def shard_id(self):
+        return None if self._shard is None else self._shard.shard_id
+
+    @property
+    def sequence_number(self):
+        if self._shard is None:
+            return None
+        return _format_seq(self._shard.created_secs, self._shard.index, self._seq, self._ms)
+
+    def __repr__(self):
+        if self.error_code:
+            return f"PutResult(error_code={self.error_code!r})"
+        return f"PutResult(shard_id={self.shard_id!r}, sequence_number={self.sequence_number!r})"
+
+
+cdef inline PutResult _ok_result(Shard s, uint64_t seq, int64_t ms):
+    cdef PutResult r = PutResult.__new__(PutResult)
+    r._shard = s
+    r._seq = seq
+    r._ms = ms
+    return r
+
+
+@cython.final
+cdef class PutRecordsResult:
+    """The PutRecords contract: one PutResult per request entry, in request order.
+
+    Stored as typed arrays; PutResult objects are made only when asked for."""
+    cdef Py_ssize_t _n
+    cdef readonly Py_ssize_t failed_record_count
+    cdef list _shards          # Shard (or None when throttled) per entry
+    cdef uint64_t *_seq
+    cdef int64_t *_ms
+    cdef str _stream, _account
+    cdef list _cache
+
+    def __cinit__(self):
+        self._seq = NULL
+        self._ms = NULL
+
+    def __dealloc__(self):
+        free(self._seq)
+        free(self._ms)
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        return self.records[i]
+
+    def __iter__(self):
+        return iter(self.records)
+
+    @property
+    def records(self):
+        cdef Py_ssize_t i
+        cdef Shard s
+        cdef PutResult r
+        if self._cache is None:
+            out = []
+            for i in range(self._n):
+                s = <Shard>self._shards[i] if self._shards[i] is not None else None
+                if self._seq[i] == <uint64_t>-1:
+                    r = PutResult.__new__(PutResult)
+                    r.error_code = "ProvisionedThroughputExceededException"
+                    r.error_message = E.shard_throttled(s.shard_id, self._stream, self._account)
+                else:
+                    r = _ok_result(s, self._seq[i], self._ms[i])
+                out.append(r)
+            self._cache = out
+        return self._cache
+
+
+@cython.final
+@cython.freelist(1024)
+cdef class Record:
+    """A record read from a shard (the GetRecords Record shape, in snake_case)."""
+    cdef readonly bytes data
+    cdef readonly str partition_key
+    cdef Shard _shard
+    cdef uint64_t _seq
+    cdef int64_t _ms
+
+    @property
+    def sequence_number(self):
+        return _format_seq(self._shard.created_secs, self._shard.index, self._seq, self._ms)
+
+    @property
+    def approximate_arrival_timestamp(self):
+        return self._ms / 1000.0
+
+    def __repr__(self):
+        return (f"Record(sequence_number={self.sequence_number!r}, "
+                f"partition_key={self.partition_key!r}, data={self.data[:32]!r})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Shard log
+
+cdef void _free_segment(Segment *g) noexcept nogil:
+    if g != NULL:
+        free(g.off)
+        free(g.dlen)
+        free(g.klen)
+        free(g.ms)
+        free(g.arena)
+        free(g)
+
+
+cdef int _seal_segment(Segment *g) noexcept nogil:
+    """Shrink a full segment's arrays and arena to fit (best effort: a failed shrink keeps them)."""
+    cdef void *p
+    if g.count == 0:
+        return 0
+    if g.cap > g.count:
+        # a failed shrink keeps the larger block, which stays valid, so each result is checked alone
+        p = realloc(g.off, g.count * sizeof(uint32_t))
+        if p != NULL: g.off = <uint32_t*>p
+        p = realloc(g.dlen, g.count * sizeof(uint32_t))
+        if p != NULL: g.dlen = <uint32_t*>p
+        p = realloc(g.klen, g.count * sizeof(uint16_t))
+        if p != NULL: g.klen = <uint16_t*>p
+        p = realloc(g.ms, g.count * sizeof(int64_t))
+        if p != NULL: g.ms = <int64_t*>p
+        g.cap = g.count
+    if g.used and g.used < g.acap:
+        p = realloc(g.arena, g.used)
+        if p != NULL:
+            g.arena = <unsigned char*>p
+            g.acap = g.used
+    return 0
+
+
+cdef int _grow_index(Segment *g) noexcept nogil:
+    # doubling up to INDEX_STEP entries, then INDEX_STEP more at a time (bounded slack per shard)
+    cdef uint32_t cap = (g.cap * 2 if g.cap < INDEX_STEP else g.cap + INDEX_STEP) if g.cap else 16
+    cdef void *a
+    cdef void *b
+    cdef void *c
+    cdef void *d
+    if cap > SEG_MAX_RECORDS:
+        cap = SEG_MAX_RECORDS
+    a = realloc(g.off, cap * sizeof(uint32_t))
+    if a == NULL: return -1
+    g.off = <uint32_t*>a
+    b = realloc(g.dlen, cap * sizeof(uint32_t))
+    if b == NULL: return -1
+    g.dlen = <uint32_t*>b
+    c = realloc(g.klen, cap * sizeof(uint16_t))
+    if c == NULL: return -1
+    g.klen = <uint16_t*>c
+    d = realloc(g.ms, cap * sizeof(int64_t))
+    if d == NULL: return -1
+    g.ms = <int64_t*>d
+    g.cap = cap
+    return 0
+
+
+@cython.final
+cdef class Shard:
+    """One shard: its log, hash range and quota buckets."""
+
+    def __cinit__(self):
+        self._segs = NULL
+        self._nseg = 0
+        self._seg_head = 0
+        self._seg_cap = 0
+
+    def __init__(self, uint32_t index, start_hash, end_hash, int64_t created_secs, limits):
+        self.index = index
+        self.shard_id = E.shard_name(index)
+        self.start_hash = start_hash
+        self.end_hash = end_hash
+        self._shi = <uint64_t>(start_hash >> 64)
+        self._slo = <uint64_t>(start_hash & 0xFFFFFFFFFFFFFFFF)
+        self.created_secs = created_secs
+        self.base = 0
+        self.end = 0
+        self._last_ms = 0
+        self.closed = False
+        self._wb = <double>limits.write_bytes_per_second
+        self._wr = <double>limits.write_records_per_second
+        self._wt_set = False
+        self._rc = <double>limits.read_calls_per_second
+        self._rb = <double>limits.read_bytes_per_second
+        self._rt_set = False
+        self._penalty_until = -1e300
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self._segs != NULL:
+            for i in range(self._nseg):
+                _free_segment(self._segs[(self._seg_head + i) % self._seg_cap])
+            free(self._segs)
+
+    cdef Segment* _new_segment(self, size_t need) except NULL:
+        cdef Segment *g
+        cdef Segment **ring
+        cdef Py_ssize_t i, cap
+        if self._nseg == self._seg_cap:
+            cap = self._seg_cap * 2 if self._seg_cap else 4
+            ring = <Segment**>malloc(cap * sizeof(Segment*))
+            if ring == NULL:
+                raise MemoryError()
+            for i in range(self._nseg):
+                ring[i] = self._segs[(self._seg_head + i) % self._seg_cap]
+            free(self._segs)
+            self._segs = ring
+            self._seg_head = 0
+            self._seg_cap = cap
+        if self._nseg:
+            _seal_segment(self._segs[(self._seg_head + self._nseg - 1) % self._seg_cap])
+        g = <Segment*>malloc(sizeof(Segment))
+        if g == NULL:
+            raise MemoryError()
+        g.base = self.end
+        g.count = 0
+        g.cap = 0
+        g.off = NULL
+        g.dlen = NULL
+        g.klen = NULL
+        g.ms = NULL
+        g.used = 0
+        g.acap = need if need > 256 else 256
+        g.arena = <unsigned char*>malloc(g.acap)
+        if g.arena == NULL or _grow_index(g) != 0:
+            _free_segment(g)
+            raise MemoryError()
+        self._segs[(self._seg_head + self._nseg) % self._seg_cap] = g
+        self._nseg += 1
+        return g
+
+    cdef int _append(self, const char *data, size_t dlen, const char *key, size_t klen, int64_t ms) except -1:
+        cdef Segment *g = NULL
+        cdef size_t need = dlen + klen
+        cdef size_t acap
+        cdef void *p
+        if self._nseg:
+            g = self._segs[(self._seg_head + self._nseg - 1) % self._seg_cap]
+            if (g.count >= SEG_MAX_RECORDS or g.used + need > SEG_MAX_BYTES
+                    or (g.count and ms - g.ms[0] > SEG_MAX_AGE_MS)):
+                g = NULL
+        if g == NULL:
+            g = self._new_segment(need)
+        if g.count == g.cap and _grow_index(g) != 0:
+            raise MemoryError()
+        if g.used + need > g.acap:
+            # NOTE: doubling up to 1 MiB, then 1 MiB more at a time: a segment is at most 64 MiB, so
+            # growth stays amortised O(1) per record while an open segment wastes at most 1 MiB
+            # (doubling alone measured 37 B/record of overhead at 65k records; this keeps it < 32).
+            acap = g.acap
+            while acap < g.used + need:
+                acap = acap * 2 if acap < ARENA_STEP else acap + ARENA_STEP
+            p = realloc(g.arena, acap)
+            if p == NULL:
+                raise MemoryError()
+            g.arena = <unsigned char*>p
+            g.acap = acap
+        memcpy(g.arena + g.used, data, dlen)
+        memcpy(g.arena + g.used + dlen, key, klen)
+        g.off[g.count] = <uint32_t>g.used
+        g.dlen[g.count] = <uint32_t>dlen
+        g.klen[g.count] = <uint16_t>klen
+        g.ms[g.count] = ms
+        g.used += need
+        g.count += 1
+        self.end += 1
+        return 0
+
+    cdef Segment* _find(self, uint64_t pos) noexcept:
+        """The segment holding seq index pos (base <= pos < end), by binary search."""
+        cdef Py_ssize_t lo = 0, hi = self._nseg - 1, mid
+        cdef Segment *g = self._segs[(self._seg_head + hi) % self._seg_cap]
+        if pos >= g.base:
+            return g
+        while lo < hi:
+            mid = (lo + hi + 1) >> 1
+            if self._segs[(self._seg_head + mid) % self._seg_cap].base <= pos:
+                lo = mid
+            else:
+                hi = mid - 1
+        return self._segs[(self._seg_head + lo) % self._seg_cap]
+
+    cdef int64_t _ms_at(self, uint64_t pos) noexcept:
+        cdef Segment *g = self._find(pos)
+        return g.ms[pos - g.base]
+
+    cdef uint64_t _seek_ms(self, int64_t ms) noexcept:
+        """First seq index >= base whose arrival is >= ms (end if none)."""
+        cdef Py_ssize_t lo = 0, hi = self._nseg, mid
+        cdef Segment *g
+        cdef uint64_t a, b, m, pos
+        if self.base >= self.end:
+            return self.end
+        # first segment whose last arrival >= ms
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            g = self._segs[(self._seg_head + mid) % self._seg_cap]
+            if g.count == 0 or g.ms[g.count - 1] < ms:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == self._nseg:
+            return self.end
+        g = self._segs[(self._seg_head + lo) % self._seg_cap]
+        a = 0
+        b = g.count
+        while a < b:
+            m = (a + b) >> 1
+            if g.ms[m] < ms:
+                a = m + 1
+            else:
+                b = m
+        pos = g.base + a
+        return pos if pos > self.base else self.base
+
+    cdef void _trim_to(self, uint64_t pos) noexcept:
+        """Move the trim horizon to pos and free every segment wholly below it."""
+        cdef Segment *g
+        if pos <= self.base:
+            return
+        self.base = pos
+        while self._nseg > 1:
+            g = self._segs[self._seg_head]
+            if g.base + g.count > pos:
+                break
+            _free_segment(g)
+            self._seg_head = (self._seg_head + 1) % self._seg_cap
+            self._nseg -= 1
+        if self._nseg == 1 and self.base == self.end:
+            g = self._segs[self._seg_head]
+            if g.count and g.base + g.count <= pos:
+                _free_segment(g)
+                self._seg_head = 0
+                self._nseg = 0
+
+    def memory_bytes(self):
+        """Bytes allocated for this shard's log (arenas, index arrays, segment headers)."""
+        cdef Py_ssize_t i
+        cdef Segment *g
+        cdef size_t total = self._seg_cap * sizeof(Segment*)
+        for i in range(self._nseg):
+            g = self._segs[(self._seg_head + i) % self._seg_cap]
+            total += sizeof(Segment) + g.acap + g.cap * (2 * sizeof(uint32_t) + sizeof(uint16_t) + sizeof(int64_t))
+        return total
+
+    def segment_count(self):
+        return self._nseg
+
+
+# ----------------------------------------------------------------------------------------------
+# Stream core
+
+cdef inline bint _u128_le(uint64_t ahi, uint64_t alo, uint64_t bhi, uint64_t blo) noexcept nogil:
+    return ahi < bhi or (ahi == bhi and alo <= blo)
+
+
+cdef int _key_bytes(object key, Py_ssize_t i, const char **p, Py_ssize_t *n) except -1:
+    """Validate a partition key and point at its (cached) UTF-8 bytes."""
+    cdef Py_ssize_t chars
+    if not isinstance(key, str):
+        raise E.bad_partition_key(None if i < 0 else i, key)
+    chars = PyUnicode_GET_LENGTH(key)
+    if chars < 1 or chars > PARTITION_KEY_MAX_CHARS:
+        raise E.bad_partition_key(None if i < 0 else i, key)
+    try:
+        p[0] = PyUnicode_AsUTF8AndSize(key, n)
+    except UnicodeEncodeError:
+        raise E.bad_key_encoding(None if i < 0 else i) from None
+    return 0
+
+
+cdef object _data_bytes(object data, Py_ssize_t i):
+    """data as a bytes object (bytes pass through; str is UTF-8 encoded; bytes-likes are copied)."""
+    if PyBytes_CheckExact(data):
+        return data
+    if isinstance(data, str):
+        return (<str>data).encode()
+    try:
+        return bytes(memoryview(data))
+    except TypeError:
+        raise E.bad_data(None if i < 0 else i, data) from None
+
+
+cdef int _hash_of(object ehk, const char *kp, Py_ssize_t kl, uint64_t *hi, uint64_t *lo) except -1:
+    cdef object v
+    if ehk is None:
+        fk_md5_u128(<const unsigned char*>kp, <size_t>kl, hi, lo)
+    else:
+        v = parse_hash_key(ehk)
+        hi[0] = <uint64_t>(v >> 64)
+        lo[0] = <uint64_t>(v & 0xFFFFFFFFFFFFFFFF)
+    return 0
+
+
+@cython.final
+cdef class StreamCore:
+    """One stream's data plane: shard logs, routing, sequence numbers and quotas."""
+
+    def __cinit__(self):
+        self._ohi = NULL
+        self._olo = NULL
+        self._nopen = 0
+
+    def __init__(self, str name not None, str account not None, limits not None, bint quotas,
+                 Py_ssize_t max_record_bytes):
+        self.name = name
+        self.account = account
+        self.limits = limits
+        self.quotas = quotas
+        self.max_record_bytes = max_record_bytes
+        self.shards = {}
+        self._open = []
+        self._wbps = <double>limits.write_bytes_per_second
+        self._wrps = <double>limits.write_records_per_second
+        self._rcps = <double>limits.read_calls_per_second
+        self._rbps = <double>limits.read_bytes_per_second
+        self._penalty = <double>limits.read_penalty_seconds
+        self._get_max_bytes = limits.get_records_max_bytes
+        self._put_max_bytes = limits.put_records_max_bytes
+
+    def __dealloc__(self):
+        free(self._ohi)
+        free(self._olo)
+
+    # -- topology -------------------------------------------------------------------------
+    cdef int _rebuild_routing(self) except -1:
+        cdef Py_ssize_t i, n
+        cdef Shard s
+        self._open.sort(key=lambda sh: sh.start_hash)
+        n = len(self._open)
+        free(self._ohi)
+        free(self._olo)
+        self._ohi = <uint64_t*>malloc((n + 1) * sizeof(uint64_t))
+        self._olo = <uint64_t*>malloc((n + 1) * sizeof(uint64_t))
+        if self._ohi == NULL or self._olo == NULL:
+            self._nopen = 0
+            raise MemoryError()
+        for i in range(n):
+            s = <Shard>self._open[i]
+            self._ohi[i] = s._shi
+            self._olo[i] = s._slo
+        self._nopen = n
+        return 0
+
+    def add_shard(self, uint32_t index, start_hash, end_hash, int64_t created_secs):
+        s = Shard(index, start_hash, end_hash, created_secs, self.limits)
+        with self._lock:
+            self.shards[index] = s
+            self._open.append(s)
+            self._rebuild_routing()
+
+    def close_shard(self, uint32_t index):
+        """Stop routing to the shard; returns its end (the seq index after its last record)."""
+        cdef Shard s
+        with self._lock:
+            s = <Shard>self.shards[index]
+            self._open.remove(s)
+            s.closed = True
+            self._rebuild_routing()
+            return s.end
+
+    def shard_end(self, uint32_t index):
+        return (<Shard>self.shards[index]).end
+
+    def shard_horizon(self, uint32_t index):
+        return (<Shard>self.shards[index]).base
+
+    def seek_timestamp(self, uint32_t index, int64_t ts_ms):
+        cdef Shard s = <Shard>self.shards[index]
+        with self._lock:
+            return s._seek_ms(ts_ms)
+
+    def arrival_ms(self, uint32_t index, uint64_t seq_index):
+        cdef Shard s = <Shard>self.shards[index]
+        with self._lock:
+            if not s.base <= seq_index < s.end:
+                raise IndexError(seq_index)
+            return s._ms_at(seq_index)
+
+    # -- routing --------------------------------------------------------------------------
+    cdef Shard _route(self, uint64_t hi, uint64_t lo):
+        """The open shard whose range holds (hi, lo): the last one whose start <= hash."""
+        cdef Py_ssize_t a = 0, b = self._nopen - 1, m
+        while a < b:
+            m = (a + b + 1) >> 1
+            if _u128_le(self._ohi[m], self._olo[m], hi, lo):
+                a = m
+            else:
+                b = m - 1
+        return <Shard>PyList_GET_ITEM(self._open, a)
+
+    def shard_for_key(self, str partition_key not None):
+        cdef const char *kp
+        cdef Py_ssize_t kl
+        cdef uint64_t hi, lo
+        _key_bytes(partition_key, -1, &kp, &kl)
+        fk_md5_u128(<const unsigned char*>kp, <size_t>kl, &hi, &lo)
+        with self._lock:
+            return self._route(hi, lo).index
+
+    # -- quotas (token buckets holding one second's allowance, refilled continuously) -------
+    cdef bint _write_ok(self, Shard s, Py_ssize_t size, double now) noexcept:
+        cdef double dt, need
+        if not self.quotas:
+            return True
+        if not s._wt_set:
+            s._wt = now
+            s._wt_set = True
+        elif now > s._wt:
+            dt = now - s._wt
+            s._wb = min(self._wbps, s._wb + self._wbps * dt)
+            s._wr = min(self._wrps, s._wr + self._wrps * dt)
+            s._wt = now
+        need = <double>size if <double>size < self._wbps else self._wbps
+        if s._wr >= 1.0 and s._wb >= need:
+            s._wr -= 1.0
+            s._wb -= <double>size
+            return True
+        return False
+
+    cdef bint _read_ok(self, Shard s, double now) noexcept:
+        cdef double dt
+        if not self.quotas:
+            return True
+        if not s._rt_set:
+            s._rt = now
+            s._rt_set = True
+        elif now > s._rt:
+            dt = now - s._rt
+            s._rc = min(self._rcps, s._rc + self._rcps * dt)
+            s._rb = min(self._rbps, s._rb + self._rbps * dt)
+            s._rt = now
+        return now >= s._penalty_until and s._rc >= 1.0 and s._rb > 0.0
+
+    # -- put ------------------------------------------------------------------------------
+    def put_record(self, data, key, ehk, double now):
+        cdef const char *kp
+        cdef Py_ssize_t kl, dl, size
+        cdef uint64_t hi, lo, seq
+        cdef int64_t ms
+        cdef Shard s
+        cdef bytes b = _data_bytes(data, -1)
+        _key_bytes(key, -1, &kp, &kl)
+        dl = PyBytes_GET_SIZE(b)
+        size = dl + kl
+        if size > self.max_record_bytes:
+            raise E.record_too_large(None, size, self.max_record_bytes)
+        _hash_of(ehk, kp, kl, &hi, &lo)
+        with self._lock:
+            s = self._route(hi, lo)
+            if not self._write_ok(s, size, now):
+                raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
+            ms = now_ms(now)
+            if ms < s._last_ms:
+                ms = s._last_ms
+            s._last_ms = ms
+            seq = s.end
+            s._append(PyBytes_AS_STRING(b), <size_t>dl, kp, <size_t>kl, ms)
+            return _ok_result(s, seq, ms)
+
+    def put_records(self, records, double now):
+        cdef Py_ssize_t n, i, total = 0, size, rl
+        cdef PyObject *rec
+        cdef object data, key, ehk
+        cdef list keep = None
+        cdef PutRecordsResult res
+        cdef Shard s
+        cdef int64_t ms, base_ms
+        cdef bint is_list
+        if not isinstance(records, (list, tuple)):
+            raise E.ValidationException(
+                f"records must be a list of (data, partition_key[, explicit_hash_key]) tuples, got {type(records).__name__}")
+        is_list = isinstance(records, list)
+        n = len(records)
+        if n < 1:
+            raise E.validation_error("[]", "records", "have length greater than or equal to 1")
+        if n > PUT_RECORDS_MAX_RECORDS:
+            raise E.validation_error(f"[{n} records]", "records",
+                                     f"have length less than or equal to {PUT_RECORDS_MAX_RECORDS}")
+        # Pass 1: validate everything and hash; nothing is stored unless the whole request is valid.
+        for i in range(n):
+            rec = PyList_GET_ITEM(records, i) if is_list else PyTuple_GET_ITEM(records, i)
+            if isinstance(<object>rec, tuple):
+                rl = PyTuple_GET_SIZE(<object>rec)
+                if rl != 2 and rl != 3:
+                    raise E.ValidationException(
+                        f"records.{i + 1}.member must be a (data, partition_key[, explicit_hash_key]) tuple")
+                data = <object>PyTuple_GET_ITEM(<object>rec, 0)
+                key = <object>PyTuple_GET_ITEM(<object>rec, 1)
+                ehk = <object>PyTuple_GET_ITEM(<object>rec, 2) if rl == 3 else None
+            elif isinstance(<object>rec, list) and 2 <= len(<object>rec) <= 3:
+                data = (<object>rec)[0]
+                key = (<object>rec)[1]
+                ehk = (<object>rec)[2] if len(<object>rec) == 3 else None
+            else:
+                raise E.ValidationException(
+                    f"records.{i + 1}.member must be a (data, partition_key[, explicit_hash_key]) tuple")
+            if not PyBytes_CheckExact(data):
+                data = _data_bytes(data, i)
+                if keep is None:
+                    keep = []
+                keep.append(data)
+            _key_bytes(key, i, &self._kp[i], &self._kl[i])
+            self._dp[i] = PyBytes_AS_STRING(data)
+            self._dl[i] = PyBytes_GET_SIZE(data)
+            size = self._dl[i] + self._kl[i]
+            if size > self.max_record_bytes:
+                raise E.record_too_large(i, size, self.max_record_bytes)
+            total += size
+            _hash_of(ehk, self._kp[i], self._kl[i], &self._hhi[i], &self._hlo[i])
+        if total > self._put_max_bytes:
+            raise E.InvalidArgumentException(
+                f"Records size of {total} bytes exceeds the PutRecords request limit of {self._put_max_bytes} bytes.")
+        # Pass 2: route, charge quotas, append.
+        res = PutRecordsResult.__new__(PutRecordsResult)
+        res._n = n
+        res._stream = self.name
+        res._account = self.account
+        res._seq = <uint64_t*>malloc(n * sizeof(uint64_t))
+        res._ms = <int64_t*>malloc(n * sizeof(int64_t))
+        if res._seq == NULL or res._ms == NULL:
+            raise MemoryError()
+        shards = [None] * n
+        res._shards = shards
+        base_ms = now_ms(now)
+        with self._lock:
+            for i in range(n):
+                s = self._route(self._hhi[i], self._hlo[i])
+                shards[i] = s
+                if self._write_ok(s, self._dl[i] + self._kl[i], now):
+                    ms = base_ms if base_ms >= s._last_ms else s._last_ms
+                    s._last_ms = ms
+                    res._seq[i] = s.end
+                    res._ms[i] = ms
+                    s._append(self._dp[i], <size_t>self._dl[i], self._kp[i], <size_t>self._kl[i], ms)
+                else:
+                    res._seq[i] = <uint64_t>-1
+                    res._ms[i] = 0
+                    res.failed_record_count += 1
+        return res
+
+    # -- read -----------------------------------------------------------------------------
+    def get_records(self, uint32_t index, uint64_t pos, Py_ssize_t limit, double now):
+        """Read from seq index ``pos`` (clamped to the trim horizon): (records, next_pos, millis_behind)."""
+        cdef Shard s
+        cdef Segment *g
+        cdef Py_ssize_t nbytes = 0, size, cap = self._get_max_bytes, got = 0
+        cdef uint64_t j
+        cdef bint cut = False
+        cdef Record r
+        cdef int64_t behind = 0
+        cdef list out = []
+        if not 1 <= limit <= GET_RECORDS_MAX_RECORDS:
+            raise E.validation_error(limit, "limit", f"have value between 1 and {GET_RECORDS_MAX_RECORDS}")
+        with self._lock:
+            s = <Shard>self.shards[index]
+            if not self._read_ok(s, now):
+                raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
+            if pos < s.base:
+                pos = s.base
+            while pos < s.end and got < limit:
+                g = s._find(pos)
+                j = pos - g.base
+                while j < g.count and got < limit:
+                    size = g.dlen[j] + g.klen[j]
+                    if nbytes + size > cap:
+                        cut = True
+                        break
+                    nbytes += size
+                    r = Record.__new__(Record)
+                    r.data = PyBytes_FromStringAndSize(<char*>g.arena + g.off[j], g.dlen[j])
+                    r.partition_key = PyUnicode_DecodeUTF8(<char*>g.arena + g.off[j] + g.dlen[j], g.klen[j], NULL)
+                    r._shard = s
+                    r._seq = pos
+                    r._ms = g.ms[j]
+                    out.append(r)
+                    got += 1
+                    pos += 1
+                    j += 1
+                if cut:
+                    break
+            if self.quotas:
+                s._rc -= 1.0
+                s._rb -= <double>nbytes
+                if cut or nbytes >= cap:
+                    s._penalty_until = now + self._penalty
+            if pos < s.end:
+                behind = now_ms(now) - s._ms_at(pos)
+                if behind < 0:
+                    behind = 0
+            return out, pos, behind
+
+    # -- retention ------------------------------------------------------------------------
+    def trim(self, double now, double retention_secs):
+        """Drop records that arrived before now - retention; returns how many were dropped."""
+        cdef int64_t cutoff = now_ms(now) - <int64_t>floor(retention_secs * 1000.0)
+        cdef Shard s
+        cdef uint64_t pos, dropped = 0
+        with self._lock:
+            for s in self.shards.values():
+                if s.base < s.end:
+                    pos = s._seek_ms(cutoff)
+                    dropped += pos - s.base
+                    s._trim_to(pos)
+        return dropped
+
+    def record_count(self):
+        cdef Shard s
+        cdef uint64_t n = 0
+        for s in self.shards.values():
+            n += s.end - s.base
+        return n
+
+    def memory_bytes(self):
+        cdef Shard s
+        return sum([s.memory_bytes() for s in self.shards.values()])
+
+
+END_SEQ_INDEX = SEQ_INDEX_END

@@ -1,0 +1,385 @@
+"""The Engine: streams of one account and region, on one clock, with one set of limits.
+
+Method names are boto3's Kinesis operation names in snake_case. A stream is named by
+``stream_name`` or ``stream_arn`` (either, or both when they agree).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+
+from . import errors as E
+from ._engine import get_core
+from .clock import RealClock
+from .iterators import TokenCodec
+from .limits import (
+    DEFAULT_LIMITS, GET_RECORDS_MAX_RECORDS, LIST_SHARDS_MAX_RESULTS, LIST_STREAMS_MAX, MAX_RECORD_KIB_DEFAULT,
+    MAX_RECORD_KIB_MAX, ON_DEMAND_INITIAL_SHARDS, RETENTION_HOURS_DEFAULT, RETENTION_HOURS_MAX, RETENTION_HOURS_MIN,
+    TAGS_MAX, Limits,
+)
+from .streams import Stream, to_epoch
+
+_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
+_TAG_CHARS = re.compile(r"[\w .:/=+\-@%]*\Z", re.UNICODE)
+_ARN = re.compile(r"arn:aws[\w-]*:kinesis:([\w-]+):(\d{12}):stream/([a-zA-Z0-9_.-]{1,128})\Z")
+LIST_TOKEN_TTL_MS = 300_000
+
+
+class Engine:
+    """An in-process Kinesis Data Streams service.
+
+    >>> engine = Engine()
+    >>> s = engine.create_stream("orders", shard_count=2)
+    >>> s.put_record(b"x", "k").shard_id
+    'shardId-000000000001'
+    """
+
+    def __init__(self, clock=None, *, account_id: str = "123456789012", region: str = "us-east-1",
+                 limits: Limits = DEFAULT_LIMITS, quotas: bool = True, engine: str | None = None,
+                 create_latency: float = 0.0, delete_latency: float = 0.0) -> None:
+        if not re.fullmatch(r"\d{12}", account_id):
+            raise ValueError(f"account_id must be 12 digits, got {account_id!r}")
+        self.clock = clock if clock is not None else RealClock()
+        self.account_id = account_id
+        self.region = region
+        self.limits = limits
+        self.quotas = quotas
+        self.core = get_core(engine)
+        self.engine = self.core.ENGINE
+        self.create_latency = float(create_latency)
+        self.delete_latency = float(delete_latency)
+        self._streams: dict[str, Stream] = {}
+        self._lock = threading.RLock()
+        self._tokens = TokenCodec(os.urandom(32))
+        self._incarnations = 0
+
+    # -- quotas switch ----------------------------------------------------------------------
+    def set_quotas(self, enabled: bool) -> None:
+        """Turn per-shard quota enforcement on or off for every stream, now and later."""
+        with self._lock:
+            self.quotas = bool(enabled)
+            for s in self._streams.values():
+                s.core.quotas = self.quotas
+
+    def _now_ms(self) -> int:
+        return math.floor(self.clock() * 1000.0)
+
+    # -- lookup -----------------------------------------------------------------------------
+    def stream(self, stream_name: str | None = None, stream_arn: str | None = None) -> Stream:
+        """The Stream named by name or ARN; ResourceNotFoundException when there is none."""
+        name = self._resolve_name(stream_name, stream_arn)
+        s = self._streams.get(name)
+        if s is None or (s.deleting_at is not None and self.clock() >= s.deleting_at):
+            if s is not None:
+                self._reap(s)
+            raise E.stream_not_found(name, self.account_id)
+        return s
+
+    def _resolve_name(self, stream_name, stream_arn) -> str:
+        if stream_name is None and stream_arn is None:
+            raise E.ValidationException("Either StreamName or StreamARN must be specified.")
+        if stream_arn is not None:
+            m = _ARN.match(stream_arn) if isinstance(stream_arn, str) else None
+            if m is None:
+                raise E.validation_error(stream_arn, "streamARN",
+                                         "satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+")
+            region, account, name = m.groups()
+            if account != self.account_id or region != self.region:
+                raise E.stream_not_found(name, account)
+            if stream_name is not None and stream_name != name:
+                raise E.InvalidArgumentException(
+                    f"StreamARN {stream_arn} and StreamName {stream_name} do not name the same stream.")
+            return name
+        self._check_name(stream_name)
+        return stream_name
+
+    @staticmethod
+    def _check_name(name) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            if isinstance(name, str) and not 1 <= len(name) <= 128:
+                raise E.validation_error(name, "streamName",
+                                         f"have length {'greater than or equal to 1' if not name else 'less than or equal to 128'}")
+            raise E.validation_error(name, "streamName", "satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
+
+    def _reap(self, s: Stream) -> None:
+        with self._lock:
+            if self._streams.get(s.name) is s:
+                del self._streams[s.name]
+
+    def _live_streams(self) -> list[Stream]:
+        now = self.clock()
+        for s in list(self._streams.values()):
+            if s.deleting_at is not None and now >= s.deleting_at:
+                self._reap(s)
+        return list(self._streams.values())
+
+    # -- create / delete --------------------------------------------------------------------
+    def create_stream(self, stream_name: str, shard_count: int | None = None, *, stream_mode_details: dict | None = None,
+                      stream_mode: str | None = None, tags: dict | None = None,
+                      retention_period_hours: int = RETENTION_HOURS_DEFAULT,
+                      max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT) -> Stream:
+        """Create a stream and return it. ``stream_mode`` (or boto3's ``stream_mode_details``) is
+        PROVISIONED (default; needs shard_count) or ON_DEMAND (starts with 4 shards unless given)."""
+        self._check_name(stream_name)
+        mode = stream_mode or (stream_mode_details or {}).get("StreamMode", "PROVISIONED")
+        if mode not in ("PROVISIONED", "ON_DEMAND"):
+            raise E.validation_error(mode, "streamModeDetails.streamMode",
+                                     "satisfy enum value set: [PROVISIONED, ON_DEMAND]")
+        if shard_count is None:
+            if mode == "PROVISIONED":
+                raise E.InvalidArgumentException("ShardCount is required for a stream in PROVISIONED mode.")
+            shard_count = ON_DEMAND_INITIAL_SHARDS
+        if isinstance(shard_count, bool) or not isinstance(shard_count, int):
+            raise E.ValidationException(f"ShardCount must be an integer, got {type(shard_count).__name__}")
+        if shard_count < 1:
+            raise E.validation_error(shard_count, "shardCount", "have value greater than or equal to 1")
+        if not isinstance(retention_period_hours, int) or not RETENTION_HOURS_MIN <= retention_period_hours <= RETENTION_HOURS_MAX:
+            raise E.InvalidArgumentException(
+                f"Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Maximum allowed retention period is "
+                f"{RETENTION_HOURS_MAX} hours. Requested retention period ({retention_period_hours} hours) is out of range.")
+        self._check_max_record_kib(max_record_size_in_kib)
+        tags = self._check_tags(tags or {})
+        with self._lock:
+            live = self._live_streams()
+            if stream_name in self._streams:
+                raise E.ResourceInUseException(f"Stream {stream_name} under account {self.account_id} already exists.")
+            self.check_shard_quota(shard_count)
+            if mode == "ON_DEMAND":
+                n = sum(1 for s in live if s.mode == "ON_DEMAND")
+                if n >= self.limits.on_demand_stream_limit:
+                    raise E.LimitExceededException(
+                        f"This request would exceed the on-demand stream limit for account {self.account_id} "
+                        f"({self.limits.on_demand_stream_limit} streams).")
+            self._incarnations += 1
+            s = Stream(self, stream_name, shard_count, mode, retention_period_hours, tags,
+                       max_record_size_in_kib, self._incarnations)
+            self._streams[stream_name] = s
+            return s
+
+    def check_shard_quota(self, extra: int) -> None:
+        """LimitExceededException when ``extra`` more open shards would pass the account's shard limit."""
+        current = self.open_shard_count()
+        if current + extra > self.limits.shard_limit:
+            raise E.LimitExceededException(
+                f"This request would exceed the shard limit for the account {self.account_id} in {self.region}. "
+                f"Current shard count for the account: {current}. Limit: {self.limits.shard_limit}. Number of "
+                f"additional shards that would have resulted from this request: {extra}. Refer to the AWS Service "
+                "Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current "
+                "limits and how to request higher limits.")
+
+    def open_shard_count(self) -> int:
+        return sum(len(s.open_shards()) for s in self._live_streams())
+
+    @staticmethod
+    def _check_max_record_kib(v) -> None:
+        if isinstance(v, bool) or not isinstance(v, int) or not MAX_RECORD_KIB_DEFAULT <= v <= MAX_RECORD_KIB_MAX:
+            raise E.validation_error(v, "maxRecordSizeInKiB",
+                                     f"have value between {MAX_RECORD_KIB_DEFAULT} and {MAX_RECORD_KIB_MAX}")
+
+    def delete_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
+                      enforce_consumer_deletion: bool = False) -> None:
+        with self._lock:
+            s = self.stream(stream_name, stream_arn)
+            if s.deleting_at is not None:
+                return
+            s.deleting_at = self.clock() + self.delete_latency
+            if self.delete_latency <= 0:
+                self._reap(s)
+
+    # -- describe / list --------------------------------------------------------------------
+    def describe_stream(self, stream_name=None, stream_arn=None, limit: int = 100,
+                        exclusive_start_shard_id: str | None = None) -> dict:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+            raise E.validation_error(limit, "limit", "have value between 1 and 10000")
+        return self.stream(stream_name, stream_arn).describe(min(limit, 100), exclusive_start_shard_id)
+
+    def describe_stream_summary(self, stream_name=None, stream_arn=None) -> dict:
+        return self.stream(stream_name, stream_arn).describe_summary()
+
+    def list_streams(self, limit: int = 100, exclusive_start_stream_name: str | None = None,
+                     next_token: str | None = None) -> dict:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+            raise E.validation_error(limit, "limit", "have value between 1 and 10000")
+        limit = min(limit, LIST_STREAMS_MAX)
+        after = exclusive_start_stream_name
+        if next_token is not None:
+            if exclusive_start_stream_name is not None:
+                raise E.InvalidArgumentException("NextToken and ExclusiveStartStreamName cannot be provided together.")
+            _, after = self._tokens.open_next_token(next_token, "streams", self._now_ms(), LIST_TOKEN_TTL_MS)
+        streams = sorted(self._live_streams(), key=lambda s: s.name)
+        if after is not None:
+            streams = [s for s in streams if s.name > after]
+        page, more = streams[:limit], len(streams) > limit
+        out = {
+            "StreamNames": [s.name for s in page],
+            "HasMoreStreams": more,
+            "StreamSummaries": [{
+                "StreamName": s.name, "StreamARN": s.arn, "StreamStatus": s.status,
+                "StreamModeDetails": {"StreamMode": s.mode},
+                "StreamCreationTimestamp": s.describe_summary()["StreamDescriptionSummary"]["StreamCreationTimestamp"],
+            } for s in page],
+        }
+        if more:
+            out["NextToken"] = self._tokens.next_token("streams", 0, self._now_ms(), page[-1].name)
+        return out
+
+    def list_shards(self, stream_name=None, stream_arn=None, next_token: str | None = None,
+                    exclusive_start_shard_id: str | None = None, max_results: int = LIST_SHARDS_MAX_RESULTS,
+                    stream_creation_timestamp=None, shard_filter: dict | None = None) -> dict:
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= 10000:
+            raise E.validation_error(max_results, "maxResults", "have value between 1 and 10000")
+        max_results = min(max_results, LIST_SHARDS_MAX_RESULTS)
+        if next_token is not None:
+            if stream_name is not None or exclusive_start_shard_id is not None or stream_creation_timestamp is not None:
+                raise E.InvalidArgumentException(
+                    "NextToken and StreamName, ExclusiveStartShardId or StreamCreationTimestamp cannot be provided together.")
+            inc, cursor = self._tokens.open_next_token(next_token, "shards", self._now_ms(), LIST_TOKEN_TTL_MS)
+            name, after, filt = cursor.split("\x00", 2)
+            s = self.stream(name, stream_arn)
+            if s.incarnation != inc:
+                raise E.stream_not_found(name, self.account_id)
+            shards = s.filter_shards(json.loads(filt) or None, None)
+            shards = [x for x in shards if x.index > int(after)]
+        else:
+            s = self.stream(stream_name, stream_arn)
+            if stream_creation_timestamp is not None:
+                to_epoch(stream_creation_timestamp, "streamCreationTimestamp")
+            shards = s.filter_shards(shard_filter, exclusive_start_shard_id)
+            filt = _json_filter(shard_filter)
+        page = shards[:max_results]
+        out: dict = {"Shards": [s.shard_dict(x) for x in page]}
+        if len(shards) > max_results:
+            out["NextToken"] = self._tokens.next_token(
+                "shards", s.incarnation, self._now_ms(), f"{s.name}\x00{page[-1].index}\x00{filt}")
+        return out
+
+    def describe_limits(self) -> dict:
+        live = self._live_streams()
+        return {
+            "ShardLimit": self.limits.shard_limit,
+            "OpenShardCount": sum(len(s.open_shards()) for s in live),
+            "OnDemandStreamCount": sum(1 for s in live if s.mode == "ON_DEMAND"),
+            "OnDemandStreamCountLimit": self.limits.on_demand_stream_limit,
+        }
+
+    # -- retention ----------------------------------------------------------------------------
+    def increase_stream_retention_period(self, retention_period_hours: int, stream_name=None, stream_arn=None) -> None:
+        s = self.stream(stream_name, stream_arn)
+        self._check_retention(retention_period_hours)
+        if retention_period_hours < s.retention_hours:
+            raise E.InvalidArgumentException(
+                f"Requested retention period ({retention_period_hours} hours) for stream {s.name} can not be shorter "
+                f"than existing retention period ({s.retention_hours} hours). Use DecreaseRetentionPeriod API.")
+        s.retention_hours = retention_period_hours
+
+    def decrease_stream_retention_period(self, retention_period_hours: int, stream_name=None, stream_arn=None) -> None:
+        s = self.stream(stream_name, stream_arn)
+        self._check_retention(retention_period_hours)
+        if retention_period_hours > s.retention_hours:
+            raise E.InvalidArgumentException(
+                f"Requested retention period ({retention_period_hours} hours) for stream {s.name} can not be longer "
+                f"than existing retention period ({s.retention_hours} hours). Use IncreaseRetentionPeriod API.")
+        s.retention_hours = retention_period_hours
+        s.trim()
+
+    @staticmethod
+    def _check_retention(h) -> None:
+        if isinstance(h, bool) or not isinstance(h, int):
+            raise E.ValidationException(f"RetentionPeriodHours must be an integer, got {type(h).__name__}")
+        if not RETENTION_HOURS_MIN <= h <= RETENTION_HOURS_MAX:
+            raise E.InvalidArgumentException(
+                f"Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Maximum allowed retention period is "
+                f"{RETENTION_HOURS_MAX} hours. Requested retention period ({h} hours) is out of range.")
+
+    # -- tags -----------------------------------------------------------------------------------
+    @staticmethod
+    def _check_tags(tags) -> dict:
+        if not isinstance(tags, dict):
+            raise E.ValidationException("Tags must be a map of tag keys to values.")
+        if len(tags) > TAGS_MAX:
+            raise E.validation_error(tags, "tags", f"have length less than or equal to {TAGS_MAX}")
+        for k, v in tags.items():
+            if not isinstance(k, str) or not 1 <= len(k) <= 128 or not _TAG_CHARS.match(k):
+                raise E.InvalidArgumentException(f"Tag key {k!r} is invalid: 1 to 128 letters, digits, spaces or _ . : / = + - @ %.")
+            if v is None:
+                v = ""
+            if not isinstance(v, str) or len(v) > 256 or not _TAG_CHARS.match(v):
+                raise E.InvalidArgumentException(f"Tag value {v!r} is invalid: up to 256 letters, digits, spaces or _ . : / = + - @ %.")
+        return {k: ("" if v is None else v) for k, v in tags.items()}
+
+    def add_tags_to_stream(self, tags: dict, stream_name=None, stream_arn=None) -> None:
+        s = self.stream(stream_name, stream_arn)
+        tags = self._check_tags(tags)
+        if not tags:
+            raise E.validation_error(tags, "tags", "have length greater than or equal to 1")
+        with self._lock:
+            merged = {**s.tags, **tags}
+            if len(merged) > TAGS_MAX:
+                raise E.LimitExceededException(
+                    f"Failed to add tags to stream {s.name} under account {self.account_id} because a given stream can "
+                    f"have a maximum of {TAGS_MAX} tags.")
+            s.tags = merged
+
+    def remove_tags_from_stream(self, tag_keys: list, stream_name=None, stream_arn=None) -> None:
+        s = self.stream(stream_name, stream_arn)
+        if not isinstance(tag_keys, (list, tuple)) or not 1 <= len(tag_keys) <= TAGS_MAX:
+            raise E.validation_error(tag_keys, "tagKeys", f"have length between 1 and {TAGS_MAX}")
+        with self._lock:
+            for k in tag_keys:
+                s.tags.pop(k, None)
+
+    def list_tags_for_stream(self, stream_name=None, stream_arn=None, exclusive_start_tag_key: str | None = None,
+                             limit: int = 50) -> dict:
+        s = self.stream(stream_name, stream_arn)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:
+            raise E.validation_error(limit, "limit", "have value between 1 and 50")
+        keys = sorted(s.tags)
+        if exclusive_start_tag_key is not None:
+            keys = [k for k in keys if k > exclusive_start_tag_key]
+        return {"Tags": [{"Key": k, "Value": s.tags[k]} for k in keys[:limit]], "HasMoreTags": len(keys) > limit}
+
+    # -- data plane by name -------------------------------------------------------------------
+    def put_record(self, data, partition_key, stream_name=None, stream_arn=None, explicit_hash_key=None,
+                   sequence_number_for_ordering=None):
+        return self.stream(stream_name, stream_arn).put_record(data, partition_key, explicit_hash_key,
+                                                               sequence_number_for_ordering)
+
+    def put_records(self, records, stream_name=None, stream_arn=None):
+        return self.stream(stream_name, stream_arn).put_records(records)
+
+    def get_shard_iterator(self, shard_id, shard_iterator_type, stream_name=None, stream_arn=None,
+                           starting_sequence_number=None, timestamp=None) -> str:
+        return self.stream(stream_name, stream_arn).get_shard_iterator(
+            shard_id, shard_iterator_type, starting_sequence_number, timestamp)
+
+    def get_records(self, shard_iterator: str, limit: int = GET_RECORDS_MAX_RECORDS, stream_arn=None):
+        """Read from an iterator: .records, .next_shard_iterator, .millis_behind_latest, .child_shards."""
+        now = self.clock()
+        now_ms = math.floor(now * 1000.0)
+        name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms, round(self.limits.iterator_ttl_seconds * 1000))
+        s = self.stream(name)
+        if s.incarnation != inc:
+            raise E.stream_not_found(name, self.account_id)
+        if stream_arn is not None and stream_arn != s.arn:
+            raise E.InvalidArgumentException(f"The shard iterator does not belong to stream {stream_arn}.")
+        return s._get_records(shard, pos, limit, s._check_io())
+
+    # -- introspection ----------------------------------------------------------------------------
+    def memory_bytes(self) -> int | None:
+        """Bytes held by all shard logs (compiled engine only; None for the reference engine)."""
+        total = 0
+        for s in self._live_streams():
+            if not hasattr(s.core, "memory_bytes"):
+                return None
+            total += s.core.memory_bytes()
+        return total
+
+    def __repr__(self) -> str:
+        return f"Engine(engine={self.engine!r}, streams={len(self._streams)}, clock={self.clock!r})"
+
+
+def _json_filter(f) -> str:
+    return json.dumps(f, default=lambda o: to_epoch(o, "shardFilter.timestamp"), sort_keys=True)

@@ -1,0 +1,335 @@
+"""A stream: Kinesis semantics (names, validation, response shapes, iterators) over one engine core.
+
+Data-plane calls make exactly one core call per request (never a Python loop per record).
+Control-plane calls return the same dicts boto3 returns (without ResponseMetadata), with
+timestamps as timezone-aware datetimes.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import threading
+from dataclasses import dataclass, field
+
+from . import errors as E
+from ._common import SEQ_INDEX_END, initial_hash_ranges, parse_sequence_number
+from .limits import GET_RECORDS_MAX_RECORDS, LIST_SHARDS_MAX_RESULTS
+
+ITERATOR_TYPES = ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+SHARD_FILTER_TYPES = ("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP")
+
+
+def to_datetime(t: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc)
+
+
+def to_epoch(t: object, where: str) -> float:
+    """A timestamp argument: datetime (naive = UTC), or epoch seconds."""
+    if isinstance(t, _dt.datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.timezone.utc)
+        return t.timestamp()
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+        return float(t)
+    raise E.ValidationException(f"{where} must be a datetime or epoch seconds, got {t!r}")
+
+
+@dataclass
+class ShardInfo:
+    """Shard metadata kept by the Python layer (the log itself lives in the core)."""
+
+    index: int
+    start_hash: int
+    end_hash: int
+    created: float                          # engine epoch seconds
+    parent: int | None = None
+    adjacent_parent: int | None = None
+    closed_at: float | None = None          # engine time the shard closed
+    children: list[int] = field(default_factory=list)
+
+    @property
+    def shard_id(self) -> str:
+        return E.shard_name(self.index)
+
+    @property
+    def created_secs(self) -> int:
+        return int(self.created)
+
+
+@dataclass(frozen=True)
+class GetRecordsResult:
+    records: list
+    next_shard_iterator: str | None
+    millis_behind_latest: int
+    child_shards: list = field(default_factory=list)
+
+
+class Stream:
+    """One Kinesis data stream inside an Engine. Obtain it from ``engine.create_stream`` or ``engine.stream``."""
+
+    def __init__(self, engine, name: str, shard_count: int, mode: str, retention_hours: int,
+                 tags: dict[str, str], max_record_kib: int, incarnation: int) -> None:
+        self.engine = engine
+        self.name = name
+        self.arn = f"arn:aws:kinesis:{engine.region}:{engine.account_id}:stream/{name}"
+        self.mode = mode
+        self.retention_hours = retention_hours
+        self.tags = dict(tags)
+        self.max_record_kib = max_record_kib
+        self.incarnation = incarnation
+        self.encryption_type = "NONE"
+        self.key_id: str | None = None
+        self.shard_level_metrics: list[str] = []
+        self._clock = engine.clock
+        now = self._clock()
+        self.created = now
+        self._ready_at = now + engine.create_latency
+        self.deleting_at: float | None = None
+        self._lock = threading.RLock()
+        self._core = engine.core.StreamCore(name, engine.account_id, engine.limits, engine.quotas,
+                                            max_record_kib * 1024)
+        self._shards: dict[int, ShardInfo] = {}
+        self._next_trim = now + 1.0
+        for i, (a, b) in enumerate(initial_hash_ranges(shard_count)):
+            self._add_shard(i, a, b, now)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _add_shard(self, index: int, start: int, end: int, now: float, parent=None, adjacent=None) -> ShardInfo:
+        info = ShardInfo(index, start, end, now, parent, adjacent)
+        self._shards[index] = info
+        self._core.add_shard(index, start, end, info.created_secs)
+        return info
+
+    @property
+    def status(self) -> str:
+        if self.deleting_at is not None:
+            return "DELETING"
+        return "ACTIVE" if self._clock() >= self._ready_at else "CREATING"
+
+    @property
+    def core(self):
+        """The engine core behind this stream (fastkin._cy.core.StreamCore or its reference twin)."""
+        return self._core
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_hours * 3600.0
+
+    def _check_io(self) -> float:
+        now = self._clock()
+        if now < self._ready_at or (self.deleting_at is not None and now >= self.deleting_at):
+            raise E.stream_not_found(self.name, self.engine.account_id)
+        if now >= self._next_trim:
+            self._next_trim = now + 1.0
+            self._core.trim(now, self.retention_seconds)
+        return now
+
+    def trim(self) -> int:
+        """Apply retention now (it is also applied at most once per engine second on I/O)."""
+        return self._core.trim(self._clock(), self.retention_seconds)
+
+    def shard(self, shard_id: object) -> ShardInfo:
+        if not isinstance(shard_id, str):
+            raise E.ValidationException(f"ShardId must be a string, got {type(shard_id).__name__}")
+        # Lookup is loose like AWS's: "shardId-000000000001", "shard-1" and "1" name the same shard.
+        digits = shard_id.rsplit("-", 1)[-1]
+        info = self._shards.get(int(digits)) if digits.isdigit() and len(digits) <= 12 else None
+        if info is None or self._expired(info):
+            raise E.ResourceNotFoundException(
+                f"Shard {shard_id} in stream {self.name} under account {self.engine.account_id} does not exist")
+        return info
+
+    def _expired(self, info: ShardInfo) -> bool:
+        return info.closed_at is not None and self._clock() - info.closed_at >= self.retention_seconds
+
+    def open_shards(self) -> list[ShardInfo]:
+        return [s for s in self._shards.values() if s.closed_at is None]
+
+    # -- put ----------------------------------------------------------------------------------
+    def put_record(self, data, partition_key, explicit_hash_key=None, sequence_number_for_ordering=None):
+        """Put one record: returns r.shard_id, r.sequence_number; raises ProvisionedThroughputExceededException."""
+        if sequence_number_for_ordering is not None:
+            self._check_sfo(sequence_number_for_ordering)
+        return self._core.put_record(data, partition_key, explicit_hash_key, self._check_io())
+
+    def put_records(self, records):
+        """Put a batch of (data, partition_key[, explicit_hash_key]) tuples: one result per record, in order."""
+        return self._core.put_records(records, self._check_io())
+
+    def _check_sfo(self, value) -> None:
+        # Sequence numbers are strictly increasing per shard (and a child shard's are above its
+        # parents'), so any number this stream issued is below the next one; we only validate it.
+        if not isinstance(value, str) or not value.isdigit() or len(value) > 129 or (len(value) > 1 and value[0] == "0"):
+            raise E.validation_error(value, "sequenceNumberForOrdering",
+                                     "satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
+
+    # -- read ---------------------------------------------------------------------------------
+    def get_shard_iterator(self, shard_id, shard_iterator_type, starting_sequence_number=None, timestamp=None) -> str:
+        now = self._check_io()
+        info = self.shard(shard_id)
+        t = shard_iterator_type
+        if t not in ITERATOR_TYPES:
+            raise E.validation_error(t, "shardIteratorType",
+                                     "satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]")
+        wants_seq = t in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
+        if wants_seq != (starting_sequence_number is not None) or (t == "AT_TIMESTAMP") != (timestamp is not None):
+            raise E.InvalidArgumentException(
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or "
+                "(2) TRIM_HORIZON or LATEST and no StartingSequenceNumber or (3) AT_TIMESTAMP and Timestamp. "
+                f"Request specified {t} and {'a' if starting_sequence_number is not None else 'no'} StartingSequenceNumber"
+                f" and {'a' if timestamp is not None else 'no'} Timestamp.")
+        core = self._core
+        idx = info.index
+        if t == "TRIM_HORIZON":
+            pos = core.shard_horizon(idx)
+        elif t == "LATEST":
+            pos = core.shard_end(idx)
+        elif t == "AT_TIMESTAMP":
+            ts = to_epoch(timestamp, "timestamp")
+            if ts > now:
+                raise E.InvalidArgumentException(
+                    f"The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. "
+                    f"timestampInMillis: {math.floor(ts * 1000)}, currentTimestampInMillis: {math.floor(now * 1000)}")
+            pos = core.seek_timestamp(idx, math.floor(ts * 1000.0))
+        else:
+            pos = self._seq_position(info, starting_sequence_number) + (t == "AFTER_SEQUENCE_NUMBER")
+        return self.engine._tokens.iterator(self.name, self.incarnation, idx, pos, math.floor(now * 1000.0))
+
+    def _seq_position(self, info: ShardInfo, seq) -> int:
+        if not isinstance(seq, str) or not seq.isdigit():
+            raise E.validation_error(seq, "startingSequenceNumber",
+                                     "satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
+        parsed = parse_sequence_number(seq)
+        where = f"used in GetShardIterator on shard {info.shard_id} in stream {self.name} under account {self.engine.account_id}"
+        if parsed is None:
+            raise E.InvalidArgumentException(f"StartingSequenceNumber {seq} {where} is invalid.")
+        create, shard, q, _ = parsed
+        if shard != info.index:
+            raise E.InvalidArgumentException(
+                f"Invalid StartingSequenceNumber. It encodes {E.shard_name(shard)}, while it was used in a call to a "
+                f"shard with {info.shard_id}")
+        if create != info.created_secs or (q >= self._core.shard_end(info.index) and q != SEQ_INDEX_END):
+            raise E.InvalidArgumentException(f"StartingSequenceNumber {seq} {where} is invalid.")
+        return min(q, self._core.shard_end(info.index))
+
+    def get_records(self, shard_iterator, limit: int = GET_RECORDS_MAX_RECORDS) -> GetRecordsResult:
+        return self.engine.get_records(shard_iterator, limit)
+
+    def _get_records(self, shard: int, pos: int, limit, now: float) -> GetRecordsResult:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise E.ValidationException(f"limit must be an integer, got {type(limit).__name__}")
+        info = self._shards.get(shard)
+        if info is None or self._expired(info):
+            raise E.ResourceNotFoundException(
+                f"Shard {E.shard_name(shard)} in stream {self.name} under account {self.engine.account_id} does not exist")
+        records, pos, behind = self._core.get_records(shard, pos, limit, now)
+        child_shards = []
+        if info.closed_at is not None and pos >= self._core.shard_end(shard):
+            nxt = None
+            child_shards = [self._child_shard(c) for c in info.children]
+        else:
+            nxt = self.engine._tokens.iterator(self.name, self.incarnation, shard, pos, math.floor(now * 1000.0))
+        return GetRecordsResult(records, nxt, behind, child_shards)
+
+    def _child_shard(self, index: int) -> dict:
+        c = self._shards[index]
+        parents = [E.shard_name(p) for p in (c.parent, c.adjacent_parent) if p is not None]
+        return {"ShardId": c.shard_id, "ParentShards": parents,
+                "HashKeyRange": {"StartingHashKey": str(c.start_hash), "EndingHashKey": str(c.end_hash)}}
+
+    # -- describe -----------------------------------------------------------------------------
+    def shard_dict(self, info: ShardInfo) -> dict:
+        d: dict = {"ShardId": info.shard_id}
+        if info.parent is not None:
+            d["ParentShardId"] = E.shard_name(info.parent)
+        if info.adjacent_parent is not None:
+            d["AdjacentParentShardId"] = E.shard_name(info.adjacent_parent)
+        d["HashKeyRange"] = {"StartingHashKey": str(info.start_hash), "EndingHashKey": str(info.end_hash)}
+        fmt = self.engine.core.format_sequence_number
+        rng = {"StartingSequenceNumber": fmt(info.created_secs, info.index, 0, info.created_secs)}
+        if info.closed_at is not None:
+            rng["EndingSequenceNumber"] = fmt(info.created_secs, info.index, SEQ_INDEX_END, int(info.closed_at))
+        d["SequenceNumberRange"] = rng
+        return d
+
+    def visible_shards(self) -> list[ShardInfo]:
+        return sorted((s for s in self._shards.values() if not self._expired(s)), key=lambda s: s.index)
+
+    def describe(self, limit: int = 100, exclusive_start_shard_id: str | None = None) -> dict:
+        shards = self.visible_shards()
+        if exclusive_start_shard_id is not None:
+            start = self._shard_number(exclusive_start_shard_id)
+            shards = [s for s in shards if s.index > start]
+        page = shards[:limit]
+        return {"StreamDescription": {
+            "StreamName": self.name,
+            "StreamARN": self.arn,
+            "StreamStatus": self.status,
+            "StreamModeDetails": {"StreamMode": self.mode},
+            "Shards": [self.shard_dict(s) for s in page],
+            "HasMoreShards": len(shards) > limit,
+            "RetentionPeriodHours": self.retention_hours,
+            "StreamCreationTimestamp": to_datetime(self.created),
+            "EnhancedMonitoring": [{"ShardLevelMetrics": list(self.shard_level_metrics)}],
+            "EncryptionType": self.encryption_type,
+            **({"KeyId": self.key_id} if self.key_id else {}),
+        }}
+
+    def describe_summary(self) -> dict:
+        d = {
+            "StreamName": self.name,
+            "StreamARN": self.arn,
+            "StreamStatus": self.status,
+            "StreamModeDetails": {"StreamMode": self.mode},
+            "RetentionPeriodHours": self.retention_hours,
+            "StreamCreationTimestamp": to_datetime(self.created),
+            "EnhancedMonitoring": [{"ShardLevelMetrics": list(self.shard_level_metrics)}],
+            "EncryptionType": self.encryption_type,
+            "OpenShardCount": len(self.open_shards()),
+            "ConsumerCount": 0,
+            "MaxRecordSizeInKiB": self.max_record_kib,
+        }
+        if self.key_id:
+            d["KeyId"] = self.key_id
+        return {"StreamDescriptionSummary": d}
+
+    @staticmethod
+    def _shard_number(shard_id: object) -> int:
+        if not isinstance(shard_id, str):
+            raise E.ValidationException(f"ShardId must be a string, got {type(shard_id).__name__}")
+        digits = shard_id.rsplit("-", 1)[-1]
+        if not digits.isdigit():
+            raise E.InvalidArgumentException(f"Invalid ShardId {shard_id}.")
+        return int(digits)
+
+    def filter_shards(self, shard_filter: dict | None, exclusive_start_shard_id: str | None) -> list[ShardInfo]:
+        shards = self.visible_shards()
+        if exclusive_start_shard_id is not None:
+            start = self._shard_number(exclusive_start_shard_id)
+            shards = [s for s in shards if s.index > start]
+        if not shard_filter:
+            return shards
+        if not isinstance(shard_filter, dict) or shard_filter.get("Type") not in SHARD_FILTER_TYPES:
+            raise E.validation_error(shard_filter, "shardFilter.type",
+                                     "satisfy enum value set: [" + ", ".join(SHARD_FILTER_TYPES) + "]")
+        t = shard_filter["Type"]
+        sid, ts = shard_filter.get("ShardId"), shard_filter.get("Timestamp")
+        if (t == "AFTER_SHARD_ID") != (sid is not None) or (t in ("AT_TIMESTAMP", "FROM_TIMESTAMP")) != (ts is not None):
+            raise E.InvalidArgumentException(
+                f"ShardFilter type {t} requires {'a ShardId' if t == 'AFTER_SHARD_ID' else 'a Timestamp' if 'TIMESTAMP' in t else 'no ShardId or Timestamp'}.")
+        if t == "AFTER_SHARD_ID":
+            start = self._shard_number(sid)
+            return [s for s in shards if s.index > start]
+        if t == "AT_LATEST":
+            return [s for s in shards if s.closed_at is None]
+        if t == "FROM_TRIM_HORIZON":
+            return shards
+        if t == "AT_TRIM_HORIZON":
+            # the shards open at the trim horizon: those with no visible parent
+            visible = {s.index for s in shards}
+            return [s for s in shards if s.parent not in visible and s.adjacent_parent not in visible]
+        at = to_epoch(ts, "shardFilter.timestamp")
+        if t == "AT_TIMESTAMP":   # shards open at that time
+            return [s for s in shards if s.created <= at and (s.closed_at is None or s.closed_at > at)] or \
+                [s for s in shards if s.closed_at is None]
+        return [s for s in shards if s.closed_at is None or s.closed_at > at]   # FROM_TIMESTAMP

@@ -1,0 +1,52 @@
+import threading
+
+import fastkin
+
+
+def test_threads_lose_and_duplicate_nothing(engine_name):
+    eng = fastkin.Engine(engine=engine_name, quotas=False)
+    s = eng.create_stream("s", shard_count=4)
+    n_threads, batches = 4, 40
+    seen_put = []
+    lock = threading.Lock()
+
+    def producer(t):
+        mine = []
+        for b in range(batches):
+            res = s.put_records([(f"{t}-{b}-{i}".encode(), f"k{t}-{i}") for i in range(50)])
+            mine += [r.sequence_number for r in res]
+            mine.append(s.put_record(f"{t}-{b}-single".encode(), f"k{t}").sequence_number)
+        with lock:
+            seen_put.extend(mine)
+
+    read = {}
+
+    def consumer(shard_id, stop):
+        it = s.get_shard_iterator(shard_id, "TRIM_HORIZON")
+        got = []
+        while True:
+            done = stop.is_set()
+            r = s.get_records(it)
+            got += [(x.sequence_number, x.data) for x in r.records]
+            it = r.next_shard_iterator
+            if done and not r.records:
+                break
+        read[shard_id] = got
+
+    stop = threading.Event()
+    cons = [threading.Thread(target=consumer, args=(f"shardId-{i:012d}", stop)) for i in range(4)]
+    prods = [threading.Thread(target=producer, args=(t,)) for t in range(n_threads)]
+    for t in cons + prods:
+        t.start()
+    for t in prods:
+        t.join()
+    stop.set()
+    for t in cons:
+        t.join()
+    all_read = [x for v in read.values() for x in v]
+    expected = n_threads * batches * 51
+    assert len(seen_put) == expected and len(set(seen_put)) == expected
+    assert sorted(q for q, _ in all_read) == sorted(seen_put)
+    assert len({d for _, d in all_read}) == expected
+    for v in read.values():                      # per shard, in sequence order
+        assert [int(q) for q, _ in v] == sorted(int(q) for q, _ in v)

@@ -1,0 +1,50 @@
+"""Shared fixtures: every unit test runs on both engines (the reference and the compiled core)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import fastkin
+from fastkin import _engine
+
+ENGINES = ["ref", "cy"]
+
+
+def pytest_report_header(config):
+    return [f"fastkin engine: {_engine.ENGINE} (FASTKIN_NO_EXTENSIONS={os.environ.get('FASTKIN_NO_EXTENSIONS', '')!r})"]
+
+
+def pytest_sessionstart(session):
+    # The compiled core must have loaded unless the pure engine was asked for explicitly.
+    if not _engine.NO_EXTENSIONS and _engine.ENGINE != "cy":
+        raise pytest.UsageError(f"the compiled core did not load: {_engine.IMPORT_ERROR!r}")
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def core(engine_name):
+    return _engine.get_core(engine_name)
+
+
+@pytest.fixture
+def clock():
+    return fastkin.VirtualClock(start=1_700_000_000.0)
+
+
+@pytest.fixture
+def engine(engine_name, clock):
+    return fastkin.Engine(clock=clock, engine=engine_name)
+
+
+@pytest.fixture
+def make_engine(engine_name, clock):
+    def make(**kw):
+        kw.setdefault("clock", clock)
+        return fastkin.Engine(engine=engine_name, **kw)
+
+    return make
