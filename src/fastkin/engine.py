@@ -12,6 +12,7 @@ import re
 import threading
 
 from . import errors as E
+from . import resharding
 from ._engine import get_core
 from .clock import RealClock
 from .iterators import TokenCodec
@@ -39,7 +40,7 @@ class Engine:
 
     def __init__(self, clock=None, *, account_id: str = "123456789012", region: str = "us-east-1",
                  limits: Limits = DEFAULT_LIMITS, quotas: bool = True, engine: str | None = None,
-                 create_latency: float = 0.0, delete_latency: float = 0.0) -> None:
+                 create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0) -> None:
         if not re.fullmatch(r"\d{12}", account_id):
             raise ValueError(f"account_id must be 12 digits, got {account_id!r}")
         self.clock = clock if clock is not None else RealClock()
@@ -51,6 +52,7 @@ class Engine:
         self.engine = self.core.ENGINE
         self.create_latency = float(create_latency)
         self.delete_latency = float(delete_latency)
+        self.update_latency = float(update_latency)
         self._streams: dict[str, Stream] = {}
         self._lock = threading.RLock()
         self._tokens = TokenCodec(os.urandom(32))
@@ -340,6 +342,22 @@ class Engine:
         if exclusive_start_tag_key is not None:
             keys = [k for k in keys if k > exclusive_start_tag_key]
         return {"Tags": [{"Key": k, "Value": s.tags[k]} for k in keys[:limit]], "HasMoreTags": len(keys) > limit}
+
+    # -- resharding and capacity mode --------------------------------------------------------------
+    def split_shard(self, shard_to_split: str, new_starting_hash_key: str, stream_name=None, stream_arn=None) -> None:
+        resharding.split_shard(self.stream(stream_name, stream_arn), shard_to_split, new_starting_hash_key)
+
+    def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str, stream_name=None, stream_arn=None) -> None:
+        resharding.merge_shards(self.stream(stream_name, stream_arn), shard_to_merge, adjacent_shard_to_merge)
+
+    def update_shard_count(self, target_shard_count: int, scaling_type: str = "UNIFORM_SCALING", stream_name=None,
+                           stream_arn=None) -> dict:
+        return resharding.update_shard_count(self.stream(stream_name, stream_arn), target_shard_count, scaling_type)
+
+    def update_stream_mode(self, stream_arn: str, stream_mode_details: dict) -> None:
+        if not isinstance(stream_mode_details, dict):
+            raise E.ValidationException("StreamModeDetails must be a map with a StreamMode.")
+        resharding.update_stream_mode(self.stream(None, stream_arn), stream_mode_details.get("StreamMode"))
 
     # -- data plane by name -------------------------------------------------------------------
     def put_record(self, data, partition_key, stream_name=None, stream_arn=None, explicit_hash_key=None,

@@ -42,6 +42,7 @@ class ShardInfo:
     start_hash: int
     end_hash: int
     created: float                          # engine epoch seconds
+    created_secs: int                       # creation secs as encoded in its sequence numbers
     parent: int | None = None
     adjacent_parent: int | None = None
     closed_at: float | None = None          # engine time the shard closed
@@ -52,8 +53,8 @@ class ShardInfo:
         return E.shard_name(self.index)
 
     @property
-    def created_secs(self) -> int:
-        return int(self.created)
+    def is_open(self) -> bool:
+        return self.closed_at is None
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class Stream:
         self.created = now
         self._ready_at = now + engine.create_latency
         self.deleting_at: float | None = None
+        self._updating_until = now
+        self.scaling_history: list[float] = []       # engine times of UpdateShardCount calls
+        self.mode_history: list[float] = []          # engine times of UpdateStreamMode calls
         self._lock = threading.RLock()
         self._core = engine.core.StreamCore(name, engine.account_id, engine.limits, engine.quotas,
                                             max_record_kib * 1024)
@@ -94,8 +98,8 @@ class Stream:
             self._add_shard(i, a, b, now)
 
     # -- bookkeeping ------------------------------------------------------------------------
-    def _add_shard(self, index: int, start: int, end: int, now: float, parent=None, adjacent=None) -> ShardInfo:
-        info = ShardInfo(index, start, end, now, parent, adjacent)
+    def _add_shard(self, index: int, start: int, end: int, now: float) -> ShardInfo:
+        info = ShardInfo(index, start, end, now, int(now))
         self._shards[index] = info
         self._core.add_shard(index, start, end, info.created_secs)
         return info
@@ -104,7 +108,46 @@ class Stream:
     def status(self) -> str:
         if self.deleting_at is not None:
             return "DELETING"
-        return "ACTIVE" if self._clock() >= self._ready_at else "CREATING"
+        now = self._clock()
+        if now < self._ready_at:
+            return "CREATING"
+        return "UPDATING" if now < self._updating_until else "ACTIVE"
+
+    def require_active(self) -> float:
+        """Engine time now; ResourceInUseException unless the stream is ACTIVE."""
+        st = self.status
+        if st != "ACTIVE":
+            raise E.ResourceInUseException(
+                f"Stream {self.name} under account {self.engine.account_id} not ACTIVE, instead in state {st}")
+        return self._clock()
+
+    def set_mode(self, mode: str, now: float) -> None:
+        """Switch capacity mode; the shard count is kept in both directions."""
+        self.mode = mode
+
+    def begin_update(self, now: float) -> None:
+        self._updating_until = now + self.engine.update_latency
+
+    # -- topology changes -------------------------------------------------------------------
+    def next_shard_index(self) -> int:
+        return max(self._shards) + 1
+
+    def apply_topology(self, now: float, close: list[int], new: list[ShardInfo], transient: set[int] = frozenset()) -> None:
+        """Close ``close`` and add ``new`` (children know their parents) in one atomic core change.
+
+        Shards in ``transient`` are created and closed within this change (UpdateShardCount's
+        intermediate shards): they are readable, empty, and lead on to their own children."""
+        for info in new:
+            self._shards[info.index] = info
+            for p in (info.parent, info.adjacent_parent):
+                if p is not None:
+                    self._shards[p].children.append(info.index)
+        for index in close:
+            self._shards[index].closed_at = now
+        for index in transient:
+            self._shards[index].closed_at = now
+        self._core.reshard(list(close), [(i.index, i.start_hash, i.end_hash, i.created_secs, i.index not in transient)
+                                         for i in new])
 
     @property
     def core(self):
@@ -122,6 +165,9 @@ class Stream:
         if now >= self._next_trim:
             self._next_trim = now + 1.0
             self._core.trim(now, self.retention_seconds)
+            for info in list(self._shards.values()):
+                if info.closed_at is not None and self._expired(info) and info.index in self._core.shards:
+                    self._core.drop_shard(info.index)
         return now
 
     def trim(self) -> int:

@@ -553,15 +553,32 @@ cdef class StreamCore:
             self._open.append(s)
             self._rebuild_routing()
 
-    def close_shard(self, uint32_t index):
-        """Stop routing to the shard; returns its end (the seq index after its last record)."""
+    def reshard(self, list close not None, list add not None):
+        """Atomically close shards (no longer routed to) and add new ones (index, start, end, created_secs, open);
+        a shard added closed is one that lived only inside this change (UpdateShardCount's intermediates).
+
+        The caller guarantees that the open shards still tile the hash space afterwards."""
         cdef Shard s
+        new = []
+        for index, start, end, created, is_open in add:
+            s = Shard(index, start, end, created, self.limits)
+            s.closed = not is_open
+            new.append(s)
         with self._lock:
-            s = <Shard>self.shards[index]
-            self._open.remove(s)
-            s.closed = True
+            for index in close:
+                s = <Shard>self.shards[index]
+                self._open.remove(s)
+                s.closed = True
+            for s in new:
+                self.shards[s.index] = s
+                if not s.closed:
+                    self._open.append(s)
             self._rebuild_routing()
-            return s.end
+
+    def drop_shard(self, uint32_t index):
+        """Forget a closed shard whose records have all expired (its memory is freed)."""
+        with self._lock:
+            del self.shards[index]
 
     def shard_end(self, uint32_t index):
         return (<Shard>self.shards[index]).end

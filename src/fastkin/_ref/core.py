@@ -124,13 +124,29 @@ class StreamCore:
             self.open.append(s)
             self.open.sort(key=lambda sh: sh.start_hash)
 
-    def close_shard(self, index: int) -> int:
-        """Stop routing to the shard; returns its end (the seq index after its last record)."""
+    def reshard(self, close: list[int], add: list[tuple[int, int, int, int, bool]]) -> None:
+        """Atomically close shards (no longer routed to) and add new ones (index, start, end, created_secs, open);
+        a shard added closed is one that lived only inside this change (UpdateShardCount's intermediates).
+
+        The caller guarantees that the open shards still tile the hash space afterwards."""
         with self.lock:
-            s = self.shards[index]
-            self.open.remove(s)
-            s.closed_at = s.end
-            return s.end
+            for index in close:
+                s = self.shards[index]
+                self.open.remove(s)
+                s.closed_at = s.end
+            for index, start, end, created, is_open in add:
+                s = Shard(index, start, end, created, self.limits)
+                self.shards[index] = s
+                if is_open:
+                    self.open.append(s)
+                else:
+                    s.closed_at = 0
+            self.open.sort(key=lambda sh: sh.start_hash)
+
+    def drop_shard(self, index: int) -> None:
+        """Forget a closed shard whose records have all expired."""
+        with self.lock:
+            del self.shards[index]
 
     def shard_end(self, index: int) -> int:
         return self.shards[index].end
