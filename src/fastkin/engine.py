@@ -16,6 +16,7 @@ from . import resharding
 from ._engine import get_core
 from .clock import RealClock
 from .iterators import TokenCodec
+from .metrics import SHARD_LEVEL_NAMES
 from .limits import (
     DEFAULT_LIMITS, GET_RECORDS_MAX_RECORDS, LIST_SHARDS_MAX_RESULTS, LIST_STREAMS_MAX, MAX_RECORD_KIB_DEFAULT,
     MAX_RECORD_KIB_MAX, ON_DEMAND_INITIAL_SHARDS, RETENTION_HOURS_DEFAULT, RETENTION_HOURS_MAX, RETENTION_HOURS_MIN,
@@ -358,6 +359,28 @@ class Engine:
         if not isinstance(stream_mode_details, dict):
             raise E.ValidationException("StreamModeDetails must be a map with a StreamMode.")
         resharding.update_stream_mode(self.stream(None, stream_arn), stream_mode_details.get("StreamMode"))
+
+    # -- enhanced monitoring ----------------------------------------------------------------------
+    def enable_enhanced_monitoring(self, shard_level_metrics: list, stream_name=None, stream_arn=None) -> dict:
+        return self._enhanced(shard_level_metrics, True, stream_name, stream_arn)
+
+    def disable_enhanced_monitoring(self, shard_level_metrics: list, stream_name=None, stream_arn=None) -> dict:
+        return self._enhanced(shard_level_metrics, False, stream_name, stream_arn)
+
+    def _enhanced(self, names, enable: bool, stream_name, stream_arn) -> dict:
+        s = self.stream(stream_name, stream_arn)
+        allowed = SHARD_LEVEL_NAMES + ["ALL"]
+        if not isinstance(names, (list, tuple)) or not 1 <= len(names) <= 7 or any(n not in allowed for n in names):
+            raise E.validation_error(names, "shardLevelMetrics",
+                                     "have length between 1 and 7 and contain only [" + ", ".join(allowed) + "]")
+        chosen = set(SHARD_LEVEL_NAMES) if "ALL" in names else set(names)
+        with s._lock:
+            current = list(s.shard_level_metrics)
+            new = set(current) | chosen if enable else set(current) - chosen
+            s.shard_level_metrics = [m for m in SHARD_LEVEL_NAMES if m in new]
+            s.metrics.set_enhanced(s.shard_level_metrics)
+        return {"StreamName": s.name, "CurrentShardLevelMetrics": current,
+                "DesiredShardLevelMetrics": list(s.shard_level_metrics), "StreamARN": s.arn}
 
     # -- data plane by name -------------------------------------------------------------------
     def put_record(self, data, partition_key, stream_name=None, stream_arn=None, explicit_hash_key=None,

@@ -42,8 +42,9 @@ def _child(stream, index: int, start: int, end: int, now: float, parent: int, ad
 
 
 def split_shard(stream, shard_to_split, new_starting_hash_key, *, internal: bool = False) -> None:
+    """SplitShard. ``internal`` is the on-demand scaler's own split: no state or mode checks, no UPDATING."""
     with stream._lock:
-        now = stream.require_active()
+        now = stream._clock() if internal else stream.require_active()
         if not internal:
             _provisioned_only(stream, "SplitShard")
         info = _open_shard(stream, shard_to_split, "SplitShard")
@@ -59,12 +60,13 @@ def split_shard(stream, shard_to_split, new_starting_hash_key, *, internal: bool
         left = _child(stream, i, s, k - 1, now, info.index)
         right = _child(stream, i + 1, k, e, now, info.index)
         stream.apply_topology(now, [info.index], [left, right])
-        stream.begin_update(now)
+        if not internal:
+            stream.begin_update(now)
 
 
 def merge_shards(stream, shard_to_merge, adjacent_shard_to_merge, *, internal: bool = False) -> None:
     with stream._lock:
-        now = stream.require_active()
+        now = stream._clock() if internal else stream.require_active()
         if not internal:
             _provisioned_only(stream, "MergeShards")
         a = _open_shard(stream, shard_to_merge, "MergeShards")
@@ -76,7 +78,8 @@ def merge_shards(stream, shard_to_merge, adjacent_shard_to_merge, *, internal: b
         lo, hi = (a, b) if a.start_hash < b.start_hash else (b, a)
         child = _child(stream, stream.next_shard_index(), lo.start_hash, hi.end_hash, now, a.index, b.index)
         stream.apply_topology(now, [a.index, b.index], [child])
-        stream.begin_update(now)
+        if not internal:
+            stream.begin_update(now)
 
 
 def plan_uniform(stream, target: int, now: float):

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from . import errors as E
 from ._common import SEQ_INDEX_END, initial_hash_ranges, parse_sequence_number
-from .limits import GET_RECORDS_MAX_RECORDS, LIST_SHARDS_MAX_RESULTS
+from .autoscaling import OnDemandScaler
+from .limits import GET_RECORDS_MAX_RECORDS
+from .metrics import StreamMetrics
 
 ITERATOR_TYPES = ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 SHARD_FILTER_TYPES = ("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP")
@@ -93,9 +95,13 @@ class Stream:
         self._core = engine.core.StreamCore(name, engine.account_id, engine.limits, engine.quotas,
                                             max_record_kib * 1024)
         self._shards: dict[int, ShardInfo] = {}
-        self._next_trim = now + 1.0
+        self._next_tick = math.floor(now) + 1.0
+        self.metrics = StreamMetrics(self)
+        self.scaler = None            # the on-demand scaler while mode == ON_DEMAND
         for i, (a, b) in enumerate(initial_hash_ranges(shard_count)):
             self._add_shard(i, a, b, now)
+        if mode == "ON_DEMAND":
+            self.scaler = OnDemandScaler(self, now)
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _add_shard(self, index: int, start: int, end: int, now: float) -> ShardInfo:
@@ -124,6 +130,12 @@ class Stream:
     def set_mode(self, mode: str, now: float) -> None:
         """Switch capacity mode; the shard count is kept in both directions."""
         self.mode = mode
+        if mode == "ON_DEMAND":
+            if self.scaler is None:
+                self.scaler = OnDemandScaler(self, now)
+        elif self.scaler is not None:
+            self.scaler.detach()
+            self.scaler = None
 
     def begin_update(self, now: float) -> None:
         self._updating_until = now + self.engine.update_latency
@@ -162,13 +174,23 @@ class Stream:
         now = self._clock()
         if now < self._ready_at or (self.deleting_at is not None and now >= self.deleting_at):
             raise E.stream_not_found(self.name, self.engine.account_id)
-        if now >= self._next_trim:
-            self._next_trim = now + 1.0
+        if now >= self._next_tick:
+            self.tick(now)
+        return now
+
+    def tick(self, now: float) -> None:
+        """Once per engine-second of I/O: file metrics, apply retention, let the on-demand scaler act."""
+        with self._lock:
+            if now < self._next_tick:
+                return
+            self._next_tick = math.floor(now) + 1.0
+            self.metrics.roll(now)
             self._core.trim(now, self.retention_seconds)
             for info in list(self._shards.values()):
                 if info.closed_at is not None and self._expired(info) and info.index in self._core.shards:
                     self._core.drop_shard(info.index)
-        return now
+            if self.scaler is not None:
+                self.scaler.evaluate(now)
 
     def trim(self) -> int:
         """Apply retention now (it is also applied at most once per engine second on I/O)."""
@@ -200,7 +222,9 @@ class Stream:
 
     def put_records(self, records):
         """Put a batch of (data, partition_key[, explicit_hash_key]) tuples: one result per record, in order."""
-        return self._core.put_records(records, self._check_io())
+        res = self._core.put_records(records, self._check_io())
+        self.metrics.count_put_records(len(res), res.failed_record_count)
+        return res
 
     def _check_sfo(self, value) -> None:
         # Sequence numbers are strictly increasing per shard (and a child shard's are above its

@@ -23,6 +23,19 @@ cdef enum:
     INDEX_STEP = 4096             # index arrays grow by doubling up to this, then linearly
     ARENA_STEP = 1024 * 1024      # arenas grow by doubling up to this, then linearly
 
+# Per-shard cumulative counters (metrics read them once per engine-second; the hot path only adds).
+cdef enum:
+    C_IN_BYTES = 0          # accepted write bytes (data + key)
+    C_IN_RECORDS = 1        # accepted records
+    C_W_THR_RECORDS = 2     # records refused by the write quota
+    C_W_THR_BYTES = 3       # bytes of those records
+    C_OUT_BYTES = 4         # bytes returned by GetRecords
+    C_OUT_RECORDS = 5       # records returned by GetRecords
+    C_GET_CALLS = 6         # successful GetRecords calls
+    C_R_THR_CALLS = 7       # GetRecords calls refused by the read quota
+    C_AGE_MAX = 8           # max iterator age (ms) seen by GetRecords since the last reset
+    NCTR = 9
+
 ctypedef struct Segment:
     uint64_t base            # seq index of record 0 of this segment
     uint32_t count           # records stored
@@ -57,6 +70,7 @@ cdef class Shard:
     cdef double _rc, _rb, _rt             # read buckets: calls, bytes; last refill time
     cdef bint _rt_set
     cdef double _penalty_until            # no reads before this time (after a max-size response)
+    cdef uint64_t _ctr[NCTR]              # cumulative counters, see C_* above
 
     cdef Segment* _new_segment(self, size_t need) except NULL
     cdef int _append(self, const char *data, size_t dlen, const char *key, size_t klen, int64_t ms) except -1

@@ -13,7 +13,9 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUn
 from libc.math cimport floor
 from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
+
+import numpy as np
 
 from .. import errors as E
 from .._common import SEQ_INDEX_END, parse_hash_key
@@ -288,6 +290,7 @@ cdef class Shard:
         self._rb = <double>limits.read_bytes_per_second
         self._rt_set = False
         self._penalty_until = -1e300
+        memset(self._ctr, 0, sizeof(self._ctr))
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -670,7 +673,11 @@ cdef class StreamCore:
         with self._lock:
             s = self._route(hi, lo)
             if not self._write_ok(s, size, now):
+                s._ctr[C_W_THR_RECORDS] += 1
+                s._ctr[C_W_THR_BYTES] += <uint64_t>size
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
+            s._ctr[C_IN_RECORDS] += 1
+            s._ctr[C_IN_BYTES] += <uint64_t>size
             ms = now_ms(now)
             if ms < s._last_ms:
                 ms = s._last_ms
@@ -748,7 +755,10 @@ cdef class StreamCore:
             for i in range(n):
                 s = self._route(self._hhi[i], self._hlo[i])
                 shards[i] = s
-                if self._write_ok(s, self._dl[i] + self._kl[i], now):
+                size = self._dl[i] + self._kl[i]
+                if self._write_ok(s, size, now):
+                    s._ctr[C_IN_RECORDS] += 1
+                    s._ctr[C_IN_BYTES] += <uint64_t>size
                     ms = base_ms if base_ms >= s._last_ms else s._last_ms
                     s._last_ms = ms
                     res._seq[i] = s.end
@@ -758,6 +768,8 @@ cdef class StreamCore:
                     res._seq[i] = <uint64_t>-1
                     res._ms[i] = 0
                     res.failed_record_count += 1
+                    s._ctr[C_W_THR_RECORDS] += 1
+                    s._ctr[C_W_THR_BYTES] += <uint64_t>size
         return res
 
     # -- read -----------------------------------------------------------------------------
@@ -776,6 +788,7 @@ cdef class StreamCore:
         with self._lock:
             s = <Shard>self.shards[index]
             if not self._read_ok(s, now):
+                s._ctr[C_R_THR_CALLS] += 1
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             if pos < s.base:
                 pos = s.base
@@ -809,6 +822,11 @@ cdef class StreamCore:
                 behind = now_ms(now) - s._ms_at(pos)
                 if behind < 0:
                     behind = 0
+            s._ctr[C_OUT_BYTES] += <uint64_t>nbytes
+            s._ctr[C_OUT_RECORDS] += <uint64_t>got
+            s._ctr[C_GET_CALLS] += 1
+            if <uint64_t>behind > s._ctr[C_AGE_MAX]:
+                s._ctr[C_AGE_MAX] = <uint64_t>behind
             return out, pos, behind
 
     # -- retention ------------------------------------------------------------------------
@@ -824,6 +842,22 @@ cdef class StreamCore:
                     dropped += pos - s.base
                     s._trim_to(pos)
         return dropped
+
+    def counters(self, indices, bint reset_age=False):
+        """Cumulative counters of the given shards as a uint64 array (len(indices), NCTR); see core.pxd C_*.
+        ``reset_age`` zeroes each shard's max-iterator-age after reading it."""
+        cdef Py_ssize_t i, j, n = len(indices)
+        cdef Shard s
+        out = np.zeros((n, NCTR), dtype=np.uint64)
+        cdef uint64_t[:, ::1] view = out
+        with self._lock:
+            for i in range(n):
+                s = <Shard>self.shards[indices[i]]
+                for j in range(NCTR):
+                    view[i, j] = s._ctr[j]
+                if reset_age:
+                    s._ctr[C_AGE_MAX] = 0
+        return out
 
     def record_count(self):
         cdef Shard s

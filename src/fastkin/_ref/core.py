@@ -17,11 +17,17 @@ import hashlib
 import math
 import threading
 
+import numpy as np
+
 from .. import errors as E
 from .._common import SEQ_INDEX_END, format_sequence_number, parse_hash_key
 from ..limits import GET_RECORDS_MAX_RECORDS, PARTITION_KEY_MAX_CHARS, PUT_RECORDS_MAX_RECORDS, Limits
 
 ENGINE = "ref"
+# counters: accepted bytes/records, write-throttled records/bytes, read bytes/records, GetRecords calls,
+# read-throttled calls, max iterator age (ms) since the last reset
+(C_IN_BYTES, C_IN_RECORDS, C_W_THR_RECORDS, C_W_THR_BYTES, C_OUT_BYTES, C_OUT_RECORDS, C_GET_CALLS,
+ C_R_THR_CALLS, C_AGE_MAX, NCTR) = range(10)
 
 
 def now_ms(now: float) -> int:
@@ -94,6 +100,7 @@ class Shard:
         self.rb = float(limits.read_bytes_per_second)
         self.rt: float | None = None
         self.penalty_until = -math.inf
+        self.ctr = [0] * NCTR     # cumulative counters, indexed by the C_* constants below
 
     @property
     def end(self) -> int:
@@ -213,6 +220,15 @@ class StreamCore:
             return True
         return False
 
+    @staticmethod
+    def _count_write(s: Shard, size: int, ok: bool) -> None:
+        if ok:
+            s.ctr[C_IN_RECORDS] += 1
+            s.ctr[C_IN_BYTES] += size
+        else:
+            s.ctr[C_W_THR_RECORDS] += 1
+            s.ctr[C_W_THR_BYTES] += size
+
     def _append(self, s: Shard, data: bytes, key: str, now: float) -> PutResult:
         ms = max(now_ms(now), s.last_ms)
         s.last_ms = ms
@@ -225,7 +241,9 @@ class StreamCore:
         data, kb, h = self._check(None, data, key, ehk)
         with self.lock:
             s = self.route(h)
-            if not self._write_ok(s, len(data) + len(kb), now):
+            ok = self._write_ok(s, len(data) + len(kb), now)
+            self._count_write(s, len(data) + len(kb), ok)
+            if not ok:
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             return self._append(s, data, key, now)
 
@@ -251,7 +269,9 @@ class StreamCore:
         with self.lock:
             for data, key, size, h in checked:
                 s = self.route(h)
-                if self._write_ok(s, size, now):
+                ok = self._write_ok(s, size, now)
+                self._count_write(s, size, ok)
+                if ok:
                     out.append(self._append(s, data, key, now))
                 else:
                     out.append(PutResult(None, None, "ProvisionedThroughputExceededException",
@@ -279,6 +299,7 @@ class StreamCore:
         with self.lock:
             s = self.shards[index]
             if not self._read_ok(s, now):
+                s.ctr[C_R_THR_CALLS] += 1
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             pos = max(pos, s.base)
             out = []
@@ -300,6 +321,10 @@ class StreamCore:
                 if cut or nbytes >= cap:
                     s.penalty_until = now + self.limits.read_penalty_seconds
             behind = 0 if pos >= s.end else max(0, now_ms(now) - s.log[pos - s.base][2])
+            s.ctr[C_OUT_BYTES] += nbytes
+            s.ctr[C_OUT_RECORDS] += len(out)
+            s.ctr[C_GET_CALLS] += 1
+            s.ctr[C_AGE_MAX] = max(s.ctr[C_AGE_MAX], behind)
             return out, pos, behind
 
     # -- retention ------------------------------------------------------------------------
@@ -317,6 +342,15 @@ class StreamCore:
                     s.base += k
                     dropped += k
         return dropped
+
+    def counters(self, indices, reset_age: bool = False) -> np.ndarray:
+        """Cumulative counters of the given shards as a uint64 array (len(indices), NCTR)."""
+        with self.lock:
+            out = np.array([self.shards[i].ctr for i in indices], dtype=np.uint64).reshape(len(indices), NCTR)
+            if reset_age:
+                for i in indices:
+                    self.shards[i].ctr[C_AGE_MAX] = 0
+            return out
 
     def record_count(self) -> int:
         return sum(len(s.log) for s in self.shards.values())
