@@ -123,9 +123,13 @@ class Engine:
     def create_stream(self, stream_name: str, shard_count: int | None = None, *, stream_mode_details: dict | None = None,
                       stream_mode: str | None = None, tags: dict | None = None,
                       retention_period_hours: int = RETENTION_HOURS_DEFAULT,
-                      max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT) -> Stream:
+                      max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT, storage: str = "full") -> Stream:
         """Create a stream and return it. ``stream_mode`` (or boto3's ``stream_mode_details``) is
-        PROVISIONED (default; needs shard_count) or ON_DEMAND (starts with 4 shards unless given)."""
+        PROVISIONED (default; needs shard_count) or ON_DEMAND (starts with 4 shards unless given).
+        ``storage="metadata"`` keeps only each record's sizes and times (reads return empty data and
+        keys): for simulations that send more than memory holds; quotas and metrics are unchanged."""
+        if storage not in ("full", "metadata"):
+            raise ValueError(f"storage must be 'full' or 'metadata', got {storage!r}")
         self._check_name(stream_name)
         mode = stream_mode or (stream_mode_details or {}).get("StreamMode", "PROVISIONED")
         if mode not in ("PROVISIONED", "ON_DEMAND"):
@@ -158,7 +162,7 @@ class Engine:
                         f"({self.limits.on_demand_stream_limit} streams).")
             self._incarnations += 1
             s = Stream(self, stream_name, shard_count, mode, retention_period_hours, tags,
-                       max_record_size_in_kib, self._incarnations)
+                       max_record_size_in_kib, self._incarnations, storage)
             self._streams[stream_name] = s
             return s
 

@@ -71,7 +71,7 @@ class Stream:
     """One Kinesis data stream inside an Engine. Obtain it from ``engine.create_stream`` or ``engine.stream``."""
 
     def __init__(self, engine, name: str, shard_count: int, mode: str, retention_hours: int,
-                 tags: dict[str, str], max_record_kib: int, incarnation: int) -> None:
+                 tags: dict[str, str], max_record_kib: int, incarnation: int, storage: str = "full") -> None:
         self.engine = engine
         self.name = name
         self.arn = f"arn:aws:kinesis:{engine.region}:{engine.account_id}:stream/{name}"
@@ -92,8 +92,11 @@ class Stream:
         self.scaling_history: list[float] = []       # engine times of UpdateShardCount calls
         self.mode_history: list[float] = []          # engine times of UpdateStreamMode calls
         self._lock = threading.RLock()
+        self.storage = storage
+        self.retention_override: float | None = None   # seconds; simulations only (see set_retention_seconds)
+        self.warm_throughput_mibps = 0
         self._core = engine.core.StreamCore(name, engine.account_id, engine.limits, engine.quotas,
-                                            max_record_kib * 1024)
+                                            max_record_kib * 1024, storage == "full")
         self._shards: dict[int, ShardInfo] = {}
         self._next_tick = math.floor(now) + 1.0
         self.metrics = StreamMetrics(self)
@@ -168,7 +171,17 @@ class Stream:
 
     @property
     def retention_seconds(self) -> float:
+        if self.retention_override is not None:
+            return self.retention_override
         return self.retention_hours * 3600.0
+
+    def set_retention_seconds(self, seconds: float | None) -> None:
+        """Not an AWS operation: a retention shorter than AWS's 24 h minimum, for long simulations that
+        must not keep everything they send (None restores RetentionPeriodHours)."""
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"retention must be positive, got {seconds}")
+        self.retention_override = seconds
+        self.trim()
 
     def _check_io(self) -> float:
         now = self._clock()

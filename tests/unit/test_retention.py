@@ -78,3 +78,29 @@ def test_storage_overhead_per_record_is_small():
         s.put_records([(b"d" * 100, f"key-{j:05d}") for j in range(500)])   # 100 + 9 bytes each
     overhead = (eng.memory_bytes() - n * 109) / n
     assert overhead <= 32, overhead
+
+
+def test_metadata_only_storage_keeps_sizes_and_quotas(make_engine, clock):
+    eng = make_engine()
+    s = eng.create_stream("sim", shard_count=1, storage="metadata")
+    res = s.put_records([(b"x" * 2000, "key")] * 500)
+    assert res.failed_record_count == 0
+    assert s.put_records([(b"x" * 2000, "key")] * 100).failed_record_count == 100 - 23   # 1 MiB/s: 523 fit
+    got = s.get_records(s.get_shard_iterator(S0, "TRIM_HORIZON"), limit=10)
+    assert [(r.data, r.partition_key) for r in got.records] == [(b"", "")] * 10
+    assert got.records[0].sequence_number == res[0].sequence_number
+    assert s.metrics.series("IncomingBytes", 1)[1][0] == 523 * 2003
+    if eng.engine == "cy":
+        assert eng.memory_bytes() < 523 * 64
+
+
+def test_short_retention_for_simulations(make_engine, clock):
+    eng = make_engine(quotas=False)
+    s = eng.create_stream("sim", shard_count=1)
+    s.set_retention_seconds(60)
+    s.put_record(b"a", "k")
+    clock.advance(61)
+    s.put_record(b"b", "k")
+    got = s.get_records(s.get_shard_iterator(S0, "TRIM_HORIZON"))
+    assert [r.data for r in got.records] == [b"b"]
+    assert eng.describe_stream(stream_name="sim")["StreamDescription"]["RetentionPeriodHours"] == 24

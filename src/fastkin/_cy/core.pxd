@@ -65,6 +65,7 @@ cdef class Shard:
     cdef readonly uint64_t end            # seq index the next record gets
     cdef int64_t _last_ms                 # newest arrival (arrivals never go back in a shard)
     cdef readonly bint closed             # no longer routed to (after a split or merge)
+    cdef readonly bint meta_only          # keep sizes and times only: no payload bytes are stored
     cdef double _wb, _wr, _wt             # write buckets: bytes, records; last refill time
     cdef bint _wt_set                     # _wt holds a time (first touch initialises it)
     cdef double _rc, _rb, _rt             # read buckets: calls, bytes; last refill time
@@ -87,6 +88,7 @@ cdef class StreamCore:
     cdef readonly object limits
     cdef public bint quotas               # per-shard quotas enforced
     cdef public Py_ssize_t max_record_bytes
+    cdef readonly bint store_payload      # False: metadata-only storage (simulations)
     cdef readonly dict shards             # index -> Shard, every shard not yet expired
     cdef list _open                       # open shards sorted by start hash (owns the refs)
     cdef uint64_t *_ohi                   # open shards' start hash, high half

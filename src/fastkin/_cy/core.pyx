@@ -271,7 +271,7 @@ cdef class Shard:
         self._seg_head = 0
         self._seg_cap = 0
 
-    def __init__(self, uint32_t index, start_hash, end_hash, int64_t created_secs, limits):
+    def __init__(self, uint32_t index, start_hash, end_hash, int64_t created_secs, limits, bint meta_only=False):
         self.index = index
         self.shard_id = E.shard_name(index)
         self.start_hash = start_hash
@@ -283,6 +283,7 @@ cdef class Shard:
         self.end = 0
         self._last_ms = 0
         self.closed = False
+        self.meta_only = meta_only
         self._wb = <double>limits.write_bytes_per_second
         self._wr = <double>limits.write_records_per_second
         self._wt_set = False
@@ -338,7 +339,7 @@ cdef class Shard:
 
     cdef int _append(self, const char *data, size_t dlen, const char *key, size_t klen, int64_t ms) except -1:
         cdef Segment *g = NULL
-        cdef size_t need = dlen + klen
+        cdef size_t need = 0 if self.meta_only else dlen + klen
         cdef size_t acap
         cdef void *p
         if self._nseg:
@@ -362,8 +363,9 @@ cdef class Shard:
                 raise MemoryError()
             g.arena = <unsigned char*>p
             g.acap = acap
-        memcpy(g.arena + g.used, data, dlen)
-        memcpy(g.arena + g.used + dlen, key, klen)
+        if need:
+            memcpy(g.arena + g.used, data, dlen)
+            memcpy(g.arena + g.used + dlen, key, klen)
         g.off[g.count] = <uint32_t>g.used
         g.dlen[g.count] = <uint32_t>dlen
         g.klen[g.count] = <uint16_t>klen
@@ -509,12 +511,13 @@ cdef class StreamCore:
         self._nopen = 0
 
     def __init__(self, str name not None, str account not None, limits not None, bint quotas,
-                 Py_ssize_t max_record_bytes):
+                 Py_ssize_t max_record_bytes, bint store_payload=True):
         self.name = name
         self.account = account
         self.limits = limits
         self.quotas = quotas
         self.max_record_bytes = max_record_bytes
+        self.store_payload = store_payload
         self.shards = {}
         self._open = []
         self._wbps = <double>limits.write_bytes_per_second
@@ -550,7 +553,7 @@ cdef class StreamCore:
         return 0
 
     def add_shard(self, uint32_t index, start_hash, end_hash, int64_t created_secs):
-        s = Shard(index, start_hash, end_hash, created_secs, self.limits)
+        s = Shard(index, start_hash, end_hash, created_secs, self.limits, not self.store_payload)
         with self._lock:
             self.shards[index] = s
             self._open.append(s)
@@ -564,7 +567,7 @@ cdef class StreamCore:
         cdef Shard s
         new = []
         for index, start, end, created, is_open in add:
-            s = Shard(index, start, end, created, self.limits)
+            s = Shard(index, start, end, created, self.limits, not self.store_payload)
             s.closed = not is_open
             new.append(s)
         with self._lock:
@@ -802,8 +805,12 @@ cdef class StreamCore:
                         break
                     nbytes += size
                     r = Record.__new__(Record)
-                    r.data = PyBytes_FromStringAndSize(<char*>g.arena + g.off[j], g.dlen[j])
-                    r.partition_key = PyUnicode_DecodeUTF8(<char*>g.arena + g.off[j] + g.dlen[j], g.klen[j], NULL)
+                    if s.meta_only:
+                        r.data = b""
+                        r.partition_key = ""
+                    else:
+                        r.data = PyBytes_FromStringAndSize(<char*>g.arena + g.off[j], g.dlen[j])
+                        r.partition_key = PyUnicode_DecodeUTF8(<char*>g.arena + g.off[j] + g.dlen[j], g.klen[j], NULL)
                     r._shard = s
                     r._seq = pos
                     r._ms = g.ms[j]

@@ -88,7 +88,7 @@ class Shard:
         self.start_hash = start_hash
         self.end_hash = end_hash
         self.created_secs = created_secs
-        self.log: list[tuple[bytes, str, int]] = []
+        self.log: list[tuple[bytes, str, int, int]] = []   # (data, key, arrival ms, size)
         self.base = 0            # seq index of log[0]
         self.last_ms = 0         # newest arrival (arrivals never go back within a shard)
         self.closed_at: int | None = None   # seq index end when closed
@@ -113,7 +113,9 @@ class Shard:
 class StreamCore:
     """One stream's data plane: shard logs, routing, sequence numbers and quotas."""
 
-    def __init__(self, name: str, account: str, limits: Limits, quotas: bool, max_record_bytes: int):
+    def __init__(self, name: str, account: str, limits: Limits, quotas: bool, max_record_bytes: int,
+                 store_payload: bool = True):
+        self.store_payload = store_payload   # False: keep sizes and times only (simulations)
         self.name = name
         self.account = account
         self.limits = limits
@@ -163,7 +165,7 @@ class StreamCore:
 
     def seek_timestamp(self, index: int, ts_ms: int) -> int:
         s = self.shards[index]
-        for i, (_, _, t) in enumerate(s.log):
+        for i, (_, _, t, _) in enumerate(s.log):
             if t >= ts_ms:
                 return s.base + i
         return s.end
@@ -229,11 +231,11 @@ class StreamCore:
             s.ctr[C_W_THR_RECORDS] += 1
             s.ctr[C_W_THR_BYTES] += size
 
-    def _append(self, s: Shard, data: bytes, key: str, now: float) -> PutResult:
+    def _append(self, s: Shard, data: bytes, key: str, size: int, now: float) -> PutResult:
         ms = max(now_ms(now), s.last_ms)
         s.last_ms = ms
         seq = s.end
-        s.log.append((data, key, ms))
+        s.log.append((data, key, ms, size) if self.store_payload else (b"", "", ms, size))
         return PutResult(s.shard_id, s.seq(seq, ms))
 
     # -- put ------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ class StreamCore:
             self._count_write(s, len(data) + len(kb), ok)
             if not ok:
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
-            return self._append(s, data, key, now)
+            return self._append(s, data, key, len(data) + len(kb), now)
 
     def put_records(self, records, now: float) -> PutRecordsResult:
         if not isinstance(records, (list, tuple)):
@@ -272,7 +274,7 @@ class StreamCore:
                 ok = self._write_ok(s, size, now)
                 self._count_write(s, size, ok)
                 if ok:
-                    out.append(self._append(s, data, key, now))
+                    out.append(self._append(s, data, key, size, now))
                 else:
                     out.append(PutResult(None, None, "ProvisionedThroughputExceededException",
                                          E.shard_throttled(s.shard_id, self.name, self.account)))
@@ -307,8 +309,7 @@ class StreamCore:
             cap = self.limits.get_records_max_bytes
             cut = False
             while pos < s.end and len(out) < limit:
-                data, key, ms = s.log[pos - s.base]
-                size = len(data) + len(key.encode("utf-8"))
+                data, key, ms, size = s.log[pos - s.base]
                 if nbytes + size > cap:
                     cut = True
                     break
