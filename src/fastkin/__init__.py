@@ -20,9 +20,19 @@ from .streams import GetRecordsResult, Stream
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # botocore is imported only when the boto3 drop-in is used
+    if name == "mock_kinesis":
+        from .mock import mock_kinesis
+
+        return mock_kinesis
+    raise AttributeError(f"module 'fastkin' has no attribute {name!r}")
+
 __all__ = [
     "ENGINE", "Engine", "Stream", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",
     "FastkinError", "ExpiredIteratorException", "ExpiredNextTokenException", "InternalFailureException",
     "InvalidArgumentException", "LimitExceededException", "ProvisionedThroughputExceededException",
     "ResourceInUseException", "ResourceNotFoundException", "UnsupportedOperationError", "ValidationException",
+    "mock_kinesis",
 ]

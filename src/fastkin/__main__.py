@@ -1,4 +1,4 @@
-"""Command line: `python -m fastkin demo`."""
+"""Command line: `python -m fastkin demo` and `python -m fastkin serve`."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--shards", type=int, default=4, help="shard count (default 4)")
     d.add_argument("--engine", choices=["cy", "ref"], default=None, help="core engine (default: compiled)")
     d.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    # `serve` parses its own options (fastkin.server), so botocore and hypercorn load only when serving.
+    sub.add_parser("serve", add_help=False, help="serve the Kinesis wire protocol over HTTP (JSON 1.1 and CBOR)")
+    args, rest = p.parse_known_args(argv)
+    if args.cmd == "serve":
+        from .server import main as serve_main
+
+        return serve_main(rest)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.cmd == "demo":
         from .demo import run
 
