@@ -8,6 +8,10 @@
  *   - md5_state():    whole-message driver; inputs shorter than 56 bytes take
  *                     a single-block fast path (one padded block on the stack)
  *   - fk_md5() / fk_md5_u128(): public API (see md5.h)
+ *   - fk_md5_u128_many(): many messages; the short ones (< 56 bytes, one
+ *     block) are hashed FK_LANES at a time in lockstep with GCC/clang vector
+ *     extensions (md5_lanes.inc), with an AVX2 variant picked at run time on
+ *     x86-64; other compilers fall back to one message at a time.
  *
  * No global or static mutable state: safe to call concurrently and without
  * the Python GIL.
@@ -250,4 +254,100 @@ void fk_md5_u128(const unsigned char *data, size_t len,
        big-endian is a per-word byte swap. */
     *hi = ((uint64_t)fk_bswap32(st[0]) << 32) | fk_bswap32(st[1]);
     *lo = ((uint64_t)fk_bswap32(st[2]) << 32) | fk_bswap32(st[3]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Many messages: lockstep lanes for short ones                             */
+/* ------------------------------------------------------------------------ */
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(FK_MD5_NO_LANES)
+#define FK_MD5_HAVE_LANES 1
+
+/* Portable variant: SSE2 on any x86-64, NEON on aarch64 (16 lanes = 4 registers, enough
+   independent chains to cover the per-step latency). */
+#define FK_LN 16
+#define FK_VT fk_v16u
+#define FK_FN md5_lanes_generic
+#define FK_ATTR
+#include "md5_lanes.inc"
+#undef FK_LN
+#undef FK_VT
+#undef FK_FN
+#undef FK_ATTR
+
+#if defined(__x86_64__) && !defined(__AVX2__) && (defined(__clang__) || __GNUC__ >= 5)
+#define FK_MD5_AVX2_DISPATCH 1
+#define FK_LN 16
+#define FK_VT fk_v16u_avx2
+#define FK_FN md5_lanes_avx2
+#define FK_ATTR __attribute__((target("avx2")))
+#include "md5_lanes.inc"
+#undef FK_LN
+#undef FK_VT
+#undef FK_FN
+#undef FK_ATTR
+#endif
+
+#define FK_LANES 16
+
+static void md5_lanes(const unsigned char *const *p, const size_t *len, const size_t *idx,
+                      uint64_t *hi, uint64_t *lo)
+{
+#ifdef FK_MD5_AVX2_DISPATCH
+    /* __builtin_cpu_supports reads a table filled by libgcc/compiler-rt at load time. */
+    if (__builtin_cpu_supports("avx2")) {
+        md5_lanes_avx2(p, len, idx, hi, lo);
+        return;
+    }
+#endif
+    md5_lanes_generic(p, len, idx, hi, lo);
+}
+
+int fk_md5_lanes(void)
+{
+#ifdef FK_MD5_AVX2_DISPATCH
+    return __builtin_cpu_supports("avx2") ? 2 : 1;
+#else
+    return 1;
+#endif
+}
+#else
+int fk_md5_lanes(void)
+{
+    return 0;
+}
+#endif
+
+void fk_md5_u128_many(size_t n, const unsigned char *const *p, const size_t *len,
+                      uint64_t *hi, uint64_t *lo)
+{
+    size_t i;
+#ifdef FK_MD5_HAVE_LANES
+    size_t idx[FK_LANES];
+    size_t m = 0, j;
+
+    for (i = 0; i < n; i++) {
+        if (len[i] < 56) {
+            idx[m++] = i;
+            if (m == FK_LANES) {
+                md5_lanes(p, len, idx, hi, lo);
+                m = 0;
+            }
+        } else {
+            fk_md5_u128(p[i], len[i], &hi[i], &lo[i]);
+        }
+    }
+    if (m >= FK_LANES / 4) {
+        /* Fill the spare lanes with the last message again: same input, same output. */
+        for (j = m; j < FK_LANES; j++)
+            idx[j] = idx[m - 1];
+        md5_lanes(p, len, idx, hi, lo);
+    } else {
+        for (j = 0; j < m; j++)
+            fk_md5_u128(p[idx[j]], len[idx[j]], &hi[idx[j]], &lo[idx[j]]);
+    }
+#else
+    for (i = 0; i < n; i++)
+        fk_md5_u128(p[i], len[i], &hi[i], &lo[i]);
+#endif
 }

@@ -33,6 +33,19 @@ void fk_md5(const unsigned char *data, size_t len, unsigned char out[16]);
 void fk_md5_u128(const unsigned char *data, size_t len,
                  uint64_t *hi, uint64_t *lo);
 
+/*
+ * hi[i], lo[i] = fk_md5_u128(p[i], len[i]) for i < n.  Messages shorter than
+ * 56 bytes (a single MD5 block: every realistic partition key) are hashed
+ * several at a time in lockstep (SIMD lanes), which is 3-6x the throughput
+ * of one-at-a-time hashing; longer ones go through fk_md5_u128.
+ */
+void fk_md5_u128_many(size_t n, const unsigned char *const *p, const size_t *len,
+                      uint64_t *hi, uint64_t *lo);
+
+/* Which fk_md5_u128_many path this build and CPU use: 0 = one at a time,
+   1 = portable vector lanes (SSE2/NEON), 2 = AVX2 lanes. */
+int fk_md5_lanes(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,3 +86,31 @@ def test_partition_key_type_is_checked(engine):
     s = engine.create_stream("s", shard_count=1)
     with pytest.raises(ValidationException):
         s.put_record(b"x", 17)
+
+
+def test_batch_md5_lanes_match_hashlib():
+    """put_records hashes short keys (< 56 UTF-8 bytes) several at a time in SIMD lanes."""
+    from fastkin._cy.core import md5_hash_keys, md5_lanes
+
+    assert md5_lanes() in (0, 1, 2)
+    rng = random.Random(3)
+    alphabet = "abcXYZ09-_ éüß漢字🙂"
+    for n in [0, 1, 3, 4, 15, 16, 17, 31, 33, 64, 500]:
+        keys = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(n)]
+        keys += [rng.randbytes(m) for m in (0, 54, 55, 56, 57, 63, 64, 65)]
+        assert md5_hash_keys(keys) == [int.from_bytes(hashlib.md5(k.encode() if isinstance(k, str) else k).digest(),
+                                                      "big") for k in keys]
+
+
+@pytest.mark.parametrize("with_ehk", [False, True])
+def test_short_key_batches_route_like_hashlib(engine, with_ehk):
+    s = engine.create_stream("s", shard_count=16)
+    ranges = initial_hash_ranges(16)
+    rng = random.Random(4)
+    keys = ["".join(rng.choice("abcdef0123-é") for _ in range(rng.randint(1, 40))) for _ in range(500)]
+    recs = [(b"x", k, str(HASH_MAX // 2)) if with_ehk and i % 7 == 3 else (b"x", k) for i, k in enumerate(keys)]
+    res = s.put_records(recs)
+    for rec, r in zip(recs, res):
+        h = int(rec[2]) if len(rec) == 3 else md5_int(rec[1])
+        expect = next(i for i, (a, b) in enumerate(ranges) if a <= h <= b)
+        assert r.shard_id == f"shardId-{expect:012d}"

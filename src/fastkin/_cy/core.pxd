@@ -105,6 +105,7 @@ cdef class StreamCore:
     cdef Py_ssize_t _kl[BATCH_MAX]
     cdef uint64_t _hhi[BATCH_MAX]
     cdef uint64_t _hlo[BATCH_MAX]
+    cdef bint _ehk[BATCH_MAX]             # entry i came with an explicit hash key
 
     cdef Shard _route(self, uint64_t hi, uint64_t lo)
     cdef bint _write_ok(self, Shard s, Py_ssize_t size, double now) noexcept
