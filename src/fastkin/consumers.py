@@ -46,9 +46,6 @@ class Consumer:
     def status_at(self, now: float) -> str:
         return "ACTIVE" if now >= self.ready_at else "CREATING"
 
-    def visible(self, now: float) -> bool:
-        return True
-
     def summary(self, now: float) -> dict:
         return {"ConsumerName": self.name, "ConsumerARN": self.arn, "ConsumerStatus": self.status_at(now),
                 "ConsumerCreationTimestamp": _dt.datetime.fromtimestamp(self.created, _dt.timezone.utc)}

@@ -123,12 +123,12 @@ def _to_wire(shape, value, cbor: bool):
 def _cbor_loads(body: bytes):
     import cbor2
 
-    def tag_hook(decoder, tag):
-        if tag.tag == 1 and isinstance(tag.value, (int, float)):
-            return tag.value / 1000.0           # the Java SDK writes epoch milliseconds
-        return tag
+    def epoch_millis(value, immutable):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value / 1000.0               # the Java SDK writes epoch milliseconds under tag 1
+        raise SerializationError("CBOR tag 1 must hold a number of epoch milliseconds.")
 
-    return cbor2.loads(body, tag_hook=tag_hook)
+    return cbor2.loads(body, semantic_decoders={1: epoch_millis})
 
 
 def _cbor_dumps(obj) -> bytes:

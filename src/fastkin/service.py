@@ -201,6 +201,20 @@ def check_request(op_model, params: dict, types: bool) -> None:
             f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(c.errors))
 
 
+# The 39 operations of the 2026-02 Kinesis model; newer botocore models add more (queues, channels),
+# which are answered with UnknownOperationException until fastkin implements them.
+IMPLEMENTED = (
+    "AddTagsToStream", "CreateStream", "DecreaseStreamRetentionPeriod", "DeleteResourcePolicy", "DeleteStream",
+    "DeregisterStreamConsumer", "DescribeAccountSettings", "DescribeLimits", "DescribeStream",
+    "DescribeStreamConsumer", "DescribeStreamSummary", "DisableEnhancedMonitoring", "EnableEnhancedMonitoring",
+    "GetRecords", "GetResourcePolicy", "GetShardIterator", "IncreaseStreamRetentionPeriod", "ListShards",
+    "ListStreamConsumers", "ListStreams", "ListTagsForResource", "ListTagsForStream", "MergeShards", "PutRecord",
+    "PutRecords", "PutResourcePolicy", "RegisterStreamConsumer", "RemoveTagsFromStream", "SplitShard",
+    "StartStreamEncryption", "StopStreamEncryption", "SubscribeToShard", "TagResource", "UntagResource",
+    "UpdateAccountSettings", "UpdateMaxRecordSize", "UpdateShardCount", "UpdateStreamMode",
+    "UpdateStreamWarmThroughput",
+)
+
 # Data-plane operations whose members the engine validates itself (kept off the generic walk for speed).
 _ENGINE_CHECKED = frozenset({"PutRecord", "PutRecords", "GetRecords"})
 
@@ -245,7 +259,7 @@ class Service:
         self._lock = threading.RLock()
         self._extra: dict[int, _StreamExtra] = {}           # id(stream) -> extra; checked against the object
         self._account_commitment: dict | None = None
-        self._handlers = {name: getattr(self, "op_" + name) for name in service_model().operation_names}
+        self._handlers = {name: getattr(self, "op_" + name) for name in IMPLEMENTED}
 
     # -- entry point ------------------------------------------------------------------------------
     def dispatch(self, operation: str, params: dict, *, types: bool = False):
@@ -253,6 +267,9 @@ class Service:
         through botocore's validator). Raises FastkinError subclasses carrying AWS's code and status."""
         h = self._handlers.get(operation)
         if h is None:
+            if operation in service_model().operation_names:
+                raise UnknownOperationError(
+                    f"fastkin does not implement the Kinesis operation {operation} (newer than the 2026-02 model).")
             raise UnknownOperationError(f"Operation {operation} is not supported.")
         if (self.validate and operation not in _ENGINE_CHECKED) or types:
             check_request(service_model().operation_model(operation), params, types)
@@ -311,8 +328,7 @@ class Service:
         s = self._stream(p)
         with self._lock:
             x = self._extra_for(s)
-            live = [c for c in x.consumers.values() if c.status != "DELETING"]
-            if live and not p.get("EnforceConsumerDeletion"):
+            if x.consumers and not p.get("EnforceConsumerDeletion"):
                 raise E.ResourceInUseException(
                     f"Stream {s.name} under account {self.engine.account_id} has registered consumers. "
                     "Deregister them first or set EnforceConsumerDeletion.")
@@ -332,7 +348,7 @@ class Service:
         out = s.describe_summary()
         d = out["StreamDescriptionSummary"]
         x = self._extra_for(s)
-        d["ConsumerCount"] = sum(1 for c in x.consumers.values() if c.visible(self._now()))
+        d["ConsumerCount"] = len(x.consumers)
         d["MaxRecordSizeInKiB"] = s.max_record_kib
         if x.warm_target is not None:
             d["WarmThroughput"] = {"TargetMiBps": x.warm_target, "CurrentMiBps": x.warm_current}
@@ -578,7 +594,7 @@ class Service:
             s = self.engine.stream(None, sarn)
             x = self._extra_for(s)
             c = x.consumers.get(name)
-            if c is None or c.arn != arn or not c.visible(self._now()):
+            if c is None or c.arn != arn:
                 raise E.ResourceNotFoundException(f"Consumer {arn} not found.")
             return s, x, c
         if name is None or sarn is None:
@@ -586,7 +602,7 @@ class Service:
         s = self.engine.stream(None, sarn)
         x = self._extra_for(s)
         c = x.consumers.get(name)
-        if c is None or not c.visible(self._now()):
+        if c is None:
             raise E.ResourceNotFoundException(
                 f"Consumer {name} under stream {s.name} under account {self.engine.account_id} not found.")
         return s, x, c
@@ -598,8 +614,6 @@ class Service:
         now = self._now()
         with self._lock:
             x = self._extra_for(s)
-            for k in [k for k, c in x.consumers.items() if not c.visible(now)]:
-                del x.consumers[k]
             if name in x.consumers:
                 raise E.ResourceInUseException(
                     f"Consumer {name} under stream {s.name} already exists for account {self.engine.account_id}.")
@@ -638,7 +652,7 @@ class Service:
             raise E.ResourceNotFoundException(
                 f"Stream {s.name} under account {self.engine.account_id} with the given creation time not found.")
         x = self._extra_for(s)
-        cs = sorted((c for c in x.consumers.values() if c.visible(now)), key=lambda c: c.name)
+        cs = sorted(x.consumers.values(), key=lambda c: c.name)
         token = p.get("NextToken")
         if token is not None:
             _, after = self.engine._tokens.open_next_token(token, "consumers", math.floor(now * 1000), 300_000)

@@ -12,7 +12,7 @@ import fastkin
 from fastkin.server import ServerThread
 
 START = 1_700_000_000.0
-NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"})
+NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 _SESSION = boto3.session.Session()      # one session: loading botocore's models once keeps the suite fast
 
 
