@@ -41,7 +41,7 @@ extensions = [
         "fastkin._cy.core",
         sources=["src/fastkin/_cy/core.pyx", "csrc/md5.c"],
         include_dirs=["csrc"],
-        depends=["csrc/md5.h", "csrc/md5_lanes.inc", "csrc/seqnum.h", "csrc/fastkin_debug.h"],
+        depends=["csrc/md5.h", "csrc/md5_lanes.inc", "csrc/fk_mem.h", "csrc/seqnum.h", "csrc/fastkin_debug.h"],
         define_macros=macros,
         extra_compile_args=cflags,
         extra_link_args=ldflags,

@@ -22,6 +22,7 @@ cdef enum:
     BATCH_MAX = 500
     INDEX_STEP = 4096             # index arrays grow by doubling up to this, then linearly
     ARENA_STEP = 1024 * 1024      # arenas grow by doubling up to this, then linearly
+    PREFAULT_MIN = 64 * 1024      # arena extensions at least this big are faulted in at once
 
 # Per-shard cumulative counters (metrics read them once per engine-second; the hot path only adds).
 cdef enum:
@@ -94,6 +95,7 @@ cdef class StreamCore:
     cdef uint64_t *_ohi                   # open shards' start hash, high half
     cdef uint64_t *_olo                   # open shards' start hash, low half
     cdef Py_ssize_t _nopen
+    cdef int64_t _min_ms                  # <= every stored arrival (INT64_MAX: none); trim() is O(1) below it
     cdef cython.pymutex _lock
     # limits copied to C
     cdef double _wbps, _wrps, _rcps, _rbps, _penalty
