@@ -9,13 +9,16 @@
 from . import errors
 from ._engine import ENGINE
 from .clock import RealClock, VirtualClock
+from .consumer import Checkpointer, Consumer, RecordProcessor
 from .engine import Engine
 from .errors import (
     ExpiredIteratorException, ExpiredNextTokenException, FastkinError, InternalFailureException,
     InvalidArgumentException, LimitExceededException, ProvisionedThroughputExceededException,
     ResourceInUseException, ResourceNotFoundException, UnsupportedOperationError, ValidationException,
 )
+from .aggregation import deaggregate
 from .limits import Limits
+from .producer import Producer, ProducerResult
 from .streams import GetRecordsResult, Stream
 
 __version__ = "0.1.0"
@@ -29,10 +32,11 @@ def __getattr__(name):
         return mock_kinesis
     raise AttributeError(f"module 'fastkin' has no attribute {name!r}")
 
+
 __all__ = [
     "ENGINE", "Engine", "Stream", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",
     "FastkinError", "ExpiredIteratorException", "ExpiredNextTokenException", "InternalFailureException",
     "InvalidArgumentException", "LimitExceededException", "ProvisionedThroughputExceededException",
     "ResourceInUseException", "ResourceNotFoundException", "UnsupportedOperationError", "ValidationException",
-    "mock_kinesis",
+    "mock_kinesis", "Producer", "ProducerResult", "deaggregate", "Consumer", "RecordProcessor", "Checkpointer",
 ]
