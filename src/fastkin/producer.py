@@ -223,7 +223,7 @@ class Producer:
                  on_full: str = "block", aggregate: bool = False, aggregation_max_size: int = 51_200,
                  ordered: bool = False, retry_base: float = 0.1, retry_max: float = 5.0,
                  shard_map_refresh: float = 60.0, background: bool | None = None, sleep=None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, limits=None) -> None:
         from .engine import Engine
         from .streams import Stream
 
@@ -262,7 +262,7 @@ class Producer:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.shard_map_refresh = shard_map_refresh
-        lim = self._target.limits
+        lim = limits or self._target.limits     # the shard limits to stay under (an engine's own by default)
         self._rate_bytes = rate_limit * lim.write_bytes_per_second
         self._rate_records = rate_limit * lim.write_records_per_second
         self._rng = random.Random(seed)
