@@ -87,7 +87,7 @@ class Stream:
         now = self._clock()
         self.created = now
         self._ready_at = now + engine.create_latency
-        self.deleting_at: float | None = None
+        self._deleting_at: float | None = None
         self._updating_until = now
         self.scaling_history: list[float] = []       # engine times of UpdateShardCount calls
         self.mode_history: list[float] = []          # engine times of UpdateStreamMode calls
@@ -99,6 +99,7 @@ class Stream:
                                             max_record_kib * 1024, storage == "full")
         self._shards: dict[int, ShardInfo] = {}
         self._next_tick = math.floor(now) + 1.0
+        self._sync_io_gate()
         self.metrics = StreamMetrics(self)
         self.scaler = None            # the on-demand scaler while mode == ON_DEMAND
         for i, (a, b) in enumerate(initial_hash_ranges(shard_count)):
@@ -183,8 +184,25 @@ class Stream:
         self.retention_override = seconds
         self.trim()
 
-    def _check_io(self) -> float:
-        now = self._clock()
+    @property
+    def deleting_at(self) -> float | None:
+        """Engine time at which a deleted stream disappears (None unless deleted)."""
+        return self._deleting_at
+
+    @deleting_at.setter
+    def deleting_at(self, t: float | None) -> None:
+        self._deleting_at = t
+        self._sync_io_gate()
+
+    def _sync_io_gate(self) -> None:
+        # The core's put_record_io skips _check_io while ready_at <= now < min(next tick, deleting_at),
+        # i.e. exactly while _check_io would neither raise nor tick.
+        hi = self._next_tick if self._deleting_at is None else min(self._next_tick, self._deleting_at)
+        self._core.set_io_gate(self._ready_at, hi)
+
+    def _check_io(self, now: float | None = None) -> float:
+        if now is None:
+            now = self._clock()
         if now < self._ready_at or (self.deleting_at is not None and now >= self.deleting_at):
             raise E.stream_not_found(self.name, self.engine.account_id)
         if now >= self._next_tick:
@@ -197,6 +215,7 @@ class Stream:
             if now < self._next_tick:
                 return
             self._next_tick = math.floor(now) + 1.0
+            self._sync_io_gate()
             self.metrics.roll(now)
             self._core.trim(now, self.retention_seconds)
             for info in list(self._shards.values()):
@@ -231,7 +250,12 @@ class Stream:
         """Put one record: returns r.shard_id, r.sequence_number; raises ProvisionedThroughputExceededException."""
         if sequence_number_for_ordering is not None:
             self._check_sfo(sequence_number_for_ordering)
-        return self._core.put_record(data, partition_key, explicit_hash_key, self._check_io())
+        # NOTE: the core reads the clock and puts in one call while no check or tick is due (~150 ns
+        # less Python per call); otherwise it returns (now,) untouched and we take the full path.
+        r = self._core.put_record_io(data, partition_key, explicit_hash_key, self._clock)
+        if r.__class__ is tuple:
+            r = self._core.put_record(data, partition_key, explicit_hash_key, self._check_io(r[0]))
+        return r
 
     def put_records(self, records):
         """Put a batch of (data, partition_key[, explicit_hash_key]) tuples: one result per record, in order."""

@@ -91,10 +91,11 @@ cdef class StreamCore:
     cdef public Py_ssize_t max_record_bytes
     cdef readonly bint store_payload      # False: metadata-only storage (simulations)
     cdef readonly dict shards             # index -> Shard, every shard not yet expired
-    cdef list _open                       # open shards sorted by start hash (owns the refs)
+    cdef list _open                       # open shards sorted by start hash; replaced, never mutated
     cdef uint64_t *_ohi                   # open shards' start hash, high half
     cdef uint64_t *_olo                   # open shards' start hash, low half
     cdef Py_ssize_t _nopen
+    cdef double _gate_lo, _gate_hi        # put_record_io's I/O gate: puts only while lo <= now < hi
     cdef int64_t _min_ms                  # <= every stored arrival (INT64_MAX: none); trim() is O(1) below it
     cdef cython.pymutex _lock
     # limits copied to C
@@ -109,7 +110,9 @@ cdef class StreamCore:
     cdef uint64_t _hlo[BATCH_MAX]
     cdef bint _ehk[BATCH_MAX]             # entry i came with an explicit hash key
 
+    cdef Py_ssize_t _route_pos(self, uint64_t hi, uint64_t lo) noexcept
     cdef Shard _route(self, uint64_t hi, uint64_t lo)
+    cdef object _put_one(self, data, key, ehk, double now)
     cdef bint _write_ok(self, Shard s, Py_ssize_t size, double now) noexcept
     cdef bint _read_ok(self, Shard s, double now) noexcept
-    cdef int _rebuild_routing(self) except -1
+    cdef int _rebuild_routing(self, list opened) except -1

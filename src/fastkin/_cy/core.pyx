@@ -10,7 +10,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
-from libc.math cimport floor
+from libc.math cimport floor, INFINITY
 from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t, INT64_MAX
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -196,25 +196,27 @@ cdef inline PutResult _ok_result(Shard s, uint64_t seq, int64_t ms):
 
 
 @cython.final
+@cython.no_gc
 cdef class PutRecordsResult:
     """The PutRecords contract: one PutResult per request entry, in request order.
 
-    Stored as typed arrays; PutResult objects are made only when asked for."""
+    Stored as typed arrays (one allocation: seq u64, ms i64, shard position u32 per entry); PutResult
+    objects are made only when asked for. A shard is named by its position in the routing list the
+    batch was routed with (``_routing``, which the core replaces on a reshard and never mutates)."""
     cdef Py_ssize_t _n
     cdef readonly Py_ssize_t failed_record_count
-    cdef list _shards          # Shard (or None when throttled) per entry
-    cdef uint64_t *_seq
-    cdef int64_t *_ms
+    cdef list _routing         # StreamCore._open at put time
+    cdef uint64_t *_seq        # sequence index per entry, or (uint64_t)-1 when throttled
+    cdef int64_t *_ms          # arrival ms per entry (inside the _seq block)
+    cdef uint32_t *_pos        # position of the entry's shard in _routing (inside the _seq block)
     cdef str _stream, _account
     cdef list _cache
 
     def __cinit__(self):
         self._seq = NULL
-        self._ms = NULL
 
     def __dealloc__(self):
         free(self._seq)
-        free(self._ms)
 
     def __len__(self):
         return self._n
@@ -233,7 +235,7 @@ cdef class PutRecordsResult:
         if self._cache is None:
             out = []
             for i in range(self._n):
-                s = <Shard>self._shards[i] if self._shards[i] is not None else None
+                s = <Shard>PyList_GET_ITEM(self._routing, self._pos[i])
                 if self._seq[i] == <uint64_t>-1:
                     r = PutResult.__new__(PutResult)
                     r.error_code = "ProvisionedThroughputExceededException"
@@ -595,6 +597,8 @@ cdef class StreamCore:
         self._olo = NULL
         self._nopen = 0
         self._min_ms = INT64_MAX
+        self._gate_lo = INFINITY       # closed until the stream sets it
+        self._gate_hi = -INFINITY
 
     def __init__(self, str name not None, str account not None, limits not None, bint quotas,
                  Py_ssize_t max_record_bytes, bint store_payload=True):
@@ -619,10 +623,13 @@ cdef class StreamCore:
         free(self._olo)
 
     # -- topology -------------------------------------------------------------------------
-    cdef int _rebuild_routing(self) except -1:
+    cdef int _rebuild_routing(self, list opened) except -1:
+        """Route to ``opened`` (a new list, never mutated afterwards: PutRecordsResults keep a reference
+        to the list they were routed with and name shards by their position in it)."""
         cdef Py_ssize_t i, n
         cdef Shard s
-        self._open.sort(key=lambda sh: sh.start_hash)
+        opened.sort(key=lambda sh: sh.start_hash)
+        self._open = opened
         n = len(self._open)
         free(self._ohi)
         free(self._olo)
@@ -642,8 +649,7 @@ cdef class StreamCore:
         s = Shard(index, start_hash, end_hash, created_secs, self.limits, not self.store_payload)
         with self._lock:
             self.shards[index] = s
-            self._open.append(s)
-            self._rebuild_routing()
+            self._rebuild_routing(self._open + [s])
 
     def reshard(self, list close not None, list add not None):
         """Atomically close shards (no longer routed to) and add new ones (index, start, end, created_secs, open);
@@ -657,15 +663,16 @@ cdef class StreamCore:
             s.closed = not is_open
             new.append(s)
         with self._lock:
+            opened = list(self._open)
             for index in close:
                 s = <Shard>self.shards[index]
-                self._open.remove(s)
+                opened.remove(s)
                 s.closed = True
             for s in new:
                 self.shards[s.index] = s
                 if not s.closed:
-                    self._open.append(s)
-            self._rebuild_routing()
+                    opened.append(s)
+            self._rebuild_routing(opened)
 
     def drop_shard(self, uint32_t index):
         """Forget a closed shard whose records have all expired (its memory is freed)."""
@@ -691,8 +698,8 @@ cdef class StreamCore:
             return s._ms_at(seq_index)
 
     # -- routing --------------------------------------------------------------------------
-    cdef Shard _route(self, uint64_t hi, uint64_t lo):
-        """The open shard whose range holds (hi, lo): the last one whose start <= hash."""
+    cdef Py_ssize_t _route_pos(self, uint64_t hi, uint64_t lo) noexcept:
+        """Position in _open of the open shard whose range holds (hi, lo): the last one whose start <= hash."""
         cdef Py_ssize_t a = 0, b = self._nopen - 1, m
         while a < b:
             m = (a + b + 1) >> 1
@@ -700,7 +707,10 @@ cdef class StreamCore:
                 a = m
             else:
                 b = m - 1
-        return <Shard>PyList_GET_ITEM(self._open, a)
+        return a
+
+    cdef Shard _route(self, uint64_t hi, uint64_t lo):
+        return <Shard>PyList_GET_ITEM(self._open, self._route_pos(hi, lo))
 
     def shard_for_key(self, str partition_key not None):
         cdef const char *kp
@@ -746,7 +756,24 @@ cdef class StreamCore:
         return now >= s._penalty_until and s._rc >= 1.0 and s._rb > 0.0
 
     # -- put ------------------------------------------------------------------------------
+    def set_io_gate(self, double lo, double hi):
+        """put_record_io puts only while lo <= clock() < hi (the stream is ready, not being deleted,
+        and no per-second tick is due); outside it returns (clock value,) and does nothing."""
+        self._gate_lo = lo
+        self._gate_hi = hi
+
+    def put_record_io(self, data, key, ehk, clock):
+        """put_record at ``clock()``, when that time is inside the I/O gate (see set_io_gate) and is a
+        float; otherwise ``(time,)`` (nothing done: the stream handles the time, then calls put_record)."""
+        t = clock()
+        if type(t) is not float or not (self._gate_lo <= <double>t < self._gate_hi):
+            return (t,)
+        return self._put_one(data, key, ehk, <double>t)
+
     def put_record(self, data, key, ehk, double now):
+        return self._put_one(data, key, ehk, now)
+
+    cdef object _put_one(self, data, key, ehk, double now):
         cdef const char *kp
         cdef Py_ssize_t kl, dl, size
         cdef uint64_t hi, lo, seq
@@ -786,7 +813,7 @@ cdef class StreamCore:
         cdef Shard s
         cdef int64_t ms, base_ms
         cdef bint is_list
-        cdef Py_ssize_t n_ehk = 0
+        cdef Py_ssize_t n_ehk = 0, k
         if not isinstance(records, (list, tuple)):
             raise E.ValidationException(
                 f"records must be a list of (data, partition_key[, explicit_hash_key]) tuples, got {type(records).__name__}")
@@ -848,19 +875,20 @@ cdef class StreamCore:
         res._n = n
         res._stream = self.name
         res._account = self.account
-        res._seq = <uint64_t*>malloc(n * sizeof(uint64_t))
-        res._ms = <int64_t*>malloc(n * sizeof(int64_t))
-        if res._seq == NULL or res._ms == NULL:
+        res._seq = <uint64_t*>malloc(n * (2 * sizeof(uint64_t) + sizeof(uint32_t)))
+        if res._seq == NULL:
             raise MemoryError()
-        shards = [None] * n
-        res._shards = shards
+        res._ms = <int64_t*>(res._seq + n)
+        res._pos = <uint32_t*>(res._ms + n)
         base_ms = now_ms(now)
         with self._lock:
             if base_ms < self._min_ms:      # every arrival of this batch is >= base_ms
                 self._min_ms = base_ms
+            res._routing = self._open
             for i in range(n):
-                s = self._route(self._hhi[i], self._hlo[i])
-                shards[i] = s
+                k = self._route_pos(self._hhi[i], self._hlo[i])
+                res._pos[i] = <uint32_t>k
+                s = <Shard>PyList_GET_ITEM(self._open, k)
                 size = self._dl[i] + self._kl[i]
                 if self._write_ok(s, size, now):
                     s._ctr[C_IN_RECORDS] += 1

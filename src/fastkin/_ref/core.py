@@ -124,6 +124,7 @@ class StreamCore:
         self.shards: dict[int, Shard] = {}
         self.open: list[Shard] = []          # sorted by start_hash; they tile [0, 2^128-1]
         self.lock = threading.Lock()
+        self.gate = (math.inf, -math.inf)    # put_record_io's I/O gate (closed until the stream sets it)
 
     # -- topology -------------------------------------------------------------------------
     def add_shard(self, index: int, start_hash: int, end_hash: int, created_secs: int) -> None:
@@ -248,6 +249,20 @@ class StreamCore:
             if not ok:
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             return self._append(s, data, key, len(data) + len(kb), now)
+
+    def set_io_gate(self, lo: float, hi: float) -> None:
+        """put_record_io puts only while lo <= clock() < hi (the stream is ready, not being deleted,
+        and no per-second tick is due); outside it returns (clock value,) and does nothing."""
+        self.gate = (lo, hi)
+
+    def put_record_io(self, data, key, ehk, clock):
+        """put_record at ``clock()``, when that time is inside the I/O gate (see set_io_gate) and is a
+        float; otherwise ``(time,)`` (nothing done: the stream handles the time, then calls put_record)."""
+        now = clock()
+        lo, hi = self.gate
+        if type(now) is not float or not lo <= now < hi:
+            return (now,)
+        return self.put_record(data, key, ehk, now)
 
     def put_records(self, records, now: float) -> PutRecordsResult:
         if not isinstance(records, (list, tuple)):
