@@ -36,7 +36,8 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import errors as E
 from .aggregation import AGGREGATED_PARTITION_KEY, Aggregator
@@ -82,8 +83,7 @@ class _DrivingFuture(Future):
         return super().exception(timeout)
 
 
-@dataclass(frozen=True)
-class ProducerResult:
+class ProducerResult(NamedTuple):
     shard_id: str
     sequence_number: str
     sub_sequence_number: int | None = None
@@ -109,7 +109,7 @@ class ProducerMetrics:
         return self.request_seconds / self.requests if self.requests else 0.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Item:
     data: bytes
     key: str
@@ -139,6 +139,10 @@ class _EngineTarget:
         self.stream_name = stream_name
         self.clock = engine.clock
         self.limits = engine.limits
+
+    @property
+    def quotas(self) -> bool:
+        return self.engine.quotas
 
     def put(self, wire):
         res = self.engine.put_records(wire, stream_name=self.stream_name)
@@ -263,6 +267,8 @@ class Producer:
         self.retry_max = retry_max
         self.shard_map_refresh = shard_map_refresh
         lim = limits or self._target.limits     # the shard limits to stay under (an engine's own by default)
+        if limits is None and not getattr(self._target, "quotas", True):
+            rate_limit = float("inf")           # an engine with quotas off: nothing to stay under
         self._rate_bytes = rate_limit * lim.write_bytes_per_second
         self._rate_records = rate_limit * lim.write_records_per_second
         self._rng = random.Random(seed)
@@ -501,8 +507,7 @@ class Producer:
                 if b.records < 1.0 or b.bytes < need:
                     # NOTE: wait for a useful amount of capacity (up to 50 ms, or linger if shorter),
                     # not for one record's worth: that sent ~4 records a request and 4x the calls.
-                    short = max((1.0 - b.records) / self._rate_records, (need - b.bytes) / self._rate_bytes,
-                                min(self.linger, 0.05))
+                    short = max((1.0 - b.records) / self._rate_records, (need - b.bytes) / self._rate_bytes, 0.05)
                     wait = short if wait is None else min(wait, short)
                     break
                 b.records -= 1.0
