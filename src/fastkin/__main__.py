@@ -1,4 +1,4 @@
-"""Command line: `python -m fastkin demo` and `python -m fastkin serve`."""
+"""Command line: `python -m fastkin demo`, `serve`, `simulate` and `shards`."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, default=0)
     # `serve` parses its own options (fastkin.server), so botocore and hypercorn load only when serving.
     sub.add_parser("serve", add_help=False, help="serve the Kinesis wire protocol over HTTP (JSON 1.1 and CBOR)")
+    sm = sub.add_parser("simulate", help="run a capacity scenario (TOML) on the virtual clock: summary, CSV, PNG")
+    sh = sub.add_parser("shards", help="provisioned shard count for a record size, rate and consumers (AWS formula)")
+    from .simulate import add_arguments as sim_args
+    from .sizing import add_arguments as shard_args
+
+    sim_args(sm)
+    shard_args(sh)
     args, rest = p.parse_known_args(argv)
     if args.cmd == "serve":
         from .server import main as serve_main
@@ -22,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(rest)
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.cmd == "simulate":
+        from .simulate import main as simulate_main
+
+        return simulate_main(args)
+    if args.cmd == "shards":
+        from .sizing import main as shards_main
+
+        return shards_main(args)
     if args.cmd == "demo":
         from .demo import run
 

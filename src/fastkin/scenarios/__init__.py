@@ -1,0 +1,1 @@
+"""Built-in simulator scenarios (TOML files): ``python -m fastkin simulate --list``."""
