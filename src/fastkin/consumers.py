@@ -159,11 +159,10 @@ class Subscription:
                     self._last_seq = records[-1].sequence_number
                 if res.next_shard_iterator is None:
                     children = res.child_shards
-        utc = _dt.timezone.utc
+        from .service import records_dicts
+
         body = {
-            "Records": [{"SequenceNumber": r.sequence_number,
-                         "ApproximateArrivalTimestamp": _dt.datetime.fromtimestamp(r.approximate_arrival_timestamp, utc),
-                         "Data": r.data, "PartitionKey": r.partition_key} for r in records],
+            "Records": records_dicts(records),
             "MillisBehindLatest": self._behind,
         }
         if children is not None:

@@ -221,6 +221,25 @@ _ENGINE_CHECKED = frozenset({"PutRecord", "PutRecords", "GetRecords"})
 
 # ---------------------------------------------------------------------------------------------
 
+def records_dicts(records) -> list[dict]:
+    """GetRecords' Records list from engine records. Arrival datetimes are shared between records of the
+    same millisecond (datetimes are immutable).
+    NOTE: one datetime per record was 40 % of a 10,000-record response; batches share a few ms values."""
+    utc = _dt.timezone.utc
+    fromts = _dt.datetime.fromtimestamp
+    stamps: dict = {}
+    out = []
+    append = out.append
+    for r in records:
+        t = r.approximate_arrival_timestamp
+        d = stamps.get(t)
+        if d is None:
+            d = stamps[t] = fromts(t, utc)
+        append({"SequenceNumber": r.sequence_number, "ApproximateArrivalTimestamp": d, "Data": r.data,
+                "PartitionKey": r.partition_key})
+    return out
+
+
 class _StreamExtra:
     """Per-stream state the Engine does not keep: consumers, policy, warm throughput."""
 
@@ -567,11 +586,7 @@ class Service:
 
     @staticmethod
     def records_response(res, kms: bool = False) -> dict:
-        utc = _dt.timezone.utc
-        fromts = _dt.datetime.fromtimestamp
-        recs = [{"SequenceNumber": r.sequence_number,
-                 "ApproximateArrivalTimestamp": fromts(r.approximate_arrival_timestamp, utc),
-                 "Data": r.data, "PartitionKey": r.partition_key} for r in res.records]
+        recs = records_dicts(res.records)
         out = {"Records": recs, "MillisBehindLatest": res.millis_behind_latest}
         if res.next_shard_iterator is not None:
             out["NextShardIterator"] = res.next_shard_iterator

@@ -76,7 +76,7 @@ def test_botocore_validation_still_applies():
 def test_retries_follow_the_clients_retry_config():
     clock = fastkin.VirtualClock(start=1_700_000_000.0)
     with mock_kinesis(clock=clock):
-        legacy = client()
+        legacy = client(config=Config(retries={"mode": "legacy"}))    # (newer botocore defaults to standard)
         legacy.create_stream(StreamName="s", ShardCount=1)
         legacy.put_records(StreamName="s", Records=[{"Data": b"x", "PartitionKey": str(i)} for i in range(500)])
         legacy.put_records(StreamName="s", Records=[{"Data": b"x", "PartitionKey": str(i)} for i in range(500)])

@@ -190,3 +190,11 @@ def test_fastkin_serve_process_shuts_down_gracefully(sig):
     assert p.returncode == 0, err
     assert "fastkin stopped" in out
     assert "CreateStream" in err or "POST" in err or "POST" in out      # the access log line
+
+
+def test_endpoint_from_the_environment(srv, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", srv.url)
+    k = boto3.session.Session().client("kinesis", region_name="us-east-1", aws_access_key_id="x",
+                                       aws_secret_access_key="y")
+    k.create_stream(StreamName="env", ShardCount=1)
+    assert srv.app.engine.list_streams()["StreamNames"] == ["env"]

@@ -1,0 +1,259 @@
+"""boto3 through fastkin vs its peers and vs botocore's own floors, all measured in the same run.
+
+In-process (one botocore client per implementation, same inputs):
+  fastkin mock_kinesis             answered before request building (see fastkin/mock.py)
+  floor: no-op before-call hook    botocore validates + serialises, a handler returns a canned parsed reply
+  floor: no-op before-send hook    ... and signs; a handler returns canned HTTP bytes that botocore parses
+  moto mock_aws                    moto's in-process Kinesis (before-send)
+Over HTTP (loopback, server in a subprocess so client and server do not share a GIL):
+  fastkin serve vs moto's server (when its flask extra is installed); server CPU seconds per call
+  are read from /proc.
+
+    PYTHONPATH=src python -m pytest bench/bench_boto.py -p no:cacheprovider --benchmark-disable-gc \
+        -o python_files='bench_*.py'
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from moto import mock_aws   # before any botocore session exists, so its handler is in every session
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+import fastkin
+from conftest import make_records, report
+
+G_PUT = "boto3 PutRecord (100 B), calls/s"
+G_PUTS = "boto3 PutRecords (500 x 100 B), records/s"
+G_GET = "boto3 GetRecords (10,000 x 100 B), records/s"
+G_HTTP = "boto3 over HTTP (loopback), calls/s"
+
+PUT_CALLS = 200          # PutRecord calls per timed round
+ROUNDS = 5
+BIG = 1_000_000          # records stored before the "1M stored" variants
+NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+START = 1_700_000_000.0
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return [{"Data": d, "PartitionKey": k} for d, k in make_records(500, seed=1)]
+
+
+def _client(session=None, **kw):
+    s = session or boto3.session.Session()
+    return s.client("kinesis", region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench",
+                    config=NO_RETRY, **kw)
+
+
+class _Raw(io.BytesIO):
+    def stream(self, **kw):
+        yield self.getvalue()
+
+
+def _http(body: bytes) -> AWSResponse:
+    return AWSResponse("https://kinesis.us-east-1.amazonaws.com/", 200,
+                       {"content-type": "application/x-amz-json-1.1", "x-amzn-requestid": "r"}, _Raw(body))
+
+
+PUT_REPLY = {"ShardId": "shardId-000000000000",
+             "SequenceNumber": "49680585449777634061851915551214718024316490390085566482"}
+
+
+def _records_json(n: int) -> bytes:
+    data = base64.b64encode(b"x" * 100).decode()
+    recs = [{"SequenceNumber": "49680585449777634061851915551214718024316490390085566482",
+             "ApproximateArrivalTimestamp": START, "Data": data, "PartitionKey": f"key-{i}"} for i in range(n)]
+    return json.dumps({"Records": recs, "NextShardIterator": "AAAAAAAAAAE=", "MillisBehindLatest": 0}).encode()
+
+
+def _floor_client(kind: str, op: str, body: bytes, parsed: dict):
+    c = _client()
+    if kind == "before-send":
+        c.meta.events.register(f"before-send.kinesis.{op}", lambda **kw: _http(body))
+    else:
+        c.meta.events.register(f"before-call.kinesis.{op}",
+                               lambda **kw: (_http(b""), {**parsed, "ResponseMetadata": {"HTTPStatusCode": 200}}))
+    return c
+
+
+IMPLS = ["fastkin", "fastkin, 1M stored", "floor: before-call no-op", "floor: before-send no-op", "moto"]
+
+
+class _Impl:
+    """A client of one implementation with a stream 's' of one shard (quotas off where there are any)."""
+
+    def __init__(self, impl: str, op: str, canned: bytes = b"", parsed: dict | None = None) -> None:
+        self.impl = impl
+        self._ctx = None
+        if impl.startswith("fastkin"):
+            self.engine = fastkin.Engine(quotas=False)
+            self._ctx = fastkin.mock_kinesis(engine=self.engine).start()
+            self.client = _client()
+            self.client.create_stream(StreamName="s", ShardCount=1)
+            if impl.endswith("1M stored"):
+                s = self.engine.stream("s")
+                recs = [(b"x" * 100, f"k{i}") for i in range(500)]
+                for _ in range(BIG // 500):
+                    s.put_records(recs)
+        elif impl == "moto":
+            self._ctx = mock_aws()
+            self._ctx.start()
+            self.client = _client()
+            self.client.create_stream(StreamName="s", ShardCount=1)
+        else:
+            self.client = _floor_client(impl.split()[1], op, canned, parsed or {})
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.stop()
+
+
+@pytest.mark.benchmark(group=G_PUT)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_put_record(benchmark, impl):
+    body = json.dumps(PUT_REPLY).encode()
+    im = _Impl(impl, "PutRecord", body, PUT_REPLY)
+    put = im.client.put_record
+    data = b"x" * 100
+
+    def run():
+        for i in range(PUT_CALLS):
+            put(StreamName="s", Data=data, PartitionKey="key-%d" % i)
+
+    try:
+        benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    finally:
+        im.close()
+    report(benchmark, scenario="PutRecord", impl=impl, calls=PUT_CALLS, unit="calls/s")
+
+
+@pytest.mark.benchmark(group=G_PUTS)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_put_records(benchmark, impl, batch):
+    reply = {"FailedRecordCount": 0, "Records": [PUT_REPLY] * 500}
+    im = _Impl(impl, "PutRecords", json.dumps(reply).encode(), reply)
+    put = im.client.put_records
+    rounds = 3 if impl == "moto" else 10
+
+    def run():
+        out = put(StreamName="s", Records=batch)
+        assert out["FailedRecordCount"] == 0
+
+    try:
+        benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
+    finally:
+        im.close()
+    report(benchmark, scenario="PutRecords", impl=impl, records=500, nbytes=500 * 100)
+
+
+@pytest.mark.benchmark(group=G_GET)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_get_records(benchmark, impl, batch):
+    canned = _records_json(10_000)
+    parsed = json.loads(canned)
+    im = _Impl(impl, "GetRecords", canned, parsed)
+    c = im.client
+    if not impl.startswith("floor"):
+        for _ in range(20):
+            c.put_records(StreamName="s", Records=batch)            # 10,000 more records
+
+    def setup():
+        if impl.startswith("floor"):
+            return ("AAAAAAAAAAE=",), {}
+        it = c.get_shard_iterator(StreamName="s", ShardId="shardId-000000000000",
+                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        return (it,), {}
+
+    def run(it):
+        out = c.get_records(ShardIterator=it, Limit=10_000)
+        assert len(out["Records"]) == 10_000
+
+    try:
+        benchmark.pedantic(run, setup=setup, rounds=3 if impl == "moto" else 8, iterations=1, warmup_rounds=1)
+    finally:
+        im.close()
+    report(benchmark, scenario="GetRecords", impl=impl, records=10_000, nbytes=10_000 * 100)
+
+
+# -- over HTTP ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start(cmd: list[str], port: int):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError(f"server did not start: {cmd}")
+
+
+def _servers():
+    out = [pytest.param("fastkin serve", id="fastkin-serve")]
+    try:
+        import flask  # noqa: F401 - moto's server needs it
+        out.append(pytest.param("moto server", id="moto-server"))
+    except ImportError:
+        out.append(pytest.param("moto server", id="moto-server",
+                                marks=pytest.mark.skip(reason="moto's server needs moto[server] (flask)")))
+    return out
+
+
+@pytest.mark.benchmark(group=G_HTTP)
+@pytest.mark.parametrize("server", _servers())
+@pytest.mark.parametrize("op", ["PutRecord", "PutRecords"])
+def test_http(benchmark, server, op, batch):
+    port = _free_port()
+    if server == "fastkin serve":
+        cmd = [sys.executable, "-m", "fastkin", "serve", "--port", str(port), "--no-quotas"]
+    else:
+        cmd = [sys.executable, "-m", "moto.server", "-p", str(port)]
+    p = _start(cmd, port)
+    try:
+        c = _client(endpoint_url=f"http://127.0.0.1:{port}")
+        c.create_stream(StreamName="s", ShardCount=1)
+        time.sleep(0.2)
+        calls = 100 if op == "PutRecord" else 10
+
+        def run():
+            for i in range(calls):
+                if op == "PutRecord":
+                    c.put_record(StreamName="s", Data=b"x" * 100, PartitionKey="key-%d" % i)
+                else:
+                    c.put_records(StreamName="s", Records=batch)
+
+        cpu0 = _cpu_seconds(p.pid)
+        benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+        cpu = _cpu_seconds(p.pid) - cpu0
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+    total_calls = calls * 4
+    report(benchmark, scenario=f"{op} over HTTP", impl=server, calls=calls,
+           records=calls * (1 if op == "PutRecord" else 500), unit="records/s",
+           server_cpu_ms_per_call=1000 * cpu / total_calls)
