@@ -684,7 +684,7 @@ class SimulationResult:
                              f" = {per / 1e6:.3f} MB/s per shard on {int(shards[-1])} shards")
         for ev in self.events:
             if ev.kind not in ("split", "merge"):
-                lines.append(f"  at {_clock(ev.time_s)} {ev.stream}: {ev.kind} {ev.detail}")
+                lines.append(f"  at {_clock(ev.time_s)} {ev.stream}: {ev.detail}")
         for c in self.consumers.values():
             lines.append(f"consumer {c.name} on {c.stream}: {c.records:,} records in {c.calls:,} GetRecords calls "
                          f"({c.throttled:,} throttled); lag max {c.lag_ms.max() / 1000:.1f} s, "
@@ -973,10 +973,11 @@ def _plot(result: SimulationResult, path) -> None:
             if cr.stream == st.name:
                 xs = np.arange(len(cr.lag_ms)) / unit
                 ax_l.plot(xs, cr.lag_ms / 1000.0, lw=1.4, label=f"{cr.name} ({cr.stream})")
-    thr_split = 500 * 1024 / 1e6
-    ax_p.axhline(thr_split, color="#ff7f0e", ls=":", lw=1.0)
-    ax_p.text(0.005, thr_split, " on-demand split threshold 500 KiB/s per shard", color="#c25e00", fontsize=8,
-              va="bottom", transform=ax_p.get_yaxis_transform())
+    if any("ON_DEMAND" in set(result.column("mode", st.name)) for st in sc.streams):
+        thr_split = 500 * 1024 / 1e6
+        ax_p.axhline(thr_split, color="#ff7f0e", ls=":", lw=1.0)
+        ax_p.text(0.005, thr_split, " on-demand split threshold 500 KiB/s per shard", color="#c25e00", fontsize=8,
+                  va="bottom", transform=ax_p.get_yaxis_transform())
     ax_p.set_ylabel("offered MB/s per shard", color="#c25e00")
     ax_p.set_ylim(bottom=0)
     ax_p.tick_params(axis="y", colors="#c25e00")
