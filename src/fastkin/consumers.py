@@ -13,7 +13,8 @@ Each consumer gets 2 MiB/s per shard (a token bucket on the engine clock, charge
 when it runs on a virtual clock.
 
 NOTE: reads go through the stream's GetRecords path, so they also use the shard's shared read quota
-(5 calls/s, 2 MiB/s); when that quota refuses a read the event is sent empty. A quota-free read hook
+(5 calls/s, 2 MiB/s); when that quota refuses a read the event is sent empty. No read is made while the
+subscription is at the tip of an open shard, so an idle subscription uses none. A quota-free read hook
 in the core would make the per-consumer pipe fully dedicated as on AWS.
 """
 from __future__ import annotations
@@ -126,6 +127,17 @@ class Subscription:
             return fmt(info.created_secs, shard, pos - 1, ms // 1000)
         return fmt(info.created_secs, shard, 0, info.created_secs)
 
+    def _may_have_records(self, now: float) -> bool:
+        """False when the iterator is at the tip of an open shard: then no read is made (and no read quota used)."""
+        info = self.stream._shards.get(self.shard)
+        if info is None or info.closed_at is not None:
+            return True
+        try:
+            _, _, _, pos, _ = self.engine._tokens.open_iterator(self._iterator, math.floor(now * 1000), 1 << 62)
+        except E.FastkinError:
+            return True
+        return pos < self.stream.core.shard_end(self.shard)
+
     def poll(self) -> dict | None:
         """The next event, or None when the subscription has ended. Never blocks."""
         if self.finished:
@@ -139,7 +151,7 @@ class Subscription:
             self._budget_t = now
         records = []
         children = None
-        if self._budget > 0:
+        if self._budget > 0 and self._may_have_records(now):
             try:
                 res = self.engine.get_records(self._iterator, 10_000)
             except E.ProvisionedThroughputExceededException:

@@ -204,3 +204,14 @@ def test_plugin_server_fixture(fastkin_server):
     k = client(endpoint_url=fastkin_server.url)
     k.create_stream(StreamName="srv", ShardCount=1)
     assert fastkin_server.app.engine.list_streams()["StreamNames"] == ["srv"]
+
+
+def test_idle_subscription_leaves_the_shared_read_quota_alone(mock_kin):
+    k = mock_kin.client
+    _, carn = _efo(k)
+    sub = k.subscribe_to_shard(ConsumerARN=carn, ShardId="shardId-000000000000",
+                               StartingPosition={"Type": "LATEST"})["EventStream"]
+    assert all(next(sub)["SubscribeToShardEvent"]["Records"] == [] for _ in range(20))
+    it = k.get_shard_iterator(StreamName="e", ShardId="shardId-000000000000", ShardIteratorType="LATEST")
+    for _ in range(5):       # a polling reader still has its 5 GetRecords calls for this second
+        it = {"ShardIterator": k.get_records(ShardIterator=it["ShardIterator"])["NextShardIterator"]}
