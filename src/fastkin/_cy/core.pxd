@@ -61,7 +61,7 @@ cdef class Shard:
     cdef Segment **_segs                  # ring of segment pointers
     cdef Py_ssize_t _seg_head             # index of the oldest segment in _segs
     cdef Py_ssize_t _nseg                 # live segments
-    cdef Py_ssize_t _seg_cap              # allocated slots in _segs
+    cdef Py_ssize_t _seg_cap              # allocated slots in _segs (0 or a power of two: slots are masked)
     cdef readonly uint64_t base           # trim horizon: seq index of the oldest readable record
     cdef readonly uint64_t end            # seq index the next record gets
     cdef int64_t _last_ms                 # newest arrival (arrivals never go back in a shard)

@@ -44,6 +44,7 @@ cdef extern from "fastkin_debug.h":
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void *PyUnicode_DATA(object o)
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
 
 # NOTE: segments also close after an hour of arrivals, so a slow shard frees trimmed memory within
 # retention + 1 h instead of waiting for 65,536 records.
@@ -369,7 +370,7 @@ cdef class Shard:
         cdef Py_ssize_t i
         if self._segs != NULL:
             for i in range(self._nseg):
-                _free_segment(self._segs[(self._seg_head + i) % self._seg_cap])
+                _free_segment(self._segs[(self._seg_head + i) & (self._seg_cap - 1)])
             free(self._segs)
 
     cdef Segment* _new_segment(self, size_t need) except NULL:
@@ -382,13 +383,13 @@ cdef class Shard:
             if ring == NULL:
                 raise MemoryError()
             for i in range(self._nseg):
-                ring[i] = self._segs[(self._seg_head + i) % self._seg_cap]
+                ring[i] = self._segs[(self._seg_head + i) & (self._seg_cap - 1)]
             free(self._segs)
             self._segs = ring
             self._seg_head = 0
             self._seg_cap = cap
         if self._nseg:
-            _seal_segment(self._segs[(self._seg_head + self._nseg - 1) % self._seg_cap])
+            _seal_segment(self._segs[(self._seg_head + self._nseg - 1) & (self._seg_cap - 1)])
         g = <Segment*>malloc(sizeof(Segment))
         if g == NULL:
             raise MemoryError()
@@ -405,7 +406,7 @@ cdef class Shard:
         if g.arena == NULL or _grow_index(g) != 0:
             _free_segment(g)
             raise MemoryError()
-        self._segs[(self._seg_head + self._nseg) % self._seg_cap] = g
+        self._segs[(self._seg_head + self._nseg) & (self._seg_cap - 1)] = g
         self._nseg += 1
         return g
 
@@ -415,7 +416,7 @@ cdef class Shard:
         cdef size_t acap
         cdef void *p
         if self._nseg:
-            g = self._segs[(self._seg_head + self._nseg - 1) % self._seg_cap]
+            g = self._segs[(self._seg_head + self._nseg - 1) & (self._seg_cap - 1)]
             if (g.count >= SEG_MAX_RECORDS or g.used + need > SEG_MAX_BYTES
                     or (g.count and ms - g.ms[0] > SEG_MAX_AGE_MS)):
                 g = NULL
@@ -452,16 +453,16 @@ cdef class Shard:
     cdef Segment* _find(self, uint64_t pos) noexcept:
         """The segment holding seq index pos (base <= pos < end), by binary search."""
         cdef Py_ssize_t lo = 0, hi = self._nseg - 1, mid
-        cdef Segment *g = self._segs[(self._seg_head + hi) % self._seg_cap]
+        cdef Segment *g = self._segs[(self._seg_head + hi) & (self._seg_cap - 1)]
         if pos >= g.base:
             return g
         while lo < hi:
             mid = (lo + hi + 1) >> 1
-            if self._segs[(self._seg_head + mid) % self._seg_cap].base <= pos:
+            if self._segs[(self._seg_head + mid) & (self._seg_cap - 1)].base <= pos:
                 lo = mid
             else:
                 hi = mid - 1
-        return self._segs[(self._seg_head + lo) % self._seg_cap]
+        return self._segs[(self._seg_head + lo) & (self._seg_cap - 1)]
 
     cdef int64_t _ms_at(self, uint64_t pos) noexcept:
         cdef Segment *g = self._find(pos)
@@ -477,14 +478,14 @@ cdef class Shard:
         # first segment whose last arrival >= ms
         while lo < hi:
             mid = (lo + hi) >> 1
-            g = self._segs[(self._seg_head + mid) % self._seg_cap]
+            g = self._segs[(self._seg_head + mid) & (self._seg_cap - 1)]
             if g.count == 0 or g.ms[g.count - 1] < ms:
                 lo = mid + 1
             else:
                 hi = mid
         if lo == self._nseg:
             return self.end
-        g = self._segs[(self._seg_head + lo) % self._seg_cap]
+        g = self._segs[(self._seg_head + lo) & (self._seg_cap - 1)]
         a = 0
         b = g.count
         while a < b:
@@ -507,7 +508,7 @@ cdef class Shard:
             if g.base + g.count > pos:
                 break
             _free_segment(g)
-            self._seg_head = (self._seg_head + 1) % self._seg_cap
+            self._seg_head = (self._seg_head + 1) & (self._seg_cap - 1)
             self._nseg -= 1
         if self._nseg == 1 and self.base == self.end:
             g = self._segs[self._seg_head]
@@ -522,7 +523,7 @@ cdef class Shard:
         cdef Segment *g
         cdef size_t total = self._seg_cap * sizeof(Segment*)
         for i in range(self._nseg):
-            g = self._segs[(self._seg_head + i) % self._seg_cap]
+            g = self._segs[(self._seg_head + i) & (self._seg_cap - 1)]
             total += sizeof(Segment) + g.acap + g.cap * (2 * sizeof(uint32_t) + sizeof(uint16_t) + sizeof(int64_t))
         return total
 
@@ -545,6 +546,12 @@ cdef int _key_bytes(object key, Py_ssize_t i, const char **p, Py_ssize_t *n) exc
     chars = PyUnicode_GET_LENGTH(key)
     if chars < 1 or chars > PARTITION_KEY_MAX_CHARS:
         raise E.bad_partition_key(None if i < 0 else i, key)
+    if PyUnicode_IS_COMPACT_ASCII(key):
+        # NOTE: an ASCII str's characters are its UTF-8 bytes; skipping the try/except below (which
+        # saves and restores the exception state) takes ~15 ns per key off put_records.
+        p[0] = <const char*>PyUnicode_DATA(key)
+        n[0] = chars
+        return 0
     try:
         p[0] = PyUnicode_AsUTF8AndSize(key, n)
     except UnicodeEncodeError:
