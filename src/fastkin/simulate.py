@@ -737,8 +737,9 @@ def run(scenario, *, out_dir=None, csv_path=None, png_path=None, plot: bool = Tr
         s.set_retention_seconds(st.retention)
         streams[st.name] = s
     resolution = sc.resolution or (1 if sc.duration <= 3600 else 60)
-    for s in streams.values():
-        s.metrics.second_retention = max(s.metrics.second_retention, int(sc.duration) + 120)
+    if resolution == 1:               # keep every 1-second point the timeline will read
+        for s in streams.values():
+            s.metrics.second_retention = max(s.metrics.second_retention, int(sc.duration) + 120)
     rng = np.random.default_rng(sc.seed)
     max_bytes = eng.limits.put_records_max_bytes
     producers = [_Producer(p, streams[p.stream], np.random.default_rng(rng.integers(2**63)), max_bytes)
