@@ -45,6 +45,40 @@ NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 START = 1_700_000_000.0
 
 
+_ROWS: list[tuple] = []
+
+
+def _note(benchmark, group: str, impl: str, rate, unit: str, **extra) -> None:
+    if rate is not None:
+        _ROWS.append((group, impl, rate, unit, extra))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary(request):
+    """Print this module's figures as one markdown table, with ratios to the floors and to moto."""
+    yield
+    if not _ROWS:
+        return
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled():
+        _print_table()
+
+
+def _print_table() -> None:
+    print("")
+    print("boto3 drop-in, same run (ratios: this rate / the other's rate):")
+    print("| group | implementation | rate | vs before-send floor | vs before-call floor | vs moto | extra |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    by = {(g, i): r for g, i, r, _, _ in _ROWS}
+    for g, i, r, unit, extra in _ROWS:
+        def ratio(other):
+            o = by.get((g, other))
+            return f"{r / o:.2f}x" if o else "-"
+        ex = ", ".join(f"{k}={v:.3f}" for k, v in extra.items())
+        print(f"| {g} | {i} | {r:,.0f} {unit} | {ratio('floor: before-send no-op')} | "
+              f"{ratio('floor: before-call no-op')} | {ratio('moto' if 'HTTP' not in g else 'moto server')} | {ex} |")
+
+
 @pytest.fixture(scope="module")
 def batch():
     return [{"Data": d, "PartitionKey": k} for d, k in make_records(500, seed=1)]
@@ -135,7 +169,8 @@ def test_put_record(benchmark, impl):
         benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     finally:
         im.close()
-    report(benchmark, scenario="PutRecord", impl=impl, calls=PUT_CALLS, unit="calls/s")
+    _note(benchmark, G_PUT, impl, report(benchmark, scenario="PutRecord", impl=impl, calls=PUT_CALLS,
+                                         unit="calls/s"), "calls/s")
 
 
 @pytest.mark.benchmark(group=G_PUTS)
@@ -154,7 +189,8 @@ def test_put_records(benchmark, impl, batch):
         benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
     finally:
         im.close()
-    report(benchmark, scenario="PutRecords", impl=impl, records=500, nbytes=500 * 100)
+    _note(benchmark, G_PUTS, impl, report(benchmark, scenario="PutRecords", impl=impl, records=500,
+                                          nbytes=500 * 100), "records/s")
 
 
 @pytest.mark.benchmark(group=G_GET)
@@ -183,7 +219,8 @@ def test_get_records(benchmark, impl, batch):
         benchmark.pedantic(run, setup=setup, rounds=3 if impl == "moto" else 8, iterations=1, warmup_rounds=1)
     finally:
         im.close()
-    report(benchmark, scenario="GetRecords", impl=impl, records=10_000, nbytes=10_000 * 100)
+    _note(benchmark, G_GET, impl, report(benchmark, scenario="GetRecords", impl=impl, records=10_000,
+                                         nbytes=10_000 * 100), "records/s")
 
 
 # -- over HTTP ----------------------------------------------------------------------------------
@@ -215,10 +252,10 @@ def _start(cmd: list[str], port: int):
 
 def _servers():
     out = [pytest.param("fastkin serve", id="fastkin-serve")]
-    try:
-        import flask  # noqa: F401 - moto's server needs it
+    import importlib.util
+    if importlib.util.find_spec("flask") is not None:     # moto's server needs it
         out.append(pytest.param("moto server", id="moto-server"))
-    except ImportError:
+    else:
         out.append(pytest.param("moto server", id="moto-server",
                                 marks=pytest.mark.skip(reason="moto's server needs moto[server] (flask)")))
     return out
@@ -253,7 +290,8 @@ def test_http(benchmark, server, op, batch):
     finally:
         p.terminate()
         p.wait(timeout=20)
-    total_calls = calls * 4
-    report(benchmark, scenario=f"{op} over HTTP", impl=server, calls=calls,
-           records=calls * (1 if op == "PutRecord" else 500), unit="records/s",
-           server_cpu_ms_per_call=1000 * cpu / total_calls)
+    cpu_ms = 1000 * cpu / (calls * 4)         # 3 rounds + 1 warm-up
+    rate = report(benchmark, scenario=f"{op} over HTTP", impl=server, calls=calls,
+                  records=calls * (1 if op == "PutRecord" else 500), unit="records/s",
+                  server_cpu_ms_per_call=cpu_ms)
+    _note(benchmark, f"{G_HTTP}: {op}", server, rate, "records/s", server_cpu_ms_per_call=cpu_ms)
