@@ -215,3 +215,21 @@ def test_idle_subscription_leaves_the_shared_read_quota_alone(mock_kin):
     it = k.get_shard_iterator(StreamName="e", ShardId="shardId-000000000000", ShardIteratorType="LATEST")
     for _ in range(5):       # a polling reader still has its 5 GetRecords calls for this second
         it = {"ShardIterator": k.get_records(ShardIterator=it["ShardIterator"])["NextShardIterator"]}
+
+
+def test_each_consumer_gets_two_mib_per_second_per_shard():
+    clock = fastkin.VirtualClock(start=1_700_000_000.0)
+    with mock_kinesis(clock=clock, quotas=False):       # shard quotas off: only the consumer's pipe limits
+        k = client()
+        _, carn = _efo(k)
+        mib = b"x" * (1024 * 1024 - 1)
+        for _ in range(3):
+            k.put_record(StreamName="e", Data=mib, PartitionKey="p")
+        sub = k.subscribe_to_shard(ConsumerARN=carn, ShardId="shardId-000000000000",
+                                   StartingPosition={"Type": "TRIM_HORIZON"})["EventStream"]
+        assert len(next(sub)["SubscribeToShardEvent"]["Records"]) == 3     # 3 MiB: 1 MiB into debt
+        k.put_record(StreamName="e", Data=b"more", PartitionKey="p")
+        clock.advance(0.5)
+        assert next(sub)["SubscribeToShardEvent"]["Records"] == []         # debt not yet repaid
+        clock.advance(0.5)
+        assert [r["Data"] for r in next(sub)["SubscribeToShardEvent"]["Records"]] == [b"more"]
