@@ -23,6 +23,7 @@ cdef enum:
     INDEX_STEP = 4096             # index arrays grow by doubling up to this, then linearly
     ARENA_STEP = 1024 * 1024      # arenas grow by doubling up to this, then linearly
     PREFAULT_MIN = 64 * 1024      # arena extensions at least this big are faulted in at once
+    HUGE_ARENA = 2 * 1024 * 1024  # arenas this big move to their own huge-page mapping (= FK_HUGE)
 
 # Per-shard cumulative counters (metrics read them once per engine-second; the hot path only adds).
 cdef enum:
@@ -47,7 +48,8 @@ ctypedef struct Segment:
     int64_t *ms              # arrival time of record i, epoch milliseconds (non-decreasing)
     unsigned char *arena     # payloads: data then key, back to back
     size_t used              # arena bytes in use
-    size_t acap              # arena bytes allocated
+    size_t acap              # arena bytes allocated (mapped arenas: used rounded up to FK_HUGE)
+    size_t mapped            # 0: arena is malloc'd; else its own mmap of this many bytes (huge pages)
 
 
 @cython.final
