@@ -90,13 +90,8 @@ class _Checker:
             members = shape.members
             for k, v in value.items():
                 m = members.get(k)
-                if m is None:
-                    if self.types:
-                        continue      # AWS ignores unknown members
-                    continue
-                if v is None:
-                    continue
-                self.check(m, v, _join(where, _lower_camel(k)))
+                if m is not None and v is not None:     # AWS ignores unknown members
+                    self.check(m, v, _join(where, _lower_camel(k)))
         elif t == "list":
             if not isinstance(value, (list, tuple)):
                 if self.types:
