@@ -83,14 +83,17 @@ class OnDemandScaler:
 
     # -- decisions ----------------------------------------------------------------------------------------
     def evaluate(self, now: float) -> None:
+        # both decisions judge the interval that just closed (measured before either changes anything)
+        rates = self._rates(now) if now >= self.next_eval or now >= self.next_release else None
         if now >= self.next_eval:
-            self._scale_up(now)
+            self._scale_up(now, rates)
             self.next_eval = now + self.EVAL_INTERVAL - (now - self.next_eval) % self.EVAL_INTERVAL
+        if now >= self.next_release:
+            self._release(now, rates)
+            self.next_release = now + self.RELEASE_INTERVAL
+        if rates is not None:
             self.window_start = now
             self._window[:] = 0
-        if now >= self.next_release:
-            self._release(now)
-            self.next_release = now + self.RELEASE_INTERVAL
 
     def _rates(self, now: float):
         span = max(now - self.window_start, 1e-9)
@@ -102,7 +105,7 @@ class OnDemandScaler:
             out.append((b / span, info))
         return out
 
-    def _scale_up(self, now: float) -> None:
+    def _scale_up(self, now: float, measured) -> None:
         stream = self.stream
         open_now = len(stream.open_shards())
         target = self.target_shards()
@@ -110,7 +113,7 @@ class OnDemandScaler:
         budget = min(open_now, cap - open_now)             # at most double, never past the cap
         if budget <= 0:
             return
-        rates = sorted(self._rates(now), key=lambda x: (-x[0], x[1].index))
+        rates = sorted(measured, key=lambda x: (-x[0], x[1].index))
         chosen = [info for r, info in rates if r > self.SPLIT_BYTES_PER_SECOND][:budget]
         short = target - open_now - len(chosen)
         if short > 0:                                      # headroom: split the busiest (then widest) others
@@ -127,7 +130,7 @@ class OnDemandScaler:
                 break
             self.events.append((now, "split", len(stream.open_shards())))
 
-    def _release(self, now: float) -> None:
+    def _release(self, now: float, measured) -> None:
         stream = self.stream
         open_now = len(stream.open_shards())
         target = self.target_shards()
@@ -135,7 +138,7 @@ class OnDemandScaler:
         if excess <= 0:
             return
         merges = max(1, int(excess * self.RELEASE_FRACTION))
-        rate = {info.index: r for r, info in self._rates(now)}
+        rate = {info.index: r for r, info in measured}
         shards = sorted(stream.open_shards(), key=lambda i: i.start_hash)
         i = 0
         while i + 1 < len(shards) and merges > 0:

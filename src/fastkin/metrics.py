@@ -73,6 +73,7 @@ class StreamMetrics:
         self._put_records = 0          # PutRecords request entries / throttled entries since the last read
         self._put_throttled = 0
         self.listeners: list = []      # callables(second, indices, delta rows) (the on-demand scaler)
+        self._open_max = 0             # most open shards seen in the current window
 
     # -- hot-path hooks (per request, not per record) ----------------------------------------------
     def count_put_records(self, n: int, throttled: int) -> None:
@@ -84,6 +85,7 @@ class StreamMetrics:
         """File everything counted so far under the current window's second, then start the window of ``now``."""
         self.flush()
         self._window = math.floor(now)
+        self._open_max = len(self.stream.open_shards())
 
     def flush(self) -> None:
         stream = self.stream
@@ -119,7 +121,7 @@ class StreamMetrics:
         row[_S["GetRecords.Records"]] = tot[OUT_RECORDS]
         row[_S["GetRecords.Success"]] = tot[GET_CALLS]
         row[_S["GetRecords.IteratorAgeMilliseconds"]] = delta[:, AGE_MAX].max()
-        row[_S["OpenShardCount"]] = len(stream.open_shards())
+        row[_S["OpenShardCount"]] = max(self._open_max, len(stream.open_shards()))
         row[_S["OfferedBytes"]] = tot[IN_BYTES] + tot[W_THR_BYTES]
         self._add(self._seconds, sec, row)
         self._add(self._minutes, sec - sec % 60, row)
@@ -159,6 +161,10 @@ class StreamMetrics:
             if len(table) > 64 and min(table) < sec - keep:
                 for k in [k for k in table if k < sec - keep]:
                     del table[k]
+
+    def note_open_shards(self, n: int) -> None:
+        """A topology change inside the current window: OpenShardCount is the window's maximum."""
+        self._open_max = max(self._open_max, n)
 
     # -- enhanced monitoring -------------------------------------------------------------------------------
     def set_enhanced(self, metrics: list[str]) -> None:

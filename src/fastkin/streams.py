@@ -153,6 +153,8 @@ class Stream:
 
         Shards in ``transient`` are created and closed within this change (UpdateShardCount's
         intermediate shards): they are readable, empty, and lead on to their own children."""
+        if now >= self._next_tick:
+            self.tick(now)                      # file the last second's metrics with the old topology
         for info in new:
             self._shards[info.index] = info
             for p in (info.parent, info.adjacent_parent):
@@ -164,6 +166,7 @@ class Stream:
             self._shards[index].closed_at = now
         self._core.reshard(list(close), [(i.index, i.start_hash, i.end_hash, i.created_secs, i.index not in transient)
                                          for i in new])
+        self.metrics.note_open_shards(len(self.open_shards()))
 
     @property
     def core(self):

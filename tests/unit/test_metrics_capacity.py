@@ -53,7 +53,7 @@ def test_enhanced_monitoring_enables_shard_level_metrics(make_engine, clock):
 
 def test_on_demand_splits_hot_shards_and_keeps_headroom(make_engine, clock):
     eng = make_engine()
-    s = eng.create_stream("od", stream_mode="ON_DEMAND")
+    s = eng.create_stream("od", stream_mode="ON_DEMAND", storage="metadata")   # 2 GB offered: keep no payload
     assert len(s.open_shards()) == 4
     rec = (b"x" * 99_988, None)
     import random
@@ -97,3 +97,33 @@ def test_provisioned_stream_does_not_scale(make_engine, clock):
         s.put_records([(b"x" * 20_000, "k%d" % i) for i in range(100)])
         clock.advance(1.0)
     assert len(s.open_shards()) == 1
+
+
+def test_open_shard_count_belongs_to_the_second_it_describes(make_engine, clock):
+    eng = make_engine()
+    s = eng.create_stream("s", shard_count=1)
+    s.put_record(b"x", "k")
+    clock.advance(1.0)
+    eng.split_shard("shardId-000000000000", str(2**127), stream_name="s")   # before the second's first I/O
+    s.put_record(b"x", "k")
+    clock.advance(1.0)
+    s.put_record(b"x", "k")
+    assert list(s.metrics.series("OpenShardCount", 1)[1][:3]) == [1, 2, 2]
+
+
+def test_hourly_release_does_not_merge_busy_shards(clock):
+    import fastkin
+
+    eng = fastkin.Engine(clock=clock, engine="cy")      # the scaler is engine-independent Python
+    s = eng.create_stream("od", stream_mode="ON_DEMAND", storage="metadata")
+    import random
+    rng = random.Random(9)
+    opened = []
+    for sec in range(3600 + 120):
+        if sec % 10 == 0:          # ~3 MB/s offered, in 10-second chunks to keep the test quick
+            for _ in range(6):
+                s.put_records([(b"x" * 99_988, f"{rng.getrandbits(48):012x}") for _ in range(50)])
+        clock.advance(1.0)
+        opened.append(len(s.open_shards()))
+    assert not any(e[1] == "merge" for e in s.scaler.events)
+    assert opened[-1] == max(opened)
