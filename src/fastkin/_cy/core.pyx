@@ -703,6 +703,11 @@ cdef class StreamCore:
             s.closed = not is_open
             new.append(s)
         with self._lock:
+            for index in close:                 # check everything first: a failed reshard changes nothing
+                if index not in self.shards:
+                    raise KeyError(index)
+                if (<Shard>self.shards[index]).closed:
+                    raise ValueError(f"shard {index} is already closed")
             opened = list(self._open)
             for index in close:
                 s = <Shard>self.shards[index]
@@ -752,7 +757,7 @@ cdef class StreamCore:
     cdef Shard _route(self, uint64_t hi, uint64_t lo):
         return <Shard>PyList_GET_ITEM(self._open, self._route_pos(hi, lo))
 
-    def shard_for_key(self, str partition_key not None):
+    def shard_for_key(self, partition_key):
         cdef const char *kp
         cdef Py_ssize_t kl
         cdef uint64_t hi, lo
@@ -947,8 +952,9 @@ cdef class StreamCore:
         return res
 
     # -- read -----------------------------------------------------------------------------
-    def get_records(self, uint32_t index, uint64_t pos, Py_ssize_t limit, double now):
+    def get_records(self, uint32_t index, uint64_t pos, object limit_arg, double now):
         """Read from seq index ``pos`` (clamped to the trim horizon): (records, next_pos, millis_behind)."""
+        cdef Py_ssize_t limit
         cdef Shard s
         cdef Segment *g
         cdef Py_ssize_t nbytes = 0, size, cap = self._get_max_bytes, got = 0
@@ -957,8 +963,9 @@ cdef class StreamCore:
         cdef Record r
         cdef int64_t behind = 0
         cdef list out = []
-        if not 1 <= limit <= GET_RECORDS_MAX_RECORDS:
-            raise E.validation_error(limit, "limit", f"have value between 1 and {GET_RECORDS_MAX_RECORDS}")
+        if not 1 <= limit_arg <= GET_RECORDS_MAX_RECORDS:
+            raise E.validation_error(limit_arg, "limit", f"have value between 1 and {GET_RECORDS_MAX_RECORDS}")
+        limit = limit_arg
         with self._lock:
             s = <Shard>self.shards[index]
             if not self._read_ok(s, now):

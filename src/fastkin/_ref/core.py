@@ -140,6 +140,11 @@ class StreamCore:
 
         The caller guarantees that the open shards still tile the hash space afterwards."""
         with self.lock:
+            for index in close:                 # check everything first: a failed reshard changes nothing
+                if index not in self.shards:
+                    raise KeyError(index)
+                if self.shards[index].closed_at is not None:
+                    raise ValueError(f"shard {index} is already closed")
             for index in close:
                 s = self.shards[index]
                 self.open.remove(s)
@@ -173,6 +178,8 @@ class StreamCore:
 
     def arrival_ms(self, index: int, seq_index: int) -> int:
         s = self.shards[index]
+        if not s.base <= seq_index < s.end:
+            raise IndexError(seq_index)
         return s.log[seq_index - s.base][2]
 
     # -- routing --------------------------------------------------------------------------
@@ -181,13 +188,15 @@ class StreamCore:
         return self.open[bisect.bisect_right(starts, hash_key) - 1]
 
     def shard_for_key(self, partition_key: str) -> int:
-        return self.route(int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")).index
+        _, _, h = self._check(None, b"", partition_key, None)
+        with self.lock:
+            return self.route(h).index
 
     # -- validation -----------------------------------------------------------------------
     def _check(self, i, data, key, ehk) -> tuple[bytes, bytes, int]:
         if isinstance(data, str):
             data = data.encode()
-        elif not isinstance(data, bytes):
+        elif type(data) is not bytes:           # bytes subclasses and bytes-likes are stored as plain bytes
             try:
                 data = bytes(memoryview(data))
             except TypeError:
