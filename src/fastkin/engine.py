@@ -240,12 +240,14 @@ class Engine:
             raise E.validation_error(max_results, "maxResults", "have value between 1 and 10000")
         max_results = min(max_results, LIST_SHARDS_MAX_RESULTS)
         if next_token is not None:
-            if stream_name is not None or exclusive_start_shard_id is not None or stream_creation_timestamp is not None:
+            if stream_name is not None or stream_arn is not None:
+                raise E.InvalidArgumentException("NextToken and StreamName cannot be provided together.")
+            if exclusive_start_shard_id is not None or stream_creation_timestamp is not None:
                 raise E.InvalidArgumentException(
-                    "NextToken and StreamName, ExclusiveStartShardId or StreamCreationTimestamp cannot be provided together.")
+                    "NextToken and ExclusiveStartShardId or StreamCreationTimestamp cannot be provided together.")
             inc, cursor = self._tokens.open_next_token(next_token, "shards", self._now_ms(), LIST_TOKEN_TTL_MS)
             name, after, filt = cursor.split("\x00", 2)
-            s = self.stream(name, stream_arn)
+            s = self.stream(name)
             if s.incarnation != inc:
                 raise E.stream_not_found(name, self.account_id)
             shards = s.filter_shards(json.loads(filt) or None, None)
@@ -411,6 +413,17 @@ class Engine:
         if stream_arn is not None and stream_arn != s.arn:
             raise E.InvalidArgumentException(f"The shard iterator does not belong to stream {stream_arn}.")
         return s._get_records(shard, pos, limit, s._check_io())
+
+    def decode_shard_iterator(self, shard_iterator: str) -> tuple[Stream, str, int]:
+        """(stream, shard id, position) of a valid, unexpired iterator: the position is the index in the
+        shard's log of the next record it reads. Raises as GetRecords would."""
+        now_ms = math.floor(self.clock() * 1000.0)
+        name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms,
+                                                              round(self.limits.iterator_ttl_seconds * 1000))
+        s = self.stream(name)
+        if s.incarnation != inc:
+            raise E.stream_not_found(name, self.account_id)
+        return s, E.shard_name(shard), pos
 
     # -- introspection ----------------------------------------------------------------------------
     def memory_bytes(self) -> int | None:

@@ -238,14 +238,25 @@ def records_dicts(records) -> list[dict]:
 class _StreamExtra:
     """Per-stream state the Engine does not keep: consumers, policy, warm throughput."""
 
-    __slots__ = ("stream", "consumers", "policy", "warm_target", "warm_current")
+    __slots__ = ("stream", "consumers", "policy", "_warm_target", "warm_current")
 
     def __init__(self, stream) -> None:
         self.stream = stream
         self.consumers: dict[str, Consumer] = {}
         self.policy: str | None = None
-        self.warm_target: int | None = None
+        self._warm_target: int | None = None
         self.warm_current: int = 0
+        consumers = self.consumers
+        stream.consumer_count_fn = lambda: len(consumers)     # DescribeStreamSummary on the engine too
+
+    @property
+    def warm_target(self) -> int | None:
+        return self._warm_target
+
+    @warm_target.setter
+    def warm_target(self, value: int | None) -> None:
+        self._warm_target = value
+        self.stream.warm_throughput_mibps = value or 0         # the on-demand scaler keeps this capacity
 
 
 _SERVICES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -95,6 +95,7 @@ class Stream:
         self.storage = storage
         self.retention_override: float | None = None   # seconds; simulations only (see set_retention_seconds)
         self.warm_throughput_mibps = 0
+        self.consumer_count_fn = None          # set by the service layer, which keeps stream consumers
         self._core = engine.core.StreamCore(name, engine.account_id, engine.limits, engine.quotas,
                                             max_record_kib * 1024, storage == "full")
         self._shards: dict[int, ShardInfo] = {}
@@ -396,7 +397,7 @@ class Stream:
             "EnhancedMonitoring": [{"ShardLevelMetrics": list(self.shard_level_metrics)}],
             "EncryptionType": self.encryption_type,
             "OpenShardCount": len(self.open_shards()),
-            "ConsumerCount": 0,
+            "ConsumerCount": self.consumer_count_fn() if self.consumer_count_fn else 0,
             "MaxRecordSizeInKiB": self.max_record_kib,
         }
         if self.key_id:

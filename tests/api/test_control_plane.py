@@ -141,3 +141,23 @@ def test_creating_state_with_latency(make_engine, clock):
     assert eng.describe_stream_summary(stream_name="s")["StreamDescriptionSummary"]["StreamStatus"] == "DELETING"
     clock.advance(0.5)
     assert eng.list_streams()["StreamNames"] == []
+
+
+def test_decode_shard_iterator_and_consumer_count_hook(engine):
+    s = engine.create_stream("s", shard_count=2)
+    s.put_record(b"x", "k", explicit_hash_key="0")
+    it = s.get_shard_iterator("shardId-000000000000", "AT_SEQUENCE_NUMBER",
+                              starting_sequence_number=s.get_records(
+                                  s.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON")).records[0].sequence_number)
+    stream, shard_id, pos = engine.decode_shard_iterator(it)
+    assert (stream, shard_id, pos) == (s, "shardId-000000000000", 0)
+    s.consumer_count_fn = lambda: 3
+    assert engine.describe_stream_summary(stream_name="s")["StreamDescriptionSummary"]["ConsumerCount"] == 3
+
+
+def test_list_shards_next_token_excludes_stream_name_and_arn(engine):
+    s = engine.create_stream("s", shard_count=3)
+    tok = engine.list_shards(stream_name="s", max_results=1)["NextToken"]
+    for kw in ({"stream_name": "s"}, {"stream_arn": s.arn}):
+        with pytest.raises(InvalidArgumentException, match="NextToken and StreamName cannot be provided together."):
+            engine.list_shards(next_token=tok, **kw)
