@@ -5,9 +5,9 @@ Sequence-number layout (47 hex nibbles, most significant first; reverse-engineer
 
     2 | shardCreateEpochSecs(9) | shardIndex & 0xF (1) | seqIndex(16) | 00(2) | recordEpochSecs(9) | shardIndex(8) | 2
 
-seqIndex is the record's position in its shard's log (0, 1, 2, ...), so numbers are strictly
-increasing per shard and unique per stream; the shard's StartingSequenceNumber has seqIndex 0 and
-a closed shard's EndingSequenceNumber has seqIndex 0x7FFFFFFFFFFFFFFF.
+seqIndex is the record's position in its shard's log plus one (1, 2, 3, ...), so numbers are strictly
+increasing per shard and unique per stream; the shard's StartingSequenceNumber has seqIndex 0 (before
+every record) and a closed shard's EndingSequenceNumber has seqIndex 0x7FFFFFFFFFFFFFFF (after them).
 """
 from __future__ import annotations
 

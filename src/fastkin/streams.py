@@ -303,10 +303,13 @@ class Stream:
                     f"timestampInMillis: {math.floor(ts * 1000)}, currentTimestampInMillis: {math.floor(now * 1000)}")
             pos = core.seek_timestamp(idx, math.floor(ts * 1000.0))
         else:
-            pos = self._seq_position(info, starting_sequence_number) + (t == "AFTER_SEQUENCE_NUMBER")
+            pos = self._seq_position(info, starting_sequence_number, t == "AFTER_SEQUENCE_NUMBER")
         return self.engine._tokens.iterator(self.name, self.incarnation, idx, pos, math.floor(now * 1000.0))
 
-    def _seq_position(self, info: ShardInfo, seq) -> int:
+    def _seq_position(self, info: ShardInfo, seq, after: bool) -> int:
+        """The log position AT_/AFTER_SEQUENCE_NUMBER ``seq`` starts at. A record's seqIndex is its
+        position + 1; the shard's StartingSequenceNumber (0) is before every record and its
+        EndingSequenceNumber (SEQ_INDEX_END) after them all."""
         if not isinstance(seq, str) or not seq.isdigit():
             raise E.validation_error(seq, "startingSequenceNumber",
                                      "satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
@@ -319,9 +322,14 @@ class Stream:
             raise E.InvalidArgumentException(
                 f"Invalid StartingSequenceNumber. It encodes {E.shard_name(shard)}, while it was used in a call to a "
                 f"shard with {info.shard_id}")
-        if create != info.created_secs or (q >= self._core.shard_end(info.index) and q != SEQ_INDEX_END):
+        end = self._core.shard_end(info.index)
+        if q == SEQ_INDEX_END:
+            return end
+        if create != info.created_secs or q > end:
             raise E.InvalidArgumentException(f"StartingSequenceNumber {seq} {where} is invalid.")
-        return min(q, self._core.shard_end(info.index))
+        if q == 0:
+            return 0
+        return q if after else q - 1
 
     def get_records(self, shard_iterator, limit: int = GET_RECORDS_MAX_RECORDS) -> GetRecordsResult:
         return self.engine.get_records(shard_iterator, limit)

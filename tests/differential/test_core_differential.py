@@ -244,7 +244,7 @@ class Model:
                 cut = True
                 break
             nbytes += size
-            out.append((format_sequence_number(s.created, s.index, p, ms // 1000), d, k, ms / 1000.0))
+            out.append((format_sequence_number(s.created, s.index, p + 1, ms // 1000), d, k, ms / 1000.0))
             p += 1
         behind = 0 if p >= s.end else max(0, now_ms(now) - s.log[p - s.base][2])
         return (out, p, behind), nbytes, cut
@@ -383,7 +383,7 @@ class CoreMachine(RuleBasedStateMachine):
         assert res[0] == E.shard_name(s.index), (res, s.index)
         seq, ms = self.model.accept(s, d, key, size, self.now)
         assert res[2] is None and res[3] is None
-        assert parse_sequence_number(res[1]) == (s.created, s.index, seq, ms // 1000), res[1]
+        assert parse_sequence_number(res[1]) == (s.created, s.index, seq + 1, ms // 1000), res[1]
 
     def check_throttle_msg(self, msg, h, size):
         assert self.model.quotas, "throttled with quotas off"

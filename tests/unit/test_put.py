@@ -105,7 +105,7 @@ def test_sequence_numbers_unique_increasing_and_encode_shard(engine, clock):
     for sid, seqs in per_shard.items():
         assert seqs == sorted(seqs)
         create, shard, idx, rec = parse_sequence_number(str(seqs[-1]))
-        assert f"shardId-{shard:012d}" == sid and idx == len(seqs) - 1
+        assert f"shardId-{shard:012d}" == sid and idx == len(seqs)        # seqIndex = position + 1
         assert create == 1_700_000_000 and rec >= create
 
 

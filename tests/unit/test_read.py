@@ -144,3 +144,20 @@ def test_record_fields_and_millis_behind(make_engine, clock):
     assert got.millis_behind_latest == 1000          # the next unread record arrived 1 s ago
     got = s.get_records(got.next_shard_iterator)
     assert got.millis_behind_latest == 0 and got.child_shards == []
+
+
+def test_starting_and_ending_sequence_numbers_bracket_the_records(make_engine):
+    eng = make_engine(quotas=False)
+    s = one_shard(eng)
+    first = s.put_record(b"r0", "k").sequence_number          # same second as the shard's creation
+    s.put_record(b"r1", "k")
+    rng = eng.describe_stream(stream_name="s")["StreamDescription"]["Shards"][0]["SequenceNumberRange"]
+    start = rng["StartingSequenceNumber"]
+    assert int(start) < int(first)
+    for t in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+        it = s.get_shard_iterator(S0, t, starting_sequence_number=start)
+        assert [r.data for r in s.get_records(it).records] == [b"r0", b"r1"]
+    eng.split_shard(S0, str(2**127), stream_name="s")
+    end = eng.describe_stream(stream_name="s")["StreamDescription"]["Shards"][0]["SequenceNumberRange"]["EndingSequenceNumber"]
+    got = s.get_records(s.get_shard_iterator(S0, "AT_SEQUENCE_NUMBER", starting_sequence_number=end))
+    assert got.records == [] and got.next_shard_iterator is None and len(got.child_shards) == 2

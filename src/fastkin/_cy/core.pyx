@@ -87,8 +87,10 @@ cdef inline str _key_str(const char *p, Py_ssize_t n):
 
 
 cdef inline str _format_seq(int64_t create, uint32_t shard, uint64_t seq, int64_t ms):
+    """The sequence number of the record at position ``seq``: its seqIndex field is seq + 1, so the
+    shard's StartingSequenceNumber (seqIndex 0) comes before every record."""
     cdef char buf[80]
-    cdef int n = seq_format(<uint64_t>create, shard, seq, <uint64_t>(ms // 1000), buf)
+    cdef int n = seq_format(<uint64_t>create, shard, seq + 1, <uint64_t>(ms // 1000), buf)
     return _ascii_str(buf, n)
 
 

@@ -106,8 +106,9 @@ class Shard:
     def end(self) -> int:
         return self.base + len(self.log)
 
-    def seq(self, seq_index: int, arrival_ms: int) -> str:
-        return format_sequence_number(self.created_secs, self.index, seq_index, arrival_ms // 1000)
+    def seq(self, position: int, arrival_ms: int) -> str:
+        """The record at ``position`` has seqIndex position + 1: StartingSequenceNumber (0) precedes it."""
+        return format_sequence_number(self.created_secs, self.index, position + 1, arrival_ms // 1000)
 
 
 class StreamCore:
