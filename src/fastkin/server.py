@@ -11,6 +11,14 @@ CBOR tag 1 holding epoch MILLISECONDS, as the Java SDK writes them). Errors are
 stream (``application/vnd.amazon.eventstream``) whose first message is the ``initial-response``.
 ``GET /health`` answers ``{"status": "ok"}``.
 
+Transports (all hypercorn's, through the h11 and h2 libraries): HTTP/1.1 and HTTP/2 on the same port. In
+cleartext, HTTP/2 by prior knowledge (h2c, what the JavaScript SDK v3 speaks to an ``http://`` endpoint) and
+by ``Upgrade: h2c`` for requests without a body (hypercorn answers an upgrade that carries a body in
+HTTP/1.1, which RFC 9113 allows). With TLS (``--tls``: a self-signed certificate generated on start unless
+``--cert``/``--key`` are given), ALPN offers ``h2`` and ``http/1.1``. SubscribeToShard streams are ordinary
+HTTP/2 streams: several share a connection, and a stream whose flow-control window is closed makes its
+``send`` wait (hypercorn buffers at most a few frames), which pauses that subscription's reads only.
+
 Each request's region is the one in its SigV4 credential scope (else ``--region``), and each region
 has its own engine, as in the in-process mock. SigV4 is verified only when credentials are configured
 (``--credentials AKID:SECRET``). Request bodies above ``max_body_bytes`` get 413; at most
@@ -22,12 +30,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import datetime as _dt
 import json
 import math
+import os
 import re
 import signal
 import struct
+import tempfile
 import threading
 import uuid
 import zlib
@@ -180,6 +191,7 @@ class KinesisApp:
         self._subs: set = set()
         self.stopping = False
         self._model = service_model()
+        self.http_versions: collections.Counter = collections.Counter()     # "1.1" / "2" -> requests served
 
     def reset(self, engine: Engine | None = None) -> None:
         """Forget every stream; with ``engine``, serve it for its region (and its clock for others)."""
@@ -227,6 +239,7 @@ class KinesisApp:
                     return
         if scope["type"] != "http":
             return
+        self.http_versions[scope.get("http_version", "1.1")] += 1
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.max_concurrency)
         async with self._sem:
@@ -243,7 +256,7 @@ class KinesisApp:
         cbor = ctype == CBOR_TYPE
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._too_large(send, rid)
+            await self._too_large(send, rid, cbor)
             return
         chunks, size = [], 0
         while True:
@@ -253,7 +266,7 @@ class KinesisApp:
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large(send, rid)
+                await self._too_large(send, rid, cbor)
                 return
             chunks.append(chunk)
             if not msg.get("more_body"):
@@ -344,9 +357,10 @@ class KinesisApp:
                              "The request signature we calculated does not match the signature you provided. Check "
                              "your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 
-    async def _too_large(self, send, rid: str) -> None:
-        await _send(send, 413, "application/json",
-                    json.dumps({"message": f"Request must be smaller than {self.max_body_bytes} bytes."}).encode(), rid)
+    async def _too_large(self, send, rid: str, cbor: bool = False) -> None:
+        doc = {"message": f"Request must be smaller than {self.max_body_bytes} bytes."}
+        await _send(send, 413, CBOR_TYPE if cbor else "application/json",
+                    _cbor_dumps(doc) if cbor else json.dumps(doc).encode(), rid)
 
     async def _error(self, send, code: str, message: str, status: int, cbor: bool, rid: str) -> None:
         doc = {"__type": code, "message": message}
@@ -403,20 +417,83 @@ async def _send(send, status: int, ctype: str, payload: bytes, rid: str, extra=(
 
 # ---------------------------------------------------------------------------------------------
 
-def hypercorn_config(host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None):
+def self_signed_certificate(directory: str, hosts=("localhost", "127.0.0.1", "::1"),
+                            days: int = 365) -> tuple[str, str]:
+    """Write ``cert.pem`` and ``key.pem`` (an EC P-256 key) for ``hosts`` into ``directory``; return their paths.
+
+    The certificate is its own issuer and is marked as a CA (basicConstraints CA:TRUE, keyCertSign), as
+    ``openssl req -x509`` makes them, so clients can trust ``cert.pem`` directly as a CA bundle
+    (``AWS_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS``, ``keytool -importcert``, ``httpx verify=``)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = key.public_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fastkin local Kinesis"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fastkin")])
+    sans: list = []
+    for h in dict.fromkeys(hosts):
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            sans.append(x509.DNSName(h))
+    now = _dt.datetime.now(_dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(pub)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(days=1)).not_valid_after(now + _dt.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(pub), critical=False)
+            .sign(key, hashes.SHA256()))
+    os.makedirs(directory, exist_ok=True)
+    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def _cert_hosts(host: str) -> tuple[str, ...]:
+    import socket
+    extra = () if host in ("", "0.0.0.0", "::") else (host,)
+    return ("localhost", "127.0.0.1", "::1", socket.gethostname(), *extra)
+
+
+def hypercorn_config(host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None,
+                     certfile: str | None = None, keyfile: str | None = None):
+    """hypercorn's Config for one listening socket: HTTP/1.1 and HTTP/2 (h2c in cleartext; with
+    ``certfile``/``keyfile``, TLS with ALPN ``h2`` then ``http/1.1``)."""
     from hypercorn.config import Config
     cfg = Config()
-    cfg.bind = [f"{host}:{port}"]
+    cfg.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     cfg.accesslog = access_log
     cfg.errorlog = "-"
     cfg.graceful_timeout = 5.0
     cfg.keep_alive_timeout = 75.0
+    cfg.alpn_protocols = ["h2", "http/1.1"]
+    cfg.h2_max_concurrent_streams = 256         # SDKs multiplex requests and subscriptions on one connection
+    if certfile is not None:
+        cfg.certfile, cfg.keyfile = certfile, keyfile
     return cfg
 
 
 async def serve_async(app: KinesisApp, host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None,
-                      shutdown: asyncio.Event | None = None, on_ready=None) -> None:
-    """Serve until ``shutdown`` is set (or SIGTERM/SIGINT in the main thread)."""
+                      shutdown: asyncio.Event | None = None, on_ready=None, certfile: str | None = None,
+                      keyfile: str | None = None) -> None:
+    """Serve until ``shutdown`` is set (or SIGTERM/SIGINT in the main thread). With ``certfile`` and
+    ``keyfile``, serve TLS."""
     from hypercorn.asyncio import serve
 
     shutdown = shutdown or asyncio.Event()
@@ -429,16 +506,20 @@ async def serve_async(app: KinesisApp, host: str = "127.0.0.1", port: int = 4567
         await shutdown.wait()
         app.close_subscriptions()
 
-    cfg = hypercorn_config(host, port, access_log)
+    cfg = hypercorn_config(host, port, access_log, certfile, keyfile)
     if on_ready is not None:
         loop.call_soon(on_ready)
     await serve(app, cfg, shutdown_trigger=trigger, mode="asgi")
 
 
 class ServerThread:
-    """Run a server in a background thread (tests, notebooks): ``with ServerThread(port=0) as s: s.url``."""
+    """Run a server in a background thread (tests, notebooks): ``with ServerThread(port=0) as s: s.url``.
 
-    def __init__(self, app: KinesisApp | None = None, host: str = "127.0.0.1", port: int = 0, **app_kw) -> None:
+    ``tls=True`` serves HTTPS with a self-signed certificate generated into a temporary directory (removed
+    on stop) unless ``certfile``/``keyfile`` are given; ``.cafile`` is the certificate to trust."""
+
+    def __init__(self, app: KinesisApp | None = None, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False,
+                 certfile: str | None = None, keyfile: str | None = None, **app_kw) -> None:
         import socket
         self.app = app or KinesisApp(**app_kw)
         self.host = host
@@ -447,19 +528,31 @@ class ServerThread:
                 sock.bind((host, 0))
                 port = sock.getsockname()[1]
         self.port = port
-        self.url = f"http://{host}:{port}"
+        self.tls = tls or certfile is not None
+        self.certfile, self.keyfile = certfile, keyfile
+        self._tmpdir: str | None = None
+        self.url = f"{'https' if self.tls else 'http'}://{host}:{port}"
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Event | None = None
+
+    @property
+    def cafile(self) -> str | None:
+        return self.certfile if self.tls else None
 
     def start(self) -> "ServerThread":
         import socket
         import time
 
+        if self.tls and self.certfile is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="fastkin-tls-")
+            self.certfile, self.keyfile = self_signed_certificate(self._tmpdir, _cert_hosts(self.host))
+
         def run():
             self._loop = asyncio.new_event_loop()
             self._shutdown = asyncio.Event()
-            self._loop.run_until_complete(serve_async(self.app, self.host, self.port, shutdown=self._shutdown))
+            self._loop.run_until_complete(serve_async(self.app, self.host, self.port, shutdown=self._shutdown,
+                                                      certfile=self.certfile, keyfile=self.keyfile))
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="fastkin-server", daemon=True)
@@ -478,6 +571,10 @@ class ServerThread:
             self._loop.call_soon_threadsafe(self._shutdown.set)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._tmpdir is not None:
+            import shutil
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
 
     def __enter__(self) -> "ServerThread":
         return self.start()
@@ -488,10 +585,15 @@ class ServerThread:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import shutil
 
     p = argparse.ArgumentParser(prog="fastkin serve", description="Serve the Kinesis wire protocol over HTTP.")
     add_arguments(p)
     args = p.parse_args(argv)
+    if (args.cert is None) != (args.key is None):
+        p.error("--cert and --key go together")
+    if args.cert_dir is not None and args.cert is not None:
+        p.error("--cert-dir is where a generated certificate goes; it does not combine with --cert/--key")
     creds = None
     if args.credentials:
         creds = dict(c.split(":", 1) for c in args.credentials)
@@ -501,9 +603,27 @@ def main(argv: list[str] | None = None) -> int:
                      update_latency=args.update_stream_ms / 1000.0,
                      consumer_latency=args.consumer_ms / 1000.0, credentials=creds,
                      max_body_bytes=args.max_body_bytes, max_concurrency=args.max_concurrency)
-    print(f"fastkin serving Kinesis on http://{args.host}:{args.port} (region {args.region}, account {args.account_id})",
-          flush=True)
-    asyncio.run(serve_async(app, args.host, args.port, access_log="-" if args.access_log else None))
+    tls = args.tls or args.cert is not None or args.cert_dir is not None
+    certfile, keyfile, tmpdir = args.cert, args.key, None
+    if tls and certfile is None:
+        directory = args.cert_dir
+        if directory is None:
+            directory = tmpdir = tempfile.mkdtemp(prefix="fastkin-tls-")
+        certfile, keyfile = self_signed_certificate(directory, _cert_hosts(args.host))
+    scheme = "https" if tls else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    protocols = "HTTP/1.1 and HTTP/2 (ALPN h2, http/1.1)" if tls else "HTTP/1.1 and HTTP/2 (h2c)"
+    print(f"fastkin serving Kinesis on {scheme}://{host}:{args.port} over {protocols} "
+          f"(region {args.region}, account {args.account_id})", flush=True)
+    if tls:
+        generated = "self-signed, generated now" if args.cert is None else "given"
+        print(f"TLS certificate ({generated}): {certfile}", flush=True)
+    try:
+        asyncio.run(serve_async(app, args.host, args.port, access_log="-" if args.access_log else None,
+                                certfile=certfile, keyfile=keyfile))
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
     print("fastkin stopped", flush=True)
     return 0
 
@@ -524,3 +644,10 @@ def add_arguments(p) -> None:
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="larger requests get 413")
     p.add_argument("--max-concurrency", type=int, default=256, help="requests handled at once")
     p.add_argument("--access-log", action="store_true", help="print an access log line per request")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS (ALPN h2 and http/1.1) with a self-signed certificate generated on start")
+    p.add_argument("--cert", metavar="PEM", help="serve HTTPS with this certificate (chain) instead (implies --tls)")
+    p.add_argument("--key", metavar="PEM", help="the private key of --cert")
+    p.add_argument("--cert-dir", metavar="DIR",
+                   help="write the generated cert.pem/key.pem here, to trust it from clients (implies --tls; "
+                        "default: a temporary directory removed on exit)")
