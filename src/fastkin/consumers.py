@@ -12,10 +12,9 @@ Each consumer gets 2 MiB/s per shard (a token bucket on the engine clock, charge
 ``idle_wait`` real seconds waiting for records when the engine runs on the real clock, and never
 when it runs on a virtual clock.
 
-NOTE: reads go through the stream's GetRecords path, so they also use the shard's shared read quota
-(5 calls/s, 2 MiB/s); when that quota refuses a read the event is sent empty. No read is made while the
-subscription is at the tip of an open shard, so an idle subscription uses none. A quota-free read hook
-in the core would make the per-consumer pipe fully dedicated as on AWS.
+Reads go through GetRecords with quota=False: they do not use the shard's shared read quota (5 calls/s,
+2 MiB/s), so each consumer's pipe is dedicated as on AWS. No read is made while the subscription is at the
+tip of an open shard.
 """
 from __future__ import annotations
 
@@ -118,14 +117,11 @@ class Subscription:
 
     # -- core ----------------------------------------------------------------------------------
     def _initial_continuation(self, iterator: str, now: float) -> str:
-        _, _, shard, pos, _ = self.engine._tokens.open_iterator(iterator, math.floor(now * 1000), 1 << 62)
-        info = self.stream._shards[shard]
-        fmt = self.engine.core.format_sequence_number
+        _, shard_id, pos = self.engine.decode_shard_iterator(iterator)
         core = self.stream.core
-        if pos > core.shard_horizon(shard) and pos - 1 < core.shard_end(shard):
-            ms = core.arrival_ms(shard, pos - 1)
-            return fmt(info.created_secs, shard, pos - 1, ms // 1000)
-        return fmt(info.created_secs, shard, 0, info.created_secs)
+        if pos > core.shard_horizon(self.shard) and pos - 1 < core.shard_end(self.shard):
+            return self.stream.sequence_number_at(shard_id, pos - 1)
+        return self.stream.starting_sequence_number(shard_id)
 
     def _may_have_records(self, now: float) -> bool:
         """False when the iterator is at the tip of an open shard: then no read is made (and no read quota used)."""
@@ -133,7 +129,7 @@ class Subscription:
         if info is None or info.closed_at is not None:
             return True
         try:
-            _, _, _, pos, _ = self.engine._tokens.open_iterator(self._iterator, math.floor(now * 1000), 1 << 62)
+            _, _, pos = self.engine.decode_shard_iterator(self._iterator)
         except E.FastkinError:
             return True
         return pos < self.stream.core.shard_end(self.shard)
@@ -153,7 +149,7 @@ class Subscription:
         children = None
         if self._budget > 0 and self._may_have_records(now):
             try:
-                res = self.engine.get_records(self._iterator, 10_000)
+                res = self.engine.get_records(self._iterator, 10_000, quota=False)   # the consumer's own pipe
             except E.ProvisionedThroughputExceededException:
                 res = None
             except (E.ResourceNotFoundException, E.ExpiredIteratorException):

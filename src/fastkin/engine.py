@@ -402,8 +402,11 @@ class Engine:
         return self.stream(stream_name, stream_arn).get_shard_iterator(
             shard_id, shard_iterator_type, starting_sequence_number, timestamp)
 
-    def get_records(self, shard_iterator: str, limit: int = GET_RECORDS_MAX_RECORDS, stream_arn=None):
-        """Read from an iterator: .records, .next_shard_iterator, .millis_behind_latest, .child_shards."""
+    def get_records(self, shard_iterator: str, limit: int = GET_RECORDS_MAX_RECORDS, stream_arn=None, *,
+                    quota: bool = True):
+        """Read from an iterator: .records, .next_shard_iterator, .millis_behind_latest, .child_shards.
+        ``quota=False`` (not an AWS parameter) reads outside the shard's shared read quota: the
+        enhanced fan-out pipe, which has its own 2 MiB/s per consumer."""
         now = self.clock()
         now_ms = math.floor(now * 1000.0)
         name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms, round(self.limits.iterator_ttl_seconds * 1000))
@@ -412,7 +415,7 @@ class Engine:
             raise E.stream_not_found(name, self.account_id)
         if stream_arn is not None and stream_arn != s.arn:
             raise E.InvalidArgumentException(f"The shard iterator does not belong to stream {stream_arn}.")
-        return s._get_records(shard, pos, limit, s._check_io())
+        return s._get_records(shard, pos, limit, s._check_io(), quota)
 
     def decode_shard_iterator(self, shard_iterator: str) -> tuple[Stream, str, int]:
         """(stream, shard id, position) of a valid, unexpired iterator: the position is the index in the

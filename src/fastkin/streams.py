@@ -334,14 +334,14 @@ class Stream:
     def get_records(self, shard_iterator, limit: int = GET_RECORDS_MAX_RECORDS) -> GetRecordsResult:
         return self.engine.get_records(shard_iterator, limit)
 
-    def _get_records(self, shard: int, pos: int, limit, now: float) -> GetRecordsResult:
+    def _get_records(self, shard: int, pos: int, limit, now: float, quota: bool = True) -> GetRecordsResult:
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise E.ValidationException(f"limit must be an integer, got {type(limit).__name__}")
         info = self._shards.get(shard)
         if info is None or self._expired(info):
             raise E.ResourceNotFoundException(
                 f"Shard {E.shard_name(shard)} in stream {self.name} under account {self.engine.account_id} does not exist")
-        records, pos, behind = self._core.get_records(shard, pos, limit, now)
+        records, pos, behind = self._core.get_records(shard, pos, limit, now, quota)
         child_shards = []
         if info.closed_at is not None and pos >= self._core.shard_end(shard):
             nxt = None
@@ -349,6 +349,16 @@ class Stream:
         else:
             nxt = self.engine._tokens.iterator(self.name, self.incarnation, shard, pos, math.floor(now * 1000.0))
         return GetRecordsResult(records, nxt, behind, child_shards)
+
+    def sequence_number_at(self, shard_id: str, position: int) -> str:
+        """The sequence number of the record at ``position`` of a shard's log (it must still be readable)."""
+        info = self.shard(shard_id)
+        ms = self._core.arrival_ms(info.index, position)
+        return self.engine.core.format_sequence_number(info.created_secs, info.index, position + 1, ms // 1000)
+
+    def starting_sequence_number(self, shard_id: str) -> str:
+        info = self.shard(shard_id)
+        return self.engine.core.format_sequence_number(info.created_secs, info.index, 0, info.created_secs)
 
     def _child_shard(self, index: int) -> dict:
         c = self._shards[index]

@@ -115,3 +115,18 @@ def test_limits_are_configurable(make_engine, clock):
     assert s.put_records([(b"x", "k")] * 20).failed_record_count == 10
     clock.advance(0.5)
     assert s.put_records([(b"x", "k")] * 20).failed_record_count == 15
+
+
+def test_fan_out_reads_bypass_the_shared_read_quota(engine, clock):
+    s = engine.create_stream("s", shard_count=1)
+    r = s.put_record(b"x", "k")
+    it = s.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON")
+    for _ in range(5):
+        s.get_records(it)
+    with pytest.raises(ProvisionedThroughputExceededException):
+        s.get_records(it)
+    got = engine.get_records(it, quota=False)              # the enhanced fan-out pipe
+    assert [x.sequence_number for x in got.records] == [r.sequence_number]
+    assert s.sequence_number_at("shardId-000000000000", 0) == r.sequence_number
+    clock.advance(0.2)
+    s.get_records(it)                                      # quota=False charged nothing

@@ -954,8 +954,9 @@ cdef class StreamCore:
         return res
 
     # -- read -----------------------------------------------------------------------------
-    def get_records(self, uint32_t index, uint64_t pos, object limit_arg, double now):
-        """Read from seq index ``pos`` (clamped to the trim horizon): (records, next_pos, millis_behind)."""
+    def get_records(self, uint32_t index, uint64_t pos, object limit_arg, double now, bint quota=True):
+        """Read from position ``pos`` (clamped to the trim horizon): (records, next_pos, millis_behind).
+        ``quota=False`` reads outside the shard's shared read quota (enhanced fan-out has its own pipe)."""
         cdef Py_ssize_t limit
         cdef Shard s
         cdef Segment *g
@@ -970,7 +971,7 @@ cdef class StreamCore:
         limit = limit_arg
         with self._lock:
             s = <Shard>self.shards[index]
-            if not self._read_ok(s, now):
+            if quota and not self._read_ok(s, now):
                 s._ctr[C_R_THR_CALLS] += 1
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             if pos < s.base:
@@ -1000,7 +1001,7 @@ cdef class StreamCore:
                     j += 1
                 if cut:
                     break
-            if self.quotas:
+            if self.quotas and quota:
                 s._rc -= 1.0
                 s._rb -= <double>nbytes
                 if cut or nbytes >= cap:

@@ -319,13 +319,14 @@ class StreamCore:
             s.rt = now
         return now >= s.penalty_until and s.rc >= 1.0 and s.rb > 0.0
 
-    def get_records(self, index: int, pos: int, limit: int, now: float):
-        """Read from seq index ``pos`` (clamped to the trim horizon): (records, next_pos, millis_behind)."""
+    def get_records(self, index: int, pos: int, limit: int, now: float, quota: bool = True):
+        """Read from position ``pos`` (clamped to the trim horizon): (records, next_pos, millis_behind).
+        ``quota=False`` reads outside the shard's shared read quota (enhanced fan-out has its own pipe)."""
         if not 1 <= limit <= GET_RECORDS_MAX_RECORDS:
             raise E.validation_error(limit, "limit", f"have value between 1 and {GET_RECORDS_MAX_RECORDS}")
         with self.lock:
             s = self.shards[index]
-            if not self._read_ok(s, now):
+            if quota and not self._read_ok(s, now):
                 s.ctr[C_R_THR_CALLS] += 1
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             pos = max(pos, s.base)
@@ -341,7 +342,7 @@ class StreamCore:
                 nbytes += size
                 out.append(Record(s.seq(pos, ms), data, key, ms))
                 pos += 1
-            if self.quotas:
+            if self.quotas and quota:
                 s.rc -= 1.0
                 s.rb -= nbytes
                 if cut or nbytes >= cap:
