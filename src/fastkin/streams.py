@@ -247,7 +247,8 @@ class Stream:
         return info.closed_at is not None and self._clock() - info.closed_at >= self.retention_seconds
 
     def open_shards(self) -> list[ShardInfo]:
-        return [s for s in self._shards.values() if s.closed_at is None]
+        # list(...) is one atomic snapshot under the GIL: another thread may reshard meanwhile
+        return [s for s in list(self._shards.values()) if s.closed_at is None]
 
     # -- put ----------------------------------------------------------------------------------
     def put_record(self, data, partition_key, explicit_hash_key=None, sequence_number_for_ordering=None):
@@ -382,7 +383,7 @@ class Stream:
         return d
 
     def visible_shards(self) -> list[ShardInfo]:
-        return sorted((s for s in self._shards.values() if not self._expired(s)), key=lambda s: s.index)
+        return sorted((s for s in list(self._shards.values()) if not self._expired(s)), key=lambda s: s.index)
 
     def describe(self, limit: int = 100, exclusive_start_shard_id: str | None = None) -> dict:
         shards = self.visible_shards()

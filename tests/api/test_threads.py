@@ -50,3 +50,29 @@ def test_threads_lose_and_duplicate_nothing(engine_name):
     assert len({d for _, d in all_read}) == expected
     for v in read.values():                      # per shard, in sequence order
         assert [int(q) for q, _ in v] == sorted(int(q) for q, _ in v)
+
+
+def test_control_plane_reads_while_another_thread_reshards():
+    eng = fastkin.Engine(quotas=False)
+    s = eng.create_stream("s", shard_count=2)
+    errors = []
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                eng.list_shards(stream_name="s")
+                eng.describe_stream(stream_name="s")
+                s.put_records([(b"x", f"k{i}") for i in range(20)])
+            except Exception as exc:      # noqa: BLE001 - the assertion below reports it
+                errors.append(exc)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for _ in range(60):
+        x = max(s.open_shards(), key=lambda i: i.end_hash - i.start_hash)
+        eng.split_shard(x.shard_id, str((x.start_hash + x.end_hash) // 2), stream_name="s")
+    stop.set()
+    t.join()
+    assert errors == []
+    assert len(s.open_shards()) == 62
