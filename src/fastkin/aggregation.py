@@ -16,7 +16,7 @@ length-delimited fields) rather than through a protobuf runtime.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAGIC = b"\xf3\x89\x9a\xc2"
 DIGEST = 16
@@ -148,8 +148,7 @@ def aggregate(records) -> bytes:
 
 
 # -- de-aggregation --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UserRecord:
+class UserRecord(NamedTuple):
     data: bytes
     partition_key: str
     explicit_hash_key: str | None
@@ -194,12 +193,6 @@ def _parse(body: bytes) -> list[tuple[str, str | None, bytes]]:
     return out
 
 
-def _field_of(record, name: str, key: str):
-    if isinstance(record, dict):
-        return record.get(key)
-    return getattr(record, name, None)
-
-
 def deaggregate(records, hash_range: tuple[int, int] | None = None) -> list[UserRecord]:
     """User records from Kinesis records (fastkin Records or boto3 GetRecords dicts).
 
@@ -208,11 +201,12 @@ def deaggregate(records, hash_range: tuple[int, int] | None = None) -> list[User
     ``hash_range`` (the shard's inclusive range), sub-records whose hash falls outside it are dropped."""
     out: list[UserRecord] = []
     for r in records:
-        data = _field_of(r, "data", "Data")
-        pk = _field_of(r, "partition_key", "PartitionKey")
-        seq = _field_of(r, "sequence_number", "SequenceNumber")
-        ts = _field_of(r, "approximate_arrival_timestamp", "ApproximateArrivalTimestamp")
-        if is_aggregated(data):
+        if isinstance(r, dict):
+            data, pk, seq, ts = r.get("Data"), r.get("PartitionKey"), r.get("SequenceNumber"), \
+                r.get("ApproximateArrivalTimestamp")
+        else:
+            data, pk, seq, ts = r.data, r.partition_key, r.sequence_number, r.approximate_arrival_timestamp
+        if data[:4] == MAGIC and is_aggregated(data):
             try:
                 subs = _parse(data[len(MAGIC):-DIGEST])
             except (AggregationError, UnicodeDecodeError):
