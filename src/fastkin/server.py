@@ -38,6 +38,7 @@ import os
 import re
 import signal
 import struct
+import sys
 import tempfile
 import threading
 import uuid
@@ -47,7 +48,7 @@ from . import errors as E
 from .clock import RealClock
 from .engine import Engine
 from .limits import DEFAULT_LIMITS
-from .service import SerializationError, Service, UnknownOperationError, service_for, service_model
+from .service import SerializationError, Service, UnknownOperationError, _Checker, service_for, service_model
 
 TARGET_PREFIX = "Kinesis_20131202."
 JSON_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json")
@@ -129,6 +130,69 @@ def _to_wire(shape, value, cbor: bool):
             return cbor2.CBORTag(1, math.floor(secs * 1000 + 0.5))
         return secs
     return value
+
+
+_EXPLICIT_HASH_KEY = re.compile(r"0|([1-9]\d{0,38})")
+_BLOB_MAX = 10 * 1024 * 1024
+if sys.version_info >= (3, 11):
+    def _b64(s: str) -> bytes:
+        return binascii.a2b_base64(s, strict_mode=True)
+else:  # pragma: no cover
+    def _b64(s: str) -> bytes:
+        return base64.b64decode(s, validate=True)
+
+
+def _put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
+    """PutRecords params decoded in one pass, when the request is well-formed: the right types, 1-500
+    entries, partition keys of 1-256 characters, ExplicitHashKeys matching the model's pattern, blobs of at
+    most 10 MiB and nothing else. The engine checks the rest (sizes, the hash key's range, the stream), as
+    for the in-process mock. Anything else returns None: the generic walk then decodes and checks the
+    request and raises AWS's errors.
+    NOTE: the generic walk (_from_wire, then the service's type and constraint check) cost 6 of the 9 ms
+    of server CPU that a PutRecords of 500 x 100 B took (cProfile); this pass costs well under 1 ms."""
+    recs = raw.get("Records")
+    if type(recs) is not list or not 1 <= len(recs) <= 500:
+        return None
+    out = []
+    append = out.append
+    try:
+        for r in recs:
+            if type(r) is not dict:
+                return None
+            data, pk = r.get("Data"), r.get("PartitionKey")
+            if type(pk) is not str or not 1 <= len(pk) <= 256:
+                return None
+            if cbor:
+                if type(data) is not bytes:
+                    return None
+            elif type(data) is str:
+                data = _b64(data)
+            else:
+                return None
+            if len(data) > _BLOB_MAX:
+                return None
+            if len(r) == 2:
+                append({"Data": data, "PartitionKey": pk})
+                continue
+            ehk = r.get("ExplicitHashKey")
+            if len(r) != 3 or ehk is None or type(ehk) is not str or _EXPLICIT_HASH_KEY.fullmatch(ehk) is None:
+                return None
+            append({"Data": data, "PartitionKey": pk, "ExplicitHashKey": ehk})
+    except (binascii.Error, ValueError):
+        return None
+    params = {"Records": out}
+    members = shape.members
+    for k, v in raw.items():
+        if k == "Records" or v is None or k not in members:
+            continue                                    # unknown members are ignored, as AWS does
+        if k not in ("StreamName", "StreamARN") or type(v) is not str:
+            return None
+        params[k] = v
+    checker = _Checker(types=True)                      # the model's constraints on the stream's name and ARN
+    for k in ("StreamName", "StreamARN"):
+        if k in params:
+            checker.check(members[k], params[k], k[:1].lower() + k[1:])
+    return None if checker.errors else params
 
 
 def _cbor_loads(body: bytes):
@@ -273,8 +337,8 @@ class KinesisApp:
                 break
         body = b"".join(chunks)
         try:
-            op, params, region = self._parse(scope, headers, body, ctype, cbor)
-            out = self.service(region).dispatch(op, params, types=True)
+            op, params, region, typed = self._parse(scope, headers, body, ctype, cbor)
+            out = self.service(region).dispatch(op, params, types=not typed)
         except E.FastkinError as exc:
             await self._error(send, exc.code, exc.message, exc.status, cbor, rid)
             return
@@ -289,7 +353,7 @@ class KinesisApp:
         if oshape is None or not out:
             payload = b"" if oshape is None else (b"{}" if not cbor else _cbor_dumps({}))
         else:
-            wire = _to_wire(oshape, out, cbor)
+            wire = out if op == "PutRecords" else _to_wire(oshape, out, cbor)   # strings and integers only
             payload = _cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
         await _send(send, 200, CBOR_TYPE if cbor else "application/x-amz-json-1.1", payload, rid)
 
@@ -320,8 +384,12 @@ class KinesisApp:
         if not isinstance(raw, dict):
             raise SerializationError("Start of structure or map found where not expected.")
         ishape = self._model.operation_model(op).input_shape
+        if op == "PutRecords":
+            params = _put_records_params(ishape, raw, cbor)
+            if params is not None:
+                return op, params, region, True
         params = _from_wire(ishape, raw, cbor) if ishape is not None else {}
-        return op, params, region
+        return op, params, region, False
 
     def _verify(self, scope, headers: dict, body: bytes, auth: str | None, cred) -> None:
         if not auth:

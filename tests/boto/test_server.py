@@ -198,3 +198,55 @@ def test_endpoint_from_the_environment(srv, monkeypatch):
                                        aws_secret_access_key="y")
     k.create_stream(StreamName="env", ShardCount=1)
     assert srv.app.engine.list_streams()["StreamNames"] == ["env"]
+
+
+_PUT_RECORDS_CASES = [
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "k", "ExplicitHashKey": "7"}]},
+    {"StreamARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s", "Records": [{"Data": "", "PartitionKey": "k"}]},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "k", "Other": 1}], "Extra": "x"},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "k", "ExplicitHashKey": None}]},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "k", "ExplicitHashKey": "01"}]},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "k", "ExplicitHashKey": str(2 ** 128)}]},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "p" * 257}]},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": ""}]},
+    {"StreamName": "s", "Records": [{"Data": "a%Gk=", "PartitionKey": "k"}]},
+    {"StreamName": "s", "Records": [{"Data": 12, "PartitionKey": "k"}]},
+    {"StreamName": "s", "Records": [{"PartitionKey": "k"}]},
+    {"StreamName": "s", "Records": [["aGk=", "k"]]},
+    {"StreamName": "s", "Records": []},
+    {"StreamName": "s", "Records": [{"Data": "aGk=", "PartitionKey": "k"}] * 501},
+    {"StreamName": "bad name!", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
+    {"StreamName": "missing", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
+    {"StreamName": 5, "Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
+    {"Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
+    {"StreamName": "s", "Records": [{"Data": base64.b64encode(b"x" * (1024 * 1024 + 1)).decode(), "PartitionKey": "k"}]},
+]
+
+
+@pytest.mark.parametrize("ctype", [JSON_CT, CBOR_CT])
+def test_put_records_fast_path_answers_as_the_generic_path(srv, monkeypatch, ctype):
+    """The server decodes well-formed PutRecords in one pass; whatever it sends on must answer exactly as
+    the generic decode-and-check walk does (same status, body, stored records)."""
+    import fastkin.server as server_mod
+
+    def run():
+        srv.app.reset(fastkin.Engine(clock=fastkin.VirtualClock(start=START)))
+        post(srv.url, "CreateStream", {"StreamName": "s", "ShardCount": 2})
+        answers = []
+        for case in _PUT_RECORDS_CASES:
+            if ctype == CBOR_CT:
+                case = {**case, "Records": [{k: (base64.b64decode(v) if k == "Data" and isinstance(v, str) and
+                                                 "%" not in v else v) for k, v in r.items()}
+                                            if isinstance(r, dict) else r for r in case["Records"]]}
+            r = post(srv.url, "PutRecords", case, ctype)
+            body = cbor2.loads(r.content) if ctype == CBOR_CT else r.json()
+            answers.append((r.status_code, body))
+        it = srv.app.engine.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON", stream_name="s")
+        return answers, [(x.data, x.partition_key) for x in srv.app.engine.get_records(it).records]
+
+    fast = run()
+    monkeypatch.setattr(server_mod, "_put_records_params", lambda shape, raw, cbor: None)
+    generic = run()
+    assert fast == generic
+    assert [s for s, _ in fast[0]].count(200) >= 4
