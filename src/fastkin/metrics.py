@@ -74,6 +74,9 @@ class StreamMetrics:
         self._put_throttled = 0
         self.listeners: list = []      # callables(second, indices, delta rows) (the on-demand scaler)
         self._open_max = 0             # most open shards seen in the current window
+        self._indices: list[int] = []   # sorted shard indices in the core, for topology_version:
+        self._rows = np.zeros(0, dtype=np.int64)
+        self._indices_version = -1
 
     # -- hot-path hooks (per request, not per record) ----------------------------------------------
     def count_put_records(self, n: int, throttled: int) -> None:
@@ -90,7 +93,11 @@ class StreamMetrics:
     def flush(self) -> None:
         stream = self.stream
         core = stream.core
-        indices = sorted(core.shards)
+        if self._indices_version != stream.topology_version:
+            self._indices = sorted(core.shards)
+            self._rows = np.asarray(self._indices)
+            self._indices_version = stream.topology_version
+        indices = self._indices
         if not indices:
             return
         cur = core.counters(indices, reset_age=True)
@@ -98,7 +105,7 @@ class StreamMetrics:
             grown = np.zeros((max(2 * len(self._prev), indices[-1] + 1), NCTR), dtype=np.uint64)
             grown[:len(self._prev)] = self._prev
             self._prev = grown
-        rows = np.asarray(indices)
+        rows = self._rows
         delta = (cur - self._prev[rows]).astype(np.int64)
         delta[:, AGE_MAX] = cur[:, AGE_MAX].astype(np.int64)
         self._prev[rows] = cur
@@ -158,9 +165,9 @@ class StreamMetrics:
         for table, keep in ((self._seconds, self.second_retention), (self._minutes, self.minute_retention),
                             (self._shard_seconds, max(600, self.second_retention // 10)),
                             (self._shard_minutes, max(600, self.minute_retention // 10))):
-            if len(table) > 64 and min(table) < sec - keep:
-                for k in [k for k in table if k < sec - keep]:
-                    del table[k]
+            # keys are filed in time order, so the first one is the oldest: O(1) when nothing expires
+            while table and next(iter(table)) < sec - keep:
+                del table[next(iter(table))]
 
     def note_open_shards(self, n: int) -> None:
         """A topology change inside the current window: OpenShardCount is the window's maximum."""

@@ -99,6 +99,9 @@ class Stream:
         self._core = engine.core.StreamCore(name, engine.account_id, engine.limits, engine.quotas,
                                             max_record_kib * 1024, storage == "full")
         self._shards: dict[int, ShardInfo] = {}
+        self._open: tuple[ShardInfo, ...] = ()
+        self._closed_live: set[int] = set()   # closed shards whose log the core still holds
+        self.topology_version = 0             # bumped by every change of the shard table
         self._next_tick = math.floor(now) + 1.0
         self._sync_io_gate()
         self.metrics = StreamMetrics(self)
@@ -113,6 +116,7 @@ class Stream:
         info = ShardInfo(index, start, end, now, int(now))
         self._shards[index] = info
         self._core.add_shard(index, start, end, info.created_secs)
+        self._refresh_topology()
         return info
 
     @property
@@ -167,7 +171,8 @@ class Stream:
             self._shards[index].closed_at = now
         self._core.reshard(list(close), [(i.index, i.start_hash, i.end_hash, i.created_secs, i.index not in transient)
                                          for i in new])
-        self.metrics.note_open_shards(len(self.open_shards()))
+        self._refresh_topology()
+        self.metrics.note_open_shards(len(self._open))
 
     @property
     def core(self):
@@ -222,9 +227,11 @@ class Stream:
             self._sync_io_gate()
             self.metrics.roll(now)
             self._core.trim(now, self.retention_seconds)
-            for info in list(self._shards.values()):
-                if info.closed_at is not None and self._expired(info) and info.index in self._core.shards:
-                    self._core.drop_shard(info.index)
+            for index in list(self._closed_live):      # only closed shards can expire
+                if self._expired(self._shards[index]):
+                    self._core.drop_shard(index)
+                    self._closed_live.discard(index)
+                    self.topology_version += 1
             if self.scaler is not None:
                 self.scaler.evaluate(now)
 
@@ -246,9 +253,15 @@ class Stream:
     def _expired(self, info: ShardInfo) -> bool:
         return info.closed_at is not None and self._clock() - info.closed_at >= self.retention_seconds
 
-    def open_shards(self) -> list[ShardInfo]:
-        # list(...) is one atomic snapshot under the GIL: another thread may reshard meanwhile
-        return [s for s in list(self._shards.values()) if s.closed_at is None]
+    def open_shards(self) -> tuple[ShardInfo, ...]:
+        """The open shards (a tuple kept up to date by every topology change: cheap to ask for)."""
+        return self._open
+
+    def _refresh_topology(self) -> None:
+        shards = list(self._shards.values())
+        self._open = tuple(s for s in shards if s.closed_at is None)
+        self._closed_live = {s.index for s in shards if s.closed_at is not None} & set(self._core.shards)
+        self.topology_version += 1
 
     # -- put ----------------------------------------------------------------------------------
     def put_record(self, data, partition_key, explicit_hash_key=None, sequence_number_for_ordering=None):
