@@ -6,8 +6,10 @@ In-process (one botocore client per implementation, same inputs):
   floor: no-op before-send hook    ... and signs; a handler returns canned HTTP bytes that botocore parses
   moto mock_aws                    moto's in-process Kinesis (before-send)
 Over HTTP (loopback, server in a subprocess so client and server do not share a GIL):
-  fastkin serve vs moto's server (when its flask extra is installed); server CPU seconds per call
-  are read from /proc.
+  fastkin serve vs moto's server (when its flask extra is installed) vs kinesalite (Node; installed
+  once with npm into ~/.cache/fastkin-bench, or $FASTKIN_KINESALITE_DIR, and skipped, saying why,
+  without node/npm or when the install fails); PutRecord, PutRecords and GetRecords(10,000); server
+  CPU seconds per call are read from /proc. Every server listens on 127.0.0.1 only.
 
     PYTHONPATH=src python -m pytest bench/bench_boto.py -p no:cacheprovider --benchmark-disable-gc \
         -o python_files='bench_*.py'
@@ -18,6 +20,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,8 +70,9 @@ def _summary(request):
 def _print_table() -> None:
     print("")
     print("boto3 drop-in, same run (ratios: this rate / the other's rate):")
-    print("| group | implementation | rate | vs before-send floor | vs before-call floor | vs moto | extra |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| group | implementation | rate | vs before-send floor | vs before-call floor | vs moto | "
+          "vs kinesalite | extra |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     by = {(g, i): r for g, i, r, _, _ in _ROWS}
     for g, i, r, unit, extra in _ROWS:
         def ratio(other):
@@ -76,7 +80,8 @@ def _print_table() -> None:
             return f"{r / o:.2f}x" if o else "-"
         ex = ", ".join(f"{k}={v:.3f}" for k, v in extra.items())
         print(f"| {g} | {i} | {r:,.0f} {unit} | {ratio('floor: before-send no-op')} | "
-              f"{ratio('floor: before-call no-op')} | {ratio('moto' if 'HTTP' not in g else 'moto server')} | {ex} |")
+              f"{ratio('floor: before-call no-op')} | {ratio('moto' if 'HTTP' not in g else 'moto server')} | "
+              f"{ratio('kinesalite')} | {ex} |")
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +255,40 @@ def _start(cmd: list[str], port: int):
     raise RuntimeError(f"server did not start: {cmd}")
 
 
+KINESALITE = "kinesalite@3.3.3"      # the latest release (Dec 2024); in-memory store (memdown), no native build
+KINESALITE_DIR = os.environ.get("FASTKIN_KINESALITE_DIR",
+                                os.path.join(os.path.expanduser("~"), ".cache", "fastkin-bench"))
+# kinesalite's cli.js listens on every interface; this listens on 127.0.0.1 only, same options as
+#   cli.js --createStreamMs 0 --deleteStreamMs 0 --updateStreamMs 0
+KINESALITE_JS = ("require(process.argv[1])({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0})"
+                 ".listen(+process.argv[2], '127.0.0.1')")
+
+
+@pytest.fixture(scope="session")
+def kinesalite():
+    """(node, path of kinesalite's package dir): npm-installed once into KINESALITE_DIR; skip, saying why, if not."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip(f"kinesalite needs node and npm on PATH (node: {node}, npm: {npm})")
+    pkg = os.path.join(KINESALITE_DIR, "node_modules", "kinesalite")
+    if not os.path.exists(os.path.join(pkg, "index.js")):
+        cmd = [npm, "install", "--prefix", KINESALITE_DIR, "--no-audit", "--no-fund", "--no-save", KINESALITE]
+        try:
+            os.makedirs(KINESALITE_DIR, exist_ok=True)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            pytest.skip(f"`{' '.join(cmd)}` failed: {e}")
+        if r.returncode != 0 or not os.path.exists(os.path.join(pkg, "index.js")):
+            pytest.skip(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {(r.stderr or r.stdout)[-800:]}")
+    try:
+        r = subprocess.run([node, "-e", "require(process.argv[1])", pkg], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"kinesalite in {pkg} does not load under {node}: {e}")
+    if r.returncode != 0:
+        pytest.skip(f"kinesalite in {pkg} does not load under {node}: {r.stderr[-800:]}")
+    return node, pkg
+
+
 def _servers():
     out = [pytest.param("fastkin serve", id="fastkin-serve")]
     import importlib.util
@@ -258,40 +297,73 @@ def _servers():
     else:
         out.append(pytest.param("moto server", id="moto-server",
                                 marks=pytest.mark.skip(reason="moto's server needs moto[server] (flask)")))
+    out.append(pytest.param("kinesalite", id="kinesalite"))  # skipped by its fixture when it cannot be had
     return out
+
+
+def _active(c, deadline_s: float = 30.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while c.describe_stream_summary(StreamName="s")["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise RuntimeError("stream 's' did not become ACTIVE")
+        time.sleep(0.05)
+
+
+HTTP_ROUNDS = 3
 
 
 @pytest.mark.benchmark(group=G_HTTP)
 @pytest.mark.parametrize("server", _servers())
-@pytest.mark.parametrize("op", ["PutRecord", "PutRecords"])
-def test_http(benchmark, server, op, batch):
+@pytest.mark.parametrize("op", ["PutRecord", "PutRecords", "GetRecords"])
+def test_http(benchmark, server, op, batch, request):
     port = _free_port()
     if server == "fastkin serve":
         cmd = [sys.executable, "-m", "fastkin", "serve", "--port", str(port), "--no-quotas"]
+    elif server == "moto server":
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     else:
-        cmd = [sys.executable, "-m", "moto.server", "-p", str(port)]
+        node, pkg = request.getfixturevalue("kinesalite")
+        cmd = [node, "-e", KINESALITE_JS, pkg, str(port)]
     p = _start(cmd, port)
     try:
         c = _client(endpoint_url=f"http://127.0.0.1:{port}")
         c.create_stream(StreamName="s", ShardCount=1)
-        time.sleep(0.2)
-        calls = 100 if op == "PutRecord" else 10
+        _active(c)
+        calls = {"PutRecord": 100, "PutRecords": 10, "GetRecords": 1}[op]
+        per_call = {"PutRecord": 1, "PutRecords": 500, "GetRecords": 10_000}[op]
+        if op == "GetRecords":
+            for _ in range(20):
+                assert c.put_records(StreamName="s", Records=batch)["FailedRecordCount"] == 0   # 10,000 records
 
-        def run():
-            for i in range(calls):
-                if op == "PutRecord":
-                    c.put_record(StreamName="s", Data=b"x" * 100, PartitionKey="key-%d" % i)
-                else:
-                    c.put_records(StreamName="s", Records=batch)
+            def setup():     # untimed, but its GetShardIterator is in the server's CPU figure
+                it = c.get_shard_iterator(StreamName="s", ShardId="shardId-000000000000",
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                return (it,), {}
+
+            def run(it):
+                out = c.get_records(ShardIterator=it, Limit=10_000)
+                assert len(out["Records"]) == 10_000
+        else:
+            setup = None
+
+            def run():
+                for i in range(calls):
+                    if op == "PutRecord":
+                        c.put_record(StreamName="s", Data=b"x" * 100, PartitionKey="key-%d" % i)
+                    else:
+                        assert c.put_records(StreamName="s", Records=batch)["FailedRecordCount"] == 0
 
         cpu0 = _cpu_seconds(p.pid)
-        benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+        benchmark.pedantic(run, setup=setup, rounds=HTTP_ROUNDS, iterations=1, warmup_rounds=1)
         cpu = _cpu_seconds(p.pid) - cpu0
     finally:
         p.terminate()
-        p.wait(timeout=20)
-    cpu_ms = 1000 * cpu / (calls * 4)         # 3 rounds + 1 warm-up
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    cpu_ms = 1000 * cpu / (calls * (HTTP_ROUNDS + 1))         # rounds + 1 warm-up
     rate = report(benchmark, scenario=f"{op} over HTTP", impl=server, calls=calls,
-                  records=calls * (1 if op == "PutRecord" else 500), unit="records/s",
-                  server_cpu_ms_per_call=cpu_ms)
+                  records=calls * per_call, unit="records/s", server_cpu_ms_per_call=cpu_ms)
     _note(benchmark, f"{G_HTTP}: {op}", server, rate, "records/s", server_cpu_ms_per_call=cpu_ms)
