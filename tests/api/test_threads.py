@@ -1,9 +1,12 @@
 import threading
 
+import pytest
+
 import fastkin
 
 
-def test_threads_lose_and_duplicate_nothing(engine_name):
+@pytest.mark.parametrize("explicit_hash_keys", [False, True])
+def test_threads_lose_and_duplicate_nothing(engine_name, explicit_hash_keys):
     eng = fastkin.Engine(engine=engine_name, quotas=False)
     s = eng.create_stream("s", shard_count=4)
     n_threads, batches = 4, 40
@@ -13,7 +16,11 @@ def test_threads_lose_and_duplicate_nothing(engine_name):
     def producer(t):
         mine = []
         for b in range(batches):
-            res = s.put_records([(f"{t}-{b}-{i}".encode(), f"k{t}-{i}") for i in range(50)])
+            if explicit_hash_keys:       # parsing them runs Python code in the middle of the call
+                res = s.put_records([(f"{t}-{b}-{i}".encode(), f"k{t}-{i}", str((2**128 - 1) // 50 * i))
+                                     for i in range(50)])
+            else:
+                res = s.put_records([(f"{t}-{b}-{i}".encode(), f"k{t}-{i}") for i in range(50)])
             mine += [r.sequence_number for r in res]
             mine.append(s.put_record(f"{t}-{b}-single".encode(), f"k{t}").sequence_number)
         with lock:

@@ -103,14 +103,6 @@ cdef class StreamCore:
     # limits copied to C
     cdef double _wbps, _wrps, _rcps, _rbps, _penalty
     cdef Py_ssize_t _get_max_bytes, _put_max_bytes
-    # scratch for one PutRecords batch
-    cdef const char *_dp[BATCH_MAX]
-    cdef Py_ssize_t _dl[BATCH_MAX]
-    cdef const char *_kp[BATCH_MAX]
-    cdef Py_ssize_t _kl[BATCH_MAX]
-    cdef uint64_t _hhi[BATCH_MAX]
-    cdef uint64_t _hlo[BATCH_MAX]
-    cdef bint _ehk[BATCH_MAX]             # entry i came with an explicit hash key
 
     cdef Py_ssize_t _route_pos(self, uint64_t hi, uint64_t lo) noexcept
     cdef Shard _route(self, uint64_t hi, uint64_t lo)

@@ -617,17 +617,18 @@ cdef int _hash_of(object ehk, const char *kp, Py_ssize_t kl, uint64_t *hi, uint6
     return 0
 
 
-cdef void _hash_some(StreamCore c, Py_ssize_t n) noexcept:
-    """MD5 of the batch entries without an explicit hash key (c._ehk[i] false): all keys go through
+cdef void _hash_some(Py_ssize_t n, const char **kp, Py_ssize_t *kl, bint *ehk, uint64_t *hhi,
+                     uint64_t *hlo) noexcept:
+    """MD5 of the batch entries without an explicit hash key (ehk[i] false): all keys go through
     the lanes (a few wasted hashes on this rare path), then only those entries are kept."""
     cdef uint64_t hi[BATCH_MAX]
     cdef uint64_t lo[BATCH_MAX]
     cdef Py_ssize_t i
-    fk_md5_u128_many(<size_t>n, <const unsigned char**>c._kp, <const size_t*>c._kl, hi, lo)
+    fk_md5_u128_many(<size_t>n, <const unsigned char**>kp, <const size_t*>kl, hi, lo)
     for i in range(n):
-        if not c._ehk[i]:
-            c._hhi[i] = hi[i]
-            c._hlo[i] = lo[i]
+        if not ehk[i]:
+            hhi[i] = hi[i]
+            hlo[i] = lo[i]
 
 
 @cython.final
@@ -861,6 +862,16 @@ cdef class StreamCore:
         cdef int64_t ms, base_ms
         cdef bint is_list
         cdef Py_ssize_t n_ehk = 0, k
+        # NOTE: per-call scratch on the C stack (~26 KiB). It was per-stream, filled before the lock, and
+        # pass 1 can run Python code (explicit hash keys, bytes-like data): a concurrent put_records
+        # then overwrote another request's pointers and hashes (records stored with other data).
+        cdef const char *_dp[BATCH_MAX]
+        cdef Py_ssize_t _dl[BATCH_MAX]
+        cdef const char *_kp[BATCH_MAX]
+        cdef Py_ssize_t _kl[BATCH_MAX]
+        cdef uint64_t _hhi[BATCH_MAX]
+        cdef uint64_t _hlo[BATCH_MAX]
+        cdef bint _ehk[BATCH_MAX]
         if not isinstance(records, (list, tuple)):
             raise E.ValidationException(
                 f"records must be a list of (data, partition_key[, explicit_hash_key]) tuples, got {type(records).__name__}")
@@ -894,26 +905,26 @@ cdef class StreamCore:
                 if keep is None:
                     keep = []
                 keep.append(data)
-            _key_bytes(key, i, &self._kp[i], &self._kl[i])
-            self._dp[i] = PyBytes_AS_STRING(data)
-            self._dl[i] = PyBytes_GET_SIZE(data)
-            size = self._dl[i] + self._kl[i]
+            _key_bytes(key, i, &_kp[i], &_kl[i])
+            _dp[i] = PyBytes_AS_STRING(data)
+            _dl[i] = PyBytes_GET_SIZE(data)
+            size = _dl[i] + _kl[i]
             if size > self.max_record_bytes:
                 raise E.record_too_large(i, size, self.max_record_bytes)
             total += size
             if ehk is not None:
-                _hash_of(ehk, self._kp[i], self._kl[i], &self._hhi[i], &self._hlo[i])
-                self._ehk[i] = True
+                _hash_of(ehk, _kp[i], _kl[i], &_hhi[i], &_hlo[i])
+                _ehk[i] = True
                 n_ehk += 1
             else:
-                self._ehk[i] = False
+                _ehk[i] = False
         # NOTE: the MD5s are computed here, all at once, so that short keys go through the lockstep
         # lanes (fk_md5_u128_many): ~35-45 ns per 10-36 byte key instead of ~100-135 ns one by one.
         if n_ehk == 0:
-            fk_md5_u128_many(<size_t>n, <const unsigned char**>self._kp, <const size_t*>self._kl,
-                             self._hhi, self._hlo)
+            fk_md5_u128_many(<size_t>n, <const unsigned char**>_kp, <const size_t*>_kl,
+                             _hhi, _hlo)
         elif n_ehk < n:
-            _hash_some(self, n)
+            _hash_some(n, _kp, _kl, _ehk, _hhi, _hlo)
         if total > self._put_max_bytes:
             raise E.InvalidArgumentException(
                 f"Records size of {total} bytes exceeds the PutRecords request limit of {self._put_max_bytes} bytes.")
@@ -933,10 +944,10 @@ cdef class StreamCore:
                 self._min_ms = base_ms
             res._routing = self._open
             for i in range(n):
-                k = self._route_pos(self._hhi[i], self._hlo[i])
+                k = self._route_pos(_hhi[i], _hlo[i])
                 res._pos[i] = <uint32_t>k
                 s = <Shard>PyList_GET_ITEM(self._open, k)
-                size = self._dl[i] + self._kl[i]
+                size = _dl[i] + _kl[i]
                 if self._write_ok(s, size, now):
                     s._ctr[C_IN_RECORDS] += 1
                     s._ctr[C_IN_BYTES] += <uint64_t>size
@@ -944,7 +955,7 @@ cdef class StreamCore:
                     s._last_ms = ms
                     res._seq[i] = s.end
                     res._ms[i] = ms
-                    s._append(self._dp[i], <size_t>self._dl[i], self._kp[i], <size_t>self._kl[i], ms)
+                    s._append(_dp[i], <size_t>_dl[i], _kp[i], <size_t>_kl[i], ms)
                 else:
                     res._seq[i] = <uint64_t>-1
                     res._ms[i] = 0
