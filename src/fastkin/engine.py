@@ -150,16 +150,12 @@ class Engine:
         self._check_max_record_kib(max_record_size_in_kib)
         tags = self._check_tags(tags or {})
         with self._lock:
-            live = self._live_streams()
+            self._live_streams()                # reaps streams whose deletion has finished
             if stream_name in self._streams:
                 raise E.ResourceInUseException(f"Stream {stream_name} under account {self.account_id} already exists.")
             self.check_shard_quota(shard_count)
             if mode == "ON_DEMAND":
-                n = sum(1 for s in live if s.mode == "ON_DEMAND")
-                if n >= self.limits.on_demand_stream_limit:
-                    raise E.LimitExceededException(
-                        f"This request would exceed the on-demand stream limit for account {self.account_id} "
-                        f"({self.limits.on_demand_stream_limit} streams).")
+                self.check_on_demand_quota()
             self._incarnations += 1
             s = Stream(self, stream_name, shard_count, mode, retention_period_hours, tags,
                        max_record_size_in_kib, self._incarnations, storage)
@@ -176,6 +172,15 @@ class Engine:
                 f"additional shards that would have resulted from this request: {extra}. Refer to the AWS Service "
                 "Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current "
                 "limits and how to request higher limits.")
+
+    def check_on_demand_quota(self) -> None:
+        """LimitExceededException when one more on-demand stream would pass the account's limit."""
+        with self._lock:
+            n = sum(1 for s in self._live_streams() if s.mode == "ON_DEMAND")
+            if n >= self.limits.on_demand_stream_limit:
+                raise E.LimitExceededException(
+                    f"This request would exceed the on-demand stream limit for account {self.account_id} "
+                    f"({self.limits.on_demand_stream_limit} streams).")
 
     def open_shard_count(self) -> int:
         return sum(len(s.open_shards()) for s in self._live_streams())

@@ -20,8 +20,9 @@ import numpy as np
 from . import errors as E
 
 # core counter columns (fastkin._cy.core C_* / fastkin._ref.core C_*)
-IN_BYTES, IN_RECORDS, W_THR_RECORDS, W_THR_BYTES, OUT_BYTES, OUT_RECORDS, GET_CALLS, R_THR_CALLS, AGE_MAX = range(9)
-NCTR = 9
+(IN_BYTES, IN_RECORDS, W_THR_RECORDS, W_THR_BYTES, OUT_BYTES, OUT_RECORDS, GET_CALLS, R_THR_CALLS, AGE_MAX,
+ PR_RECORDS, PR_THROTTLED) = range(11)
+NCTR = 11
 
 # stream-level metrics: name -> (statistic used to roll seconds into minutes)
 STREAM_METRICS = {
@@ -70,18 +71,11 @@ class StreamMetrics:
         self._minutes: dict[int, np.ndarray] = {}
         self._shard_seconds: dict[int, tuple[list[int], np.ndarray]] = {}
         self._shard_minutes: dict[int, dict[int, np.ndarray]] = {}
-        self._put_records = 0          # PutRecords request entries / throttled entries since the last read
-        self._put_throttled = 0
         self.listeners: list = []      # callables(second, indices, delta rows) (the on-demand scaler)
         self._open_max = 0             # most open shards seen in the current window
         self._indices: list[int] = []   # sorted shard indices in the core, for topology_version:
         self._rows = np.zeros(0, dtype=np.int64)
         self._indices_version = -1
-
-    # -- hot-path hooks (per request, not per record) ----------------------------------------------
-    def count_put_records(self, n: int, throttled: int) -> None:
-        self._put_records += n
-        self._put_throttled += throttled
 
     # -- collection -------------------------------------------------------------------------------------
     def roll(self, now: float) -> None:
@@ -91,6 +85,10 @@ class StreamMetrics:
         self._open_max = len(self.stream.open_shards())
 
     def flush(self) -> None:
+        with self.stream._lock:                 # tick() files under the same lock: nothing is filed twice
+            self._flush()
+
+    def _flush(self) -> None:
         stream = self.stream
         core = stream.core
         if self._indices_version != stream.topology_version:
@@ -113,8 +111,7 @@ class StreamMetrics:
         if not delta.any() and sec in self._seconds:
             return
         tot = delta.sum(axis=0)
-        put_n, put_thr = self._put_records, self._put_throttled
-        self._put_records = self._put_throttled = 0
+        put_n, put_thr = tot[PR_RECORDS], tot[PR_THROTTLED]
         row = np.zeros(len(STREAM_METRICS), dtype=np.float64)
         row[_S["IncomingBytes"]] = tot[IN_BYTES]
         row[_S["IncomingRecords"]] = tot[IN_RECORDS]

@@ -185,6 +185,8 @@ def update_stream_mode(stream, mode: str) -> None:
         if mode == stream.mode:
             raise E.InvalidArgumentException(
                 f"Stream {stream.name} under account {stream.engine.account_id} is already in {mode} mode.")
+        if mode == "ON_DEMAND":
+            stream.engine.check_on_demand_quota()
         stream.mode_history = recent + [now]
         stream.set_mode(mode, now)
         stream.begin_update(now)

@@ -277,9 +277,7 @@ class Stream:
 
     def put_records(self, records):
         """Put a batch of (data, partition_key[, explicit_hash_key]) tuples: one result per record, in order."""
-        res = self._core.put_records(records, self._check_io())
-        self.metrics.count_put_records(len(res), res.failed_record_count)
-        return res
+        return self._core.put_records(records, self._check_io())
 
     def _check_sfo(self, value) -> None:
         # Sequence numbers are strictly increasing per shard (and a child shard's are above its
@@ -346,7 +344,7 @@ class Stream:
         return q if after else q - 1
 
     def get_records(self, shard_iterator, limit: int = GET_RECORDS_MAX_RECORDS) -> GetRecordsResult:
-        return self.engine.get_records(shard_iterator, limit)
+        return self.engine.get_records(shard_iterator, limit, stream_arn=self.arn)   # this stream's iterators only
 
     def _get_records(self, shard: int, pos: int, limit, now: float, quota: bool = True) -> GetRecordsResult:
         if isinstance(limit, bool) or not isinstance(limit, int):

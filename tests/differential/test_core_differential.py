@@ -126,8 +126,8 @@ class MShard:
         self.writes: list[tuple[float, int]] = []     # accepted (now, size)
         self.reads: list[tuple[float, int]] = []      # successful (now, nbytes)
         self.penalty_until = -math.inf
-        self.ctr = [0] * 9   # C_IN_BYTES, C_IN_RECORDS, C_W_THR_RECORDS, C_W_THR_BYTES, C_OUT_BYTES, C_OUT_RECORDS,
-        #                      C_GET_CALLS, C_R_THR_CALLS, C_AGE_MAX
+        self.ctr = [0] * 11  # C_IN_BYTES, C_IN_RECORDS, C_W_THR_RECORDS, C_W_THR_BYTES, C_OUT_BYTES, C_OUT_RECORDS,
+        #                      C_GET_CALLS, C_R_THR_CALLS, C_AGE_MAX, C_PR_RECORDS, C_PR_THROTTLED
 
     @property
     def end(self):
@@ -305,7 +305,7 @@ EHK = weighted(
 )
 
 LIMITS_ = weighted((8, st.integers(1, 12)), (2, st.integers(1, GET_RECORDS_MAX_RECORDS)),
-                   # 0, 10001 and negatives are invalid; limits beyond C ssize_t are a KNOWN MISMATCH (see bottom)
+                   # 0, 10001 and negatives are invalid (limits beyond C ssize_t: test_get_records_huge_limit)
                    (2, st.sampled_from([0, 10001, -1, 10000, 1, -(2 ** 62), 2 ** 62, True])))
 POS = st.tuples(st.sampled_from(["base", "below", "in", "end", "beyond", "zero", "huge"]), st.integers(0, 2 ** 16))
 DT = weighted((2, st.just(0.0)), (4, st.floats(0.0, 0.3)), (3, st.floats(0.0, 2.0)), (2, st.floats(0.0, 400.0)))
@@ -506,8 +506,11 @@ class CoreMachine(RuleBasedStateMachine):
         event("put_records: some throttled" if failed else "put_records: all ok")
         assert n == len(batch) and failed == sum(1 for x in results if x[2] is not None)
         for res, (d, key, size, h) in zip(results, expect):
+            s = self.model.route(h)
+            s.ctr[9] += 1                       # C_PR_RECORDS: an entry of a PutRecords request
             if res[2] is not None:
                 assert res[0] is None and res[1] is None and res[2] == "ProvisionedThroughputExceededException"
+                s.ctr[10] += 1                  # C_PR_THROTTLED
                 self.check_throttle_msg(res[3], h, size)
             else:
                 self.check_put_ok(res, d, key, size, h)
@@ -696,8 +699,7 @@ class CoreMachine(RuleBasedStateMachine):
 
     def unknown_shard(self, k, op):
         idx = self.next_index() + k
-        # (reshard with a bad index AFTER a good one is a KNOWN MISMATCH, see the bottom of the file;
-        # here the bad index comes first, which both engines reject without side effects)
+        # (a bad index after a good one: test_reshard_partial_failure_changes_nothing at the bottom)
         args = {"get_records": (idx, 0, 10, self.now), "seek_timestamp": (idx, 0), "arrival_ms": (idx, 0),
                 "reshard": ([idx], []), "counters": ([idx], bool(k % 2))}.get(op, (idx,))
         ok, out = self.both(op, *args)
@@ -743,7 +745,7 @@ class CoreMachine(RuleBasedStateMachine):
         ok, out = self.both("counters", idx, reset)
         assert ok
         r, c = out
-        assert r.dtype == c.dtype == np.uint64 and r.shape == c.shape == (len(idx), 9)
+        assert r.dtype == c.dtype == np.uint64 and r.shape == c.shape == (len(idx), 11)
         assert r.tolist() == c.tolist() == [self.model.shards[i].ctr for i in idx]
         if reset:
             for i in idx:
@@ -905,12 +907,9 @@ def test_shard_for_key_invalid_key(key):
     _same(ref, cy, "shard_for_key", key)
 
 
-# KNOWN MISMATCH: reshard is documented as atomic, but when ``close`` names an unknown shard after a
-# known one, both engines have already closed the known one. The reference then routes its range to
-# the previous open shard (bisect), while the compiled core has removed it from ``_open`` WITHOUT
-# rebuilding its routing arrays (_ohi/_olo/_nopen), so _route() still bisects over the old starts and
-# reads PyList_GET_ITEM(self._open, a) one past the end of the list (a stale, borrowed pointer:
-# memory-unsafe). Run in a subprocess so a crash cannot take the test session down.
+# A reshard whose ``close`` names an unknown shard after a known one used to close the known one first;
+# the compiled core then routed through stale arrays (memory-unsafe). Both engines now check every
+# index before changing anything. Kept in a subprocess so a regression cannot crash the test session.
 _RESHARD_REPRO = """
 import sys
 from fastkin._engine import get_core

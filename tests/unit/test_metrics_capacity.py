@@ -127,3 +127,40 @@ def test_hourly_release_does_not_merge_busy_shards(clock):
         opened.append(len(s.open_shards()))
     assert not any(e[1] == "merge" for e in s.scaler.events)
     assert opened[-1] == max(opened)
+
+
+def test_put_records_counts_are_filed_with_their_records_under_concurrency():
+    import sys
+    import threading
+
+    import fastkin
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        clock = fastkin.VirtualClock(start=1_700_000_000.0)
+        eng = fastkin.Engine(clock=clock, quotas=False)
+        s = eng.create_stream("m", shard_count=4)
+        stop = threading.Event()
+
+        def writer(t):
+            c = 0
+            while not stop.is_set():
+                s.put_records([(b"x", f"k{t}-{c}")])
+                c += 1
+
+        ths = [threading.Thread(target=writer, args=(t,)) for t in range(3)]
+        for t in ths:
+            t.start()
+        for _ in range(100):
+            clock.advance(1.0)
+            s.put_records([(b"y", "tick")])
+        stop.set()
+        for t in ths:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    clock.advance(2.0)
+    single = s.metrics.series("PutRecord.Success", resolution=1)[1]
+    assert single.min() == 0 and single.max() == 0          # no PutRecord call was ever made
+    assert s.metrics.series("PutRecords.Records", 60)[1].sum() == s.metrics.series("IncomingRecords", 60)[1].sum()

@@ -161,3 +161,11 @@ def test_starting_and_ending_sequence_numbers_bracket_the_records(make_engine):
     end = eng.describe_stream(stream_name="s")["StreamDescription"]["Shards"][0]["SequenceNumberRange"]["EndingSequenceNumber"]
     got = s.get_records(s.get_shard_iterator(S0, "AT_SEQUENCE_NUMBER", starting_sequence_number=end))
     assert got.records == [] and got.next_shard_iterator is None and len(got.child_shards) == 2
+
+
+def test_a_stream_rejects_another_streams_iterator(engine):
+    a = engine.create_stream("a", shard_count=1)
+    b = engine.create_stream("b", shard_count=1)
+    a.put_record(b"1", "k")
+    with pytest.raises(InvalidArgumentException, match="does not belong to stream"):
+        b.get_records(a.get_shard_iterator(S0, "TRIM_HORIZON"))

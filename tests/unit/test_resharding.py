@@ -212,3 +212,14 @@ def test_split_does_not_copy_records():
     eng.split_shard("shardId-000000000000", str(HALF), stream_name="s")
     assert s.core.shard_end(1) == 0 and s.core.shard_end(2) == 0 and s.core.shard_end(0) == 100_000
     assert eng.memory_bytes() - mem < 4096
+
+
+def test_switching_to_on_demand_respects_the_on_demand_stream_limit(make_engine):
+    from fastkin import Limits
+
+    eng = make_engine(limits=Limits(on_demand_stream_limit=1))
+    eng.create_stream("od", stream_mode="ON_DEMAND")
+    p = eng.create_stream("p", shard_count=2)
+    with pytest.raises(LimitExceededException, match="on-demand stream limit"):
+        eng.update_stream_mode(p.arn, {"StreamMode": "ON_DEMAND"})
+    assert p.mode == "PROVISIONED" and p.mode_history == []

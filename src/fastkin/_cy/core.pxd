@@ -36,7 +36,9 @@ cdef enum:
     C_GET_CALLS = 6         # successful GetRecords calls
     C_R_THR_CALLS = 7       # GetRecords calls refused by the read quota
     C_AGE_MAX = 8           # max iterator age (ms) seen by GetRecords since the last reset
-    NCTR = 9
+    C_PR_RECORDS = 9        # entries of PutRecords requests (the rest of C_IN_RECORDS came by PutRecord)
+    C_PR_THROTTLED = 10     # of those, throttled
+    NCTR = 11
 
 ctypedef struct Segment:
     uint64_t base            # seq index of record 0 of this segment

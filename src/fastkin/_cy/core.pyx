@@ -948,6 +948,7 @@ cdef class StreamCore:
                 res._pos[i] = <uint32_t>k
                 s = <Shard>PyList_GET_ITEM(self._open, k)
                 size = _dl[i] + _kl[i]
+                s._ctr[C_PR_RECORDS] += 1
                 if self._write_ok(s, size, now):
                     s._ctr[C_IN_RECORDS] += 1
                     s._ctr[C_IN_BYTES] += <uint64_t>size
@@ -960,6 +961,7 @@ cdef class StreamCore:
                     res._seq[i] = <uint64_t>-1
                     res._ms[i] = 0
                     res.failed_record_count += 1
+                    s._ctr[C_PR_THROTTLED] += 1
                     s._ctr[C_W_THR_RECORDS] += 1
                     s._ctr[C_W_THR_BYTES] += <uint64_t>size
         return res

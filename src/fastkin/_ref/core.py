@@ -25,9 +25,9 @@ from ..limits import GET_RECORDS_MAX_RECORDS, PARTITION_KEY_MAX_CHARS, PUT_RECOR
 
 ENGINE = "ref"
 # counters: accepted bytes/records, write-throttled records/bytes, read bytes/records, GetRecords calls,
-# read-throttled calls, max iterator age (ms) since the last reset
+# read-throttled calls, max iterator age (ms) since the last reset, PutRecords entries / throttled entries
 (C_IN_BYTES, C_IN_RECORDS, C_W_THR_RECORDS, C_W_THR_BYTES, C_OUT_BYTES, C_OUT_RECORDS, C_GET_CALLS,
- C_R_THR_CALLS, C_AGE_MAX, NCTR) = range(10)
+ C_R_THR_CALLS, C_AGE_MAX, C_PR_RECORDS, C_PR_THROTTLED, NCTR) = range(12)
 
 
 def now_ms(now: float) -> int:
@@ -298,6 +298,8 @@ class StreamCore:
                 s = self.route(h)
                 ok = self._write_ok(s, size, now)
                 self._count_write(s, size, ok)
+                s.ctr[C_PR_RECORDS] += 1
+                s.ctr[C_PR_THROTTLED] += not ok
                 if ok:
                     out.append(self._append(s, data, key, size, now))
                 else:
