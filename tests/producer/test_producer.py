@@ -174,3 +174,33 @@ def test_resharding_refreshes_the_shard_map(engine_name):
         assert {f.result().shard_id for f in futs} == {"shardId-000000000001", "shardId-000000000002"}
         p.put(b"c", "k")                       # records landed on unexpected shards: the map is re-read
         assert [sid for _, _, sid in p._map] == ["shardId-000000000001", "shardId-000000000002"]
+
+
+@pytest.fixture
+def frequent_thread_switches():
+    import sys
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)          # concurrent calls really interleave
+    yield
+    sys.setswitchinterval(old)
+
+
+def test_background_aggregation_with_requests_in_flight_loses_nothing(frequent_thread_switches):
+    eng = fastkin.Engine(quotas=False)
+    s = eng.create_stream("s", shard_count=8)
+    n = 20_000
+    with Producer(eng, "s", aggregate=True, linger=0.001, max_in_flight=4) as p:
+        assert p.background
+        futs = [p.put(f"{i}".encode(), f"k{i % 997}") for i in range(n)]
+    assert all(f.result().sequence_number for f in futs)
+    users = []
+    for sh in s.visible_shards():
+        it = s.get_shard_iterator(sh.shard_id, "TRIM_HORIZON")
+        while True:
+            got = s.get_records(it)
+            users += deaggregate(got.records, (sh.start_hash, sh.end_hash))
+            it = got.next_shard_iterator
+            if not got.records:
+                break
+    assert sorted(int(u.data) for u in users) == list(range(n))
