@@ -449,3 +449,18 @@ class Engine:
 
 def _json_filter(f) -> str:
     return json.dumps(f, default=lambda o: to_epoch(o, "shardFilter.timestamp"), sort_keys=True)
+
+
+class RegionEngines:
+    """Mixin for what answers several regions (the boto3 mock, the server): one Engine per region,
+    made on first use. The class provides ``_engines`` (region -> Engine), ``_lock``, ``clock`` and
+    ``_kw`` (the other Engine arguments)."""
+
+    def engine_for(self, region: str) -> Engine:
+        e = self._engines.get(region)
+        if e is None:
+            with self._lock:
+                e = self._engines.get(region)
+                if e is None:
+                    e = self._engines[region] = Engine(self.clock, region=region, **self._kw)
+        return e

@@ -33,7 +33,7 @@ from botocore.validate import validate_parameters
 
 from . import errors as E
 from .clock import RealClock, VirtualClock
-from .engine import Engine
+from .engine import Engine, RegionEngines
 from .limits import DEFAULT_LIMITS
 from .service import Service, service_for
 
@@ -61,7 +61,7 @@ def _uninstall() -> None:
         botocore.client.BaseClient._make_api_call = _ORIGINAL
 
 
-class mock_kinesis:
+class mock_kinesis(RegionEngines):
     """Route every boto3/botocore Kinesis client to fastkin while active.
 
     Use as a context manager, or as a decorator of functions (sync or async) and classes (each
@@ -99,15 +99,6 @@ class mock_kinesis:
             if self._given is not None:
                 self._engines[self._given.region] = self._given
             self.clock = self._clock if self._clock is not None else RealClock()
-
-    def engine_for(self, region: str) -> Engine:
-        e = self._engines.get(region)
-        if e is None:
-            with self._lock:
-                e = self._engines.get(region)
-                if e is None:
-                    e = self._engines[region] = Engine(self.clock, region=region, **self._kw)
-        return e
 
     @property
     def engine(self) -> Engine:

@@ -46,7 +46,7 @@ import zlib
 
 from . import errors as E
 from .clock import RealClock
-from .engine import Engine
+from .engine import Engine, RegionEngines
 from .limits import DEFAULT_LIMITS
 from .service import SerializationError, Service, UnknownOperationError, _Checker, service_for, service_model
 
@@ -230,7 +230,7 @@ def encode_event(headers: dict[str, str], payload: bytes) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 
-class KinesisApp:
+class KinesisApp(RegionEngines):
     """The ASGI application. One engine per region, all on one clock, created on first use."""
 
     def __init__(self, engine: Engine | None = None, *, clock=None, region: str = "us-east-1",
@@ -266,15 +266,6 @@ class KinesisApp:
             if engine is not None:
                 self._engines[engine.region] = engine
                 self.clock = engine.clock
-
-    def engine_for(self, region: str) -> Engine:
-        e = self._engines.get(region)
-        if e is None:
-            with self._lock:
-                e = self._engines.get(region)
-                if e is None:
-                    e = self._engines[region] = Engine(self.clock, region=region, **self._kw)
-        return e
 
     @property
     def engine(self) -> Engine:
