@@ -56,6 +56,17 @@ def put_range(s, clock, lo, hi, keys=31):
         clock.advance(1.0)
 
 
+def reshard_randomly(eng, s, rng, split: bool):
+    """Split a random open shard in the middle, or merge a random adjacent pair."""
+    open_ = sorted(s.open_shards(), key=lambda x: x.start_hash)
+    if split:
+        x = rng.choice(open_)
+        eng.split_shard(x.shard_id, str((x.start_hash + x.end_hash) // 2), stream_name="s")
+    else:
+        i = rng.randrange(len(open_) - 1)
+        eng.merge_shards(open_[i].shard_id, open_[i + 1].shard_id, stream_name="s")
+
+
 def assert_key_order(seen):
     by_key = {}
     for k, v, _ in seen:
@@ -166,13 +177,7 @@ def test_parents_before_children_through_splits_and_merges(engine_name):
             for w in ws:
                 w.run_once()
             clock.advance(0.3)
-        open_ = sorted(s.open_shards(), key=lambda x: x.start_hash)
-        if step % 2 == 0:
-            x = rng.choice(open_)
-            eng.split_shard(x.shard_id, str((x.start_hash + x.end_hash) // 2), stream_name="s")
-        else:
-            i = rng.randrange(len(open_) - 1)
-            eng.merge_shards(open_[i].shard_id, open_[i + 1].shard_id, stream_name="s")
+        reshard_randomly(eng, s, rng, split=step % 2 == 0)
     put_range(s, clock, n, n + 600, keys=23)
     n += 600
     drive(ws, lambda: len(set(col.values())) >= n, clock, max_seconds=600)
@@ -297,13 +302,7 @@ def test_children_wait_for_parents_with_a_backlog(engine_name):
     for step in range(6):
         put_range(s, clock, n, n + 400, keys=11)
         n += 400
-        open_ = sorted(s.open_shards(), key=lambda x: x.start_hash)
-        if step % 2 == 0:
-            x = rng.choice(open_)
-            eng.split_shard(x.shard_id, str((x.start_hash + x.end_hash) // 2), stream_name="s")
-        else:
-            i = rng.randrange(len(open_) - 1)
-            eng.merge_shards(open_[i].shard_id, open_[i + 1].shard_id, stream_name="s")
+        reshard_randomly(eng, s, rng, split=step % 2 == 0)
     put_range(s, clock, n, n + 400, keys=11)
     n += 400
     col = Collector()
