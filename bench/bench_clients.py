@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 import fastkin
-from fastkin.consumer import Consumer, RecordProcessor, drive
-from fastkin.leases import MemoryLeaseStore
-from fastkin.producer import Producer
+from fastkin.kcl.worker import Consumer, RecordProcessor, drive
+from fastkin.kcl.leases import MemoryLeaseStore
+from fastkin.kpl.producer import Producer
 
 START = 1_700_000_000.0
 

@@ -6,19 +6,19 @@ import os
 import pytest
 
 import fastkin
-from fastkin import _engine
+from fastkin import _core
 
 ENGINES = ["ref", "cy"]
 
 
 def pytest_report_header(config):
-    return [f"fastkin engine: {_engine.ENGINE} (FASTKIN_NO_EXTENSIONS={os.environ.get('FASTKIN_NO_EXTENSIONS', '')!r})"]
+    return [f"fastkin engine: {_core.ENGINE} (FASTKIN_NO_EXTENSIONS={os.environ.get('FASTKIN_NO_EXTENSIONS', '')!r})"]
 
 
 def pytest_sessionstart(session):
     # The compiled core must have loaded unless the pure engine was asked for explicitly.
-    if not _engine.NO_EXTENSIONS and _engine.ENGINE != "cy":
-        raise pytest.UsageError(f"the compiled core did not load: {_engine.IMPORT_ERROR!r}")
+    if not _core.NO_EXTENSIONS and _core.ENGINE != "cy":
+        raise pytest.UsageError(f"the compiled core did not load: {_core.IMPORT_ERROR!r}")
 
 
 @pytest.fixture(params=ENGINES)
@@ -28,7 +28,7 @@ def engine_name(request) -> str:
 
 @pytest.fixture
 def core(engine_name):
-    return _engine.get_core(engine_name)
+    return _core.get_core(engine_name)
 
 
 @pytest.fixture

@@ -7,19 +7,19 @@
     r = stream.put_record(b"payload", "user-17")
 """
 from . import errors
-from ._engine import ENGINE
+from ._core import ENGINE
 from .clock import RealClock, VirtualClock
-from .consumer import Checkpointer, Consumer, RecordProcessor
+from .kcl.worker import Checkpointer, Consumer, RecordProcessor
 from .engine import Engine
 from .errors import (
     ExpiredIteratorException, ExpiredNextTokenException, FastkinError, InternalFailureException,
     InvalidArgumentException, LimitExceededException, ProvisionedThroughputExceededException,
     ResourceInUseException, ResourceNotFoundException, UnsupportedOperationError, ValidationException,
 )
-from .aggregation import deaggregate
+from .kpl.aggregation import deaggregate
 from .limits import Limits
-from .producer import Producer, ProducerResult
-from .streams import GetRecordsResult, Stream
+from .kpl.producer import Producer, ProducerResult
+from .stream import GetRecordsResult, Stream
 
 __version__ = "0.1.0"
 
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # botocore is imported only when the boto3 drop-in is used
     if name == "mock_kinesis":
-        from .mock import mock_kinesis
+        from .wire.mock import mock_kinesis
 
         return mock_kinesis
     raise AttributeError(f"module 'fastkin' has no attribute {name!r}")

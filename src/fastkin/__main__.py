@@ -17,28 +17,28 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", add_help=False, help="serve the Kinesis wire protocol over HTTP (JSON 1.1 and CBOR)")
     sm = sub.add_parser("simulate", help="run a capacity scenario (TOML) on the virtual clock: summary, CSV, PNG")
     sh = sub.add_parser("shards", help="provisioned shard count for a record size, rate and consumers (AWS formula)")
-    from .simulate import add_arguments as sim_args
-    from .sizing import add_arguments as shard_args
+    from .sim.run import add_arguments as sim_args
+    from .sim.sizing import add_arguments as shard_args
 
     sim_args(sm)
     shard_args(sh)
     args, rest = p.parse_known_args(argv)
     if args.cmd == "serve":
-        from .server import main as serve_main
+        from .wire.http import main as serve_main
 
         return serve_main(rest)
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.cmd == "simulate":
-        from .simulate import main as simulate_main
+        from .sim.run import main as simulate_main
 
         return simulate_main(args)
     if args.cmd == "shards":
-        from .sizing import main as shards_main
+        from .sim.sizing import main as shards_main
 
         return shards_main(args)
     if args.cmd == "demo":
-        from .demo import run
+        from .sim.demo import run
 
         run(seconds=args.seconds, shards=args.shards, engine=args.engine, seed=args.seed)
     return 0

@@ -24,7 +24,7 @@ from collections import deque
 
 import numpy as np
 
-from . import resharding
+from . import topology
 from .errors import LimitExceededException
 from .metrics import IN_BYTES, W_THR_BYTES
 
@@ -125,7 +125,7 @@ class OnDemandScaler:
                 continue
             mid = (info.start_hash + info.end_hash + 1) // 2
             try:
-                resharding.split_shard(stream, info.shard_id, str(mid), internal=True)
+                topology.split_shard(stream, info.shard_id, str(mid), internal=True)
             except LimitExceededException:
                 break
             self.events.append((now, "split", len(stream.open_shards())))
@@ -144,7 +144,7 @@ class OnDemandScaler:
         while i + 1 < len(shards) and merges > 0:
             a, b = shards[i], shards[i + 1]
             if a.index in rate and b.index in rate and rate[a.index] + rate[b.index] < self.SPLIT_BYTES_PER_SECOND:
-                resharding.merge_shards(stream, a.shard_id, b.shard_id, internal=True)
+                topology.merge_shards(stream, a.shard_id, b.shard_id, internal=True)
                 self.events.append((now, "merge", len(stream.open_shards())))
                 merges -= 1
                 i += 2

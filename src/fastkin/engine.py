@@ -12,17 +12,17 @@ import re
 import threading
 
 from . import errors as E
-from . import resharding
-from ._engine import get_core
+from . import topology
+from ._core import get_core
 from .clock import RealClock
-from .iterators import TokenCodec
+from .tokens import TokenCodec
 from .metrics import SHARD_LEVEL_NAMES
 from .limits import (
     DEFAULT_LIMITS, GET_RECORDS_MAX_RECORDS, LIST_SHARDS_MAX_RESULTS, LIST_STREAMS_MAX, MAX_RECORD_KIB_DEFAULT,
     MAX_RECORD_KIB_MAX, ON_DEMAND_INITIAL_SHARDS, RETENTION_HOURS_DEFAULT, RETENTION_HOURS_MAX, RETENTION_HOURS_MIN,
     TAGS_MAX, Limits,
 )
-from .streams import Stream, to_epoch
+from .stream import Stream, to_epoch
 
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
 _TAG_CHARS = re.compile(r"[\w .:/=+\-@%]*\Z", re.UNICODE)
@@ -357,19 +357,19 @@ class Engine:
 
     # -- resharding and capacity mode --------------------------------------------------------------
     def split_shard(self, shard_to_split: str, new_starting_hash_key: str, stream_name=None, stream_arn=None) -> None:
-        resharding.split_shard(self.stream(stream_name, stream_arn), shard_to_split, new_starting_hash_key)
+        topology.split_shard(self.stream(stream_name, stream_arn), shard_to_split, new_starting_hash_key)
 
     def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str, stream_name=None, stream_arn=None) -> None:
-        resharding.merge_shards(self.stream(stream_name, stream_arn), shard_to_merge, adjacent_shard_to_merge)
+        topology.merge_shards(self.stream(stream_name, stream_arn), shard_to_merge, adjacent_shard_to_merge)
 
     def update_shard_count(self, target_shard_count: int, scaling_type: str = "UNIFORM_SCALING", stream_name=None,
                            stream_arn=None) -> dict:
-        return resharding.update_shard_count(self.stream(stream_name, stream_arn), target_shard_count, scaling_type)
+        return topology.update_shard_count(self.stream(stream_name, stream_arn), target_shard_count, scaling_type)
 
     def update_stream_mode(self, stream_arn: str, stream_mode_details: dict) -> None:
         if not isinstance(stream_mode_details, dict):
             raise E.ValidationException("StreamModeDetails must be a map with a StreamMode.")
-        resharding.update_stream_mode(self.stream(None, stream_arn), stream_mode_details.get("StreamMode"))
+        topology.update_stream_mode(self.stream(None, stream_arn), stream_mode_details.get("StreamMode"))
 
     # -- enhanced monitoring ----------------------------------------------------------------------
     def enable_enhanced_monitoring(self, shard_level_metrics: list, stream_name=None, stream_arn=None) -> dict:

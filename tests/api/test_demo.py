@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from fastkin.demo import run
+from fastkin.sim.demo import run
 
 
 def test_demo_throttles_at_the_shard_limits(engine_name):

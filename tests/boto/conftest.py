@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 
 import fastkin
-from fastkin.server import ServerThread
+from fastkin.wire.http import ServerThread
 
 START = 1_700_000_000.0
 NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})

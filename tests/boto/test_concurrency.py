@@ -1,7 +1,7 @@
 """The server handles at most max_concurrency requests at once; the rest wait their turn (none is lost)."""
 import asyncio
 
-from fastkin.server import KinesisApp
+from fastkin.wire.http import KinesisApp
 
 
 def test_requests_beyond_max_concurrency_wait():

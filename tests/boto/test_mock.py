@@ -12,7 +12,7 @@ from botocore.exceptions import ParamValidationError
 from moto import mock_aws   # imported before any session is made, so its handler is in every session
 
 import fastkin
-from fastkin.mock import _ORIGINAL, mock_kinesis
+from fastkin.wire.mock import _ORIGINAL, mock_kinesis
 
 SESSION = boto3.session.Session()
 

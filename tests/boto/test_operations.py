@@ -8,7 +8,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
-from fastkin.service import IMPLEMENTED
+from fastkin.wire.service import IMPLEMENTED
 
 MODEL = botocore.session.get_session().get_service_model("kinesis")
 
@@ -127,7 +127,7 @@ def test_every_operation_answers_with_its_output_shape(kin, shape_ok):
 
 
 def test_operations_of_newer_models_are_refused_not_faked(kin):
-    from fastkin.service import UnknownOperationError, service_for
+    from fastkin.wire.service import UnknownOperationError, service_for
 
     with pytest.raises(UnknownOperationError):
         service_for(kin.engine).dispatch("NoSuchOperation", {})

@@ -19,7 +19,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 
 import fastkin
-from fastkin.server import KinesisApp, ServerThread
+from fastkin.wire.http import KinesisApp, ServerThread
 
 START = 1_700_000_000.0
 JSON_CT = "application/x-amz-json-1.1"
@@ -228,7 +228,7 @@ _PUT_RECORDS_CASES = [
 def test_put_records_fast_path_answers_as_the_generic_path(srv, monkeypatch, ctype):
     """The server decodes well-formed PutRecords in one pass; whatever it sends on must answer exactly as
     the generic decode-and-check walk does (same status, body, stored records)."""
-    import fastkin.server as server_mod
+    import fastkin.wire.http as server_mod
 
     def run():
         srv.app.reset(fastkin.Engine(clock=fastkin.VirtualClock(start=START)))

@@ -4,9 +4,9 @@ import threading
 import pytest
 
 import fastkin
-from fastkin.consumer import Consumer, RecordProcessor, ShardEndNotCheckpointedError, drive
-from fastkin.leases import DynamoDBLeaseStore, MemoryLeaseStore, SQLiteLeaseStore
-from fastkin.producer import Producer
+from fastkin.kcl.worker import Consumer, RecordProcessor, ShardEndNotCheckpointedError, drive
+from fastkin.kcl.leases import DynamoDBLeaseStore, MemoryLeaseStore, SQLiteLeaseStore
+from fastkin.kpl.producer import Producer
 
 START = 1_700_000_000.0
 
@@ -269,7 +269,7 @@ def test_dynamodb_store_with_moto():
 
 
 def check_store(store):
-    from fastkin.leases import new_lease
+    from fastkin.kcl.leases import new_lease
 
     assert store.create_if_absent(new_lease("shardId-000000000000", "TRIM_HORIZON", ["p1"], 0, 10))
     assert not store.create_if_absent(new_lease("shardId-000000000000", "LATEST", [], 0, 10))

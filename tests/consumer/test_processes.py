@@ -32,7 +32,7 @@ def wait_for(pred, timeout):
 
 
 def test_processes_share_leases_and_survive_a_kill(tmp_path):
-    from fastkin.server import ServerThread
+    from fastkin.wire.http import ServerThread
 
     engine = fastkin.Engine(quotas=False)
     s = engine.create_stream("s", shard_count=4)
@@ -46,7 +46,7 @@ def test_processes_share_leases_and_survive_a_kill(tmp_path):
                  for i in range(2)]
         try:
             assert wait_for(lambda: len({v for _, v in lines(outs)}) >= 400, 60)
-            from fastkin.leases import SQLiteLeaseStore
+            from fastkin.kcl.leases import SQLiteLeaseStore
 
             store = SQLiteLeaseStore(str(db))
             assert wait_for(lambda: {l["leaseOwner"] for l in store.list()} == {"w0", "w1"}, 30)

@@ -36,13 +36,13 @@ from hypothesis import HealthCheck, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from fastkin import _engine
+from fastkin import _core
 from fastkin import errors as E
 from fastkin._common import SEQ_INDEX_END, format_sequence_number, initial_hash_ranges, parse_sequence_number
 from fastkin.limits import GET_RECORDS_MAX_RECORDS, HASH_MAX, Limits
 
-REF = _engine.get_core("ref")
-CY = _engine.get_core("cy")
+REF = _core.get_core("ref")
+CY = _core.get_core("cy")
 
 SMALL_LIMITS = Limits(write_bytes_per_second=2000, write_records_per_second=10, read_calls_per_second=2,
                       read_bytes_per_second=3000, get_records_max_bytes=5000, put_records_max_bytes=20000)
@@ -912,7 +912,7 @@ def test_shard_for_key_invalid_key(key):
 # index before changing anything. Kept in a subprocess so a regression cannot crash the test session.
 _RESHARD_REPRO = """
 import sys
-from fastkin._engine import get_core
+from fastkin._core import get_core
 from fastkin.limits import Limits
 from fastkin._common import initial_hash_ranges
 out = []

@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 import fastkin
-from fastkin.server import ServerThread
+from fastkin.wire.http import ServerThread
 
 from h2wire import START
 

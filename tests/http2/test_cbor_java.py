@@ -11,7 +11,7 @@ import pytest
 from h2wire import CBOR_CT, START, TARGET, JavaDate, Millis, check_java_shape, event_payload, events, java_cbor, \
     java_read
 
-from fastkin.service import IMPLEMENTED, service_model
+from fastkin.wire.service import IMPLEMENTED, service_model
 
 MODEL = service_model()
 MS = int(START * 1000)

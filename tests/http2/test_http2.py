@@ -20,7 +20,7 @@ from botocore.credentials import Credentials
 from h2wire import JSON_CT, START, TARGET, H2Client, event_payload, events
 
 import fastkin
-from fastkin.server import KinesisApp, ServerThread, self_signed_certificate
+from fastkin.wire.http import KinesisApp, ServerThread, self_signed_certificate
 
 
 
@@ -158,7 +158,7 @@ def _fan_out_stream(app, records_per_shard: int, closed: bool):
             lo, hi = int(shard["HashKeyRange"]["StartingHashKey"]), int(shard["HashKeyRange"]["EndingHashKey"])
             engine.split_shard(shard["ShardId"], str((lo + hi) // 2), stream_name="fan")
     arn = engine.stream("fan").arn
-    from fastkin.service import service_for
+    from fastkin.wire.service import service_for
     consumer = service_for(engine).dispatch("RegisterStreamConsumer", {"StreamARN": arn, "ConsumerName": "efo"})
     return consumer["Consumer"]["ConsumerARN"]
 

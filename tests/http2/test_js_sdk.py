@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fastkin.server import ServerThread
+from fastkin.wire.http import ServerThread
 
 SDK = "@aws-sdk/client-kinesis"
 SDK_VERSION = "3.1143.0"                 # pinned: the version this test was written against

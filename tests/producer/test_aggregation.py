@@ -3,7 +3,7 @@ import hashlib
 
 import pytest
 
-from fastkin.aggregation import MAGIC, Aggregator, aggregate, deaggregate, is_aggregated
+from fastkin.kpl.aggregation import MAGIC, Aggregator, aggregate, deaggregate, is_aggregated
 
 RECS = [(b"hello", "pk1", None), (b"world", "pk2", "12345"), (b"x" * 300, "pk1", "12345"), (b"", "\u00e9\u6f22", None)]
 

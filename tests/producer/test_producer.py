@@ -4,8 +4,8 @@ import pytest
 
 import fastkin
 from fastkin import Limits, ProvisionedThroughputExceededException, ResourceNotFoundException
-from fastkin.aggregation import deaggregate
-from fastkin.producer import BufferFullError, Producer
+from fastkin.kpl.aggregation import deaggregate
+from fastkin.kpl.producer import BufferFullError, Producer
 
 
 def read_all(engine, stream, clock):

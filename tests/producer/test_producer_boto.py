@@ -4,7 +4,7 @@ import pytest
 
 import fastkin
 from fastkin import Limits
-from fastkin.producer import Producer
+from fastkin.kpl.producer import Producer
 
 pytest.importorskip("botocore")
 LIMITS = Limits(write_records_per_second=100)
@@ -19,7 +19,7 @@ def client_and_engine(request):
         with fastkin.mock_kinesis(engine=engine):
             yield session.client("kinesis"), engine
     else:
-        from fastkin.server import ServerThread
+        from fastkin.wire.http import ServerThread
 
         with ServerThread(port=0) as srv:
             srv.app.reset(engine)

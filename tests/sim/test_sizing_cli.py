@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import fastkin
-from fastkin.sizing import shards_needed
+from fastkin.sim.sizing import shards_needed
 
 SRC = str(Path(fastkin.__file__).resolve().parent.parent)
 

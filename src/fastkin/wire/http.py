@@ -44,10 +44,10 @@ import threading
 import uuid
 import zlib
 
-from . import errors as E
-from .clock import RealClock
-from .engine import Engine, RegionEngines
-from .limits import DEFAULT_LIMITS
+from .. import errors as E
+from ..clock import RealClock
+from ..engine import Engine, RegionEngines
+from ..limits import DEFAULT_LIMITS
 from .service import SerializationError, Service, UnknownOperationError, _Checker, service_for, service_model
 
 TARGET_PREFIX = "Kinesis_20131202."

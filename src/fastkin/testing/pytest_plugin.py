@@ -20,21 +20,21 @@ START = 1_700_000_000.0
 
 @pytest.fixture
 def fastkin_clock():
-    from .clock import VirtualClock
+    from ..clock import VirtualClock
 
     return VirtualClock(start=START)
 
 
 @pytest.fixture
 def fastkin_engine(fastkin_clock):
-    from .engine import Engine
+    from ..engine import Engine
 
     return Engine(clock=fastkin_clock)
 
 
 @pytest.fixture
 def fastkin_mock(fastkin_engine):
-    from .mock import mock_kinesis
+    from ..wire.mock import mock_kinesis
 
     with mock_kinesis(engine=fastkin_engine) as m:
         yield m
@@ -51,7 +51,7 @@ def fastkin_kinesis(fastkin_mock):
 
 @pytest.fixture
 def fastkin_server():
-    from .server import ServerThread
+    from ..wire.http import ServerThread
 
     with ServerThread(port=0) as srv:
         yield srv

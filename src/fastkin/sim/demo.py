@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 import time
 
-from .clock import VirtualClock
-from .engine import Engine
-from .errors import ProvisionedThroughputExceededException
+from ..clock import VirtualClock
+from ..engine import Engine
+from ..errors import ProvisionedThroughputExceededException
 
 
 def run(seconds: int = 20, shards: int = 4, tick: float = 0.1, engine: str | None = None, seed: int = 0,

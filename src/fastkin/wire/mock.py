@@ -31,10 +31,10 @@ import botocore.client
 from botocore.awsrequest import AWSResponse
 from botocore.validate import validate_parameters
 
-from . import errors as E
-from .clock import RealClock, VirtualClock
-from .engine import Engine, RegionEngines
-from .limits import DEFAULT_LIMITS
+from .. import errors as E
+from ..clock import RealClock, VirtualClock
+from ..engine import Engine, RegionEngines
+from ..limits import DEFAULT_LIMITS
 from .service import Service, service_for
 
 __all__ = ["mock_kinesis"]

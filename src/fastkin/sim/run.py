@@ -42,10 +42,10 @@ from itertools import repeat
 
 import numpy as np
 
-from . import errors as E
-from .clock import VirtualClock
-from .engine import Engine
-from .limits import PUT_RECORDS_MAX_RECORDS
+from .. import errors as E
+from ..clock import VirtualClock
+from ..engine import Engine
+from ..limits import PUT_RECORDS_MAX_RECORDS
 
 START = 1_699_999_200.0       # 2023-11-14 21:00:00 UTC: whole minutes and hours
 
@@ -414,14 +414,14 @@ def _toml_loads(text: str, where: str) -> dict:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("fastkin.scenarios").iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in resources.files("fastkin.sim.scenarios").iterdir() if p.name.endswith(".toml"))
 
 
 def builtin(name: str) -> Scenario:
     """A built-in scenario by name (see ``builtin_names()``)."""
     if name not in builtin_names():
         raise ScenarioError(f"no built-in scenario {name!r} (built-in: {', '.join(builtin_names())})")
-    text = resources.files("fastkin.scenarios").joinpath(name + ".toml").read_text("utf-8")
+    text = resources.files("fastkin.sim.scenarios").joinpath(name + ".toml").read_text("utf-8")
     return load_scenario(_toml_loads(text, f"builtin:{name}"), source=f"builtin:{name}")
 
 

@@ -36,7 +36,7 @@ def _open_shard(stream, shard_id, op: str):
 
 
 def _child(stream, index: int, start: int, end: int, now: float, parent: int, adjacent: int | None = None):
-    from .streams import ShardInfo
+    from .stream import ShardInfo
 
     return ShardInfo(index, start, end, now, int(now) + 1, parent, adjacent)
 

@@ -167,7 +167,7 @@ class Subscription:
                     self._last_seq = records[-1].sequence_number
                 if res.next_shard_iterator is None:
                     children = res.child_shards
-        from .service import records_dicts
+        from .wire.service import records_dicts
 
         body = {
             "Records": records_dicts(records),

@@ -39,13 +39,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from . import errors as E
+from .. import errors as E
 from .aggregation import AGGREGATED_PARTITION_KEY, Aggregator
-from .clock import VirtualClock
-from .limits import MiB
+from ..clock import VirtualClock
+from ..limits import MiB
 
 try:  # the compiled MD5 is ~3x faster than hashlib + int.from_bytes
-    from ._cy.core import md5_hash_key as _md5_int
+    from .._cy.core import md5_hash_key as _md5_int
 except ImportError:  # pragma: no cover
     def _md5_int(key: str) -> int:
         return int.from_bytes(hashlib.md5(key.encode()).digest(), "big")
@@ -166,7 +166,7 @@ class _Boto3Target:
         self.client = client
         self.stream_name = stream_name
         self.clock = time.time
-        from .limits import DEFAULT_LIMITS
+        from ..limits import DEFAULT_LIMITS
 
         self.limits = DEFAULT_LIMITS
 
@@ -228,8 +228,8 @@ class Producer:
                  ordered: bool = False, retry_base: float = 0.1, retry_max: float = 5.0,
                  shard_map_refresh: float = 60.0, background: bool | None = None, sleep=None,
                  seed: int | None = None, limits=None) -> None:
-        from .engine import Engine
-        from .streams import Stream
+        from ..engine import Engine
+        from ..stream import Stream
 
         if isinstance(target, Stream):
             stream_name = stream_name or target.name
@@ -678,6 +678,6 @@ class Producer:
 
 
 def _parse_ehk(value) -> int:
-    from ._common import parse_hash_key
+    from .._common import parse_hash_key
 
     return parse_hash_key(value)

@@ -32,11 +32,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from . import errors as E
-from .aggregation import deaggregate
-from .clock import VirtualClock
+from .. import errors as E
+from ..kpl.aggregation import deaggregate
+from ..clock import VirtualClock
 from .leases import SHARD_END, LeaseStore, MemoryLeaseStore, new_lease
-from .producer import _error_code
+from ..kpl.producer import _error_code
 
 SENTINELS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", SHARD_END)
 
@@ -92,7 +92,7 @@ class ConsumerMetrics:
 # -- targets: boto3-shaped calls --------------------------------------------------------------------------
 class _EngineTarget:
     def __init__(self, engine) -> None:
-        from .service import service_for
+        from ..wire.service import service_for
 
         self.clock = engine.clock
         self._engine = engine
@@ -164,7 +164,7 @@ class Consumer:
                  max_records: int = 10_000, idle_time_between_reads: float = 1.0, min_read_interval: float = 0.2,
                  failover_time: float = 10.0, lease_interval: float | None = None,
                  shard_sync_interval: float = 60.0, background: bool | None = None, sleep=None) -> None:
-        from .engine import Engine
+        from ..engine import Engine
 
         if isinstance(target, Engine):
             self._target = _EngineTarget(target)

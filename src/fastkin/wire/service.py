@@ -25,9 +25,9 @@ import weakref
 
 import botocore.session
 
-from . import errors as E
-from .consumers import Consumer, Subscription
-from .streams import to_datetime, to_epoch
+from .. import errors as E
+from ..fanout import Consumer, Subscription
+from ..stream import to_datetime, to_epoch
 
 _MODEL = None
 _MODEL_LOCK = threading.Lock()

@@ -1,0 +1,1 @@
+"""KCL equivalent: the Consumer worker (leases, checkpoints, failover) and its lease stores."""

@@ -1,0 +1,1 @@
+"""KPL equivalent: the batching, aggregating, retrying Producer and the KPL aggregation format."""

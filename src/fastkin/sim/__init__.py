@@ -1,0 +1,1 @@
+"""Capacity simulator, shard sizing and the demo."""
