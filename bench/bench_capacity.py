@@ -19,7 +19,7 @@ import fastkin
 from conftest import record_value
 from fastkin._common import initial_hash_ranges
 from fastkin.metrics import IN_BYTES, IN_RECORDS, W_THR_RECORDS
-from fastkin.sim.run import builtin, run
+from fastkin.sim.simulator import builtin, run
 
 G_RESHARD = "capacity: split / merge, microseconds per call"
 G_SIM = "capacity: simulator, engine-seconds per wall-second"

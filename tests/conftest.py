@@ -12,12 +12,12 @@ ENGINES = ["ref", "cy"]
 
 
 def pytest_report_header(config):
-    return [f"fastkin engine: {_core.ENGINE} (FASTKIN_NO_EXTENSIONS={os.environ.get('FASTKIN_NO_EXTENSIONS', '')!r})"]
+    return [f"fastkin core: {_core.CORE} (FASTKIN_NO_EXTENSIONS={os.environ.get('FASTKIN_NO_EXTENSIONS', '')!r})"]
 
 
 def pytest_sessionstart(session):
     # The compiled core must have loaded unless the pure engine was asked for explicitly.
-    if not _core.NO_EXTENSIONS and _core.ENGINE != "cy":
+    if not _core.NO_EXTENSIONS and _core.CORE != "cy":
         raise pytest.UsageError(f"the compiled core did not load: {_core.IMPORT_ERROR!r}")
 
 
@@ -38,13 +38,13 @@ def clock():
 
 @pytest.fixture
 def engine(engine_name, clock):
-    return fastkin.Engine(clock=clock, engine=engine_name)
+    return fastkin.Engine(clock=clock, core=engine_name)
 
 
 @pytest.fixture
 def make_engine(engine_name, clock):
     def make(**kw):
         kw.setdefault("clock", clock)
-        return fastkin.Engine(engine=engine_name, **kw)
+        return fastkin.Engine(core=engine_name, **kw)
 
     return make

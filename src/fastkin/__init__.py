@@ -5,38 +5,36 @@
     engine = fastkin.Engine(clock=clock)
     stream = engine.create_stream("orders", shard_count=4)
     r = stream.put_record(b"payload", "user-17")
+
+Layers (each imports only the ones before it): the core (this package's modules: Engine, Stream, clocks,
+limits, errors, topology, metrics, fan-out; the data-plane cores in _cy/ and _ref/), then kpl/ (Producer),
+kcl/ (Consumer), wire/ (botocore model, the boto3 mock, ``fastkin serve``), sim/ (simulator, sizing,
+demo) and testing/ (the pytest plugin). Subpackages load on first use: ``fastkin.wire.http`` works after
+``import fastkin`` without importing botocore until then.
 """
 from . import errors
-from ._core import ENGINE
+from ._core import CORE
+from ._lazy import lazy_getattr
 from .clock import RealClock, VirtualClock
-from .kcl.worker import Checkpointer, Consumer, RecordProcessor
 from .engine import Engine
 from .errors import (
-    ExpiredIteratorException, ExpiredNextTokenException, FastkinError, InternalFailureException,
-    InvalidArgumentException, LimitExceededException, ProvisionedThroughputExceededException,
-    ResourceInUseException, ResourceNotFoundException, UnsupportedOperationError, ValidationException,
+    ExpiredIteratorException, ExpiredNextTokenException, FastkinError, InvalidArgumentException,
+    LimitExceededException, ProvisionedThroughputExceededException, ResourceInUseException,
+    ResourceNotFoundException, UnknownOperationException, ValidationException,
 )
-from .kpl.aggregation import deaggregate
+from .kcl import Checkpointer, Consumer, RecordProcessor
+from .kpl import Producer, ProducerResult, deaggregate
 from .limits import Limits
-from .kpl.producer import Producer, ProducerResult
 from .stream import GetRecordsResult, Stream
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name):
-    # botocore is imported only when the boto3 drop-in is used
-    if name == "mock_kinesis":
-        from .wire.mock import mock_kinesis
-
-        return mock_kinesis
-    raise AttributeError(f"module 'fastkin' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, frozenset({"wire", "sim", "testing"}), {"mock_kinesis": "wire.mock"})
 
 __all__ = [
-    "ENGINE", "Engine", "Stream", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",
-    "FastkinError", "ExpiredIteratorException", "ExpiredNextTokenException", "InternalFailureException",
-    "InvalidArgumentException", "LimitExceededException", "ProvisionedThroughputExceededException",
-    "ResourceInUseException", "ResourceNotFoundException", "UnsupportedOperationError", "ValidationException",
+    "CORE", "Engine", "Stream", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",
+    "FastkinError", "ExpiredIteratorException", "ExpiredNextTokenException", "InvalidArgumentException",
+    "LimitExceededException", "ProvisionedThroughputExceededException", "ResourceInUseException",
+    "ResourceNotFoundException", "UnknownOperationException", "ValidationException",
     "mock_kinesis", "Producer", "ProducerResult", "deaggregate", "Consumer", "RecordProcessor", "Checkpointer",
 ]

@@ -1,6 +1,6 @@
-"""Binds the data-plane engine once: the compiled core, or the pure-Python reference.
+"""Binds the data-plane core once: the compiled core, or the pure-Python reference.
 
-FASTKIN_NO_EXTENSIONS=1 forces the reference engine; otherwise the compiled core is used and the
+FASTKIN_NO_EXTENSIONS=1 forces the reference core; otherwise the compiled core is used and the
 reference is the fallback only when the extension cannot be imported (tests fail in that case
 unless the reference was asked for explicitly).
 """
@@ -22,7 +22,7 @@ else:
         IMPORT_ERROR = exc
         core = ref_core
 
-ENGINE: str = core.ENGINE
+CORE: str = core.ENGINE        # the name of the bound core: "cy" or "ref"
 
 
 def get_core(name: str | None = None):
@@ -35,4 +35,4 @@ def get_core(name: str | None = None):
         from ._cy import core as cy_core
 
         return cy_core
-    raise ValueError(f"unknown engine {name!r} (expected 'cy' or 'ref')")
+    raise ValueError(f"unknown core {name!r} (expected 'cy' or 'ref')")

@@ -77,7 +77,7 @@ class OnDemandScaler:
         return max((r for _, r in self._minute_peaks), default=0.0)
 
     def target_shards(self) -> int:
-        warm = getattr(self.stream, "warm_throughput_mibps", 0) or 0
+        warm = self.stream.warm_target or 0
         need = self.HEADROOM * self.peak_bytes_per_second() / self.stream.engine.limits.write_bytes_per_second
         return max(self.MIN_SHARDS, math.ceil(need), math.ceil(warm * MiB / self.stream.engine.limits.write_bytes_per_second))
 

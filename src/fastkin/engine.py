@@ -22,12 +22,19 @@ from .limits import (
     MAX_RECORD_KIB_MAX, ON_DEMAND_INITIAL_SHARDS, RETENTION_HOURS_DEFAULT, RETENTION_HOURS_MAX, RETENTION_HOURS_MIN,
     TAGS_MAX, Limits,
 )
-from .stream import Stream, to_epoch
+from .fanout import StreamConsumer, Subscription
+from .stream import Stream, to_datetime, to_epoch
 
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
 _TAG_CHARS = re.compile(r"[\w .:/=+\-@%]*\Z", re.UNICODE)
 _ARN = re.compile(r"arn:aws[\w-]*:kinesis:([\w-]+):(\d{12}):stream/([a-zA-Z0-9_.-]{1,128})\Z")
+_CONSUMER_ARN = re.compile(
+    r"(arn:aws[\w-]*:kinesis:[\w-]+:\d{12}:stream/[a-zA-Z0-9_.-]+)/consumer/([a-zA-Z0-9_.-]+):(\d+)\Z")
 LIST_TOKEN_TTL_MS = 300_000
+CONSUMERS_PER_STREAM = 20
+CONSUMERS_CREATING_MAX = 5
+WARM_THROUGHPUT_MAX_MIBPS = 10240
+COMMITMENT_MIN_SECONDS = 24 * 3600
 
 
 class Engine:
@@ -40,8 +47,9 @@ class Engine:
     """
 
     def __init__(self, clock=None, *, account_id: str = "123456789012", region: str = "us-east-1",
-                 limits: Limits = DEFAULT_LIMITS, quotas: bool = True, engine: str | None = None,
-                 create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0) -> None:
+                 limits: Limits = DEFAULT_LIMITS, quotas: bool = True, core: str | None = None,
+                 create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
+                 consumer_latency: float = 0.0) -> None:
         if not re.fullmatch(r"\d{12}", account_id):
             raise ValueError(f"account_id must be 12 digits, got {account_id!r}")
         self.clock = clock if clock is not None else RealClock()
@@ -49,11 +57,13 @@ class Engine:
         self.region = region
         self.limits = limits
         self.quotas = quotas
-        self.core = get_core(engine)
-        self.engine = self.core.ENGINE
+        self.core = get_core(core)             # the data-plane core module (compiled, or the reference)
+        self.core_name: str = self.core.ENGINE
         self.create_latency = float(create_latency)
         self.delete_latency = float(delete_latency)
         self.update_latency = float(update_latency)
+        self.consumer_latency = float(consumer_latency)     # a registered consumer's CREATING -> ACTIVE delay
+        self.account_commitment: dict | None = None          # MinimumThroughputBillingCommitment (account settings)
         self._streams: dict[str, Stream] = {}
         self._lock = threading.RLock()
         self._tokens = TokenCodec(os.urandom(32))
@@ -123,13 +133,18 @@ class Engine:
     def create_stream(self, stream_name: str, shard_count: int | None = None, *, stream_mode_details: dict | None = None,
                       stream_mode: str | None = None, tags: dict | None = None,
                       retention_period_hours: int = RETENTION_HOURS_DEFAULT,
-                      max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT, storage: str = "full") -> Stream:
+                      max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT, warm_throughput_mibps: int | None = None,
+                      storage: str = "full") -> Stream:
         """Create a stream and return it. ``stream_mode`` (or boto3's ``stream_mode_details``) is
         PROVISIONED (default; needs shard_count) or ON_DEMAND (starts with 4 shards unless given).
+        ``warm_throughput_mibps`` (ON_DEMAND, with a billing commitment) keeps that write capacity ready.
         ``storage="metadata"`` keeps only each record's sizes and times (reads return empty data and
         keys): for simulations that send more than memory holds; quotas and metrics are unchanged."""
         if storage not in ("full", "metadata"):
             raise ValueError(f"storage must be 'full' or 'metadata', got {storage!r}")
+        if warm_throughput_mibps is not None:
+            self._check_warm(warm_throughput_mibps,
+                             stream_mode or (stream_mode_details or {}).get("StreamMode", "PROVISIONED"))
         self._check_name(stream_name)
         mode = stream_mode or (stream_mode_details or {}).get("StreamMode", "PROVISIONED")
         if mode not in ("PROVISIONED", "ON_DEMAND"):
@@ -159,6 +174,8 @@ class Engine:
             self._incarnations += 1
             s = Stream(self, stream_name, shard_count, mode, retention_period_hours, tags,
                        max_record_size_in_kib, self._incarnations, storage)
+            if warm_throughput_mibps is not None:
+                s.warm_target = s.warm_current = warm_throughput_mibps
             self._streams[stream_name] = s
             return s
 
@@ -195,6 +212,13 @@ class Engine:
                       enforce_consumer_deletion: bool = False) -> None:
         with self._lock:
             s = self.stream(stream_name, stream_arn)
+            if s.consumers and not enforce_consumer_deletion:
+                raise E.ResourceInUseException(
+                    f"Stream {s.name} under account {self.account_id} has registered consumers. "
+                    "Deregister them first or set EnforceConsumerDeletion.")
+            for c in s.consumers.values():
+                c.close_subscriptions()
+            s.consumers.clear()
             if s.deleting_at is not None:
                 return
             s.deleting_at = self.clock() + self.delete_latency
@@ -366,10 +390,275 @@ class Engine:
                            stream_arn=None) -> dict:
         return topology.update_shard_count(self.stream(stream_name, stream_arn), target_shard_count, scaling_type)
 
-    def update_stream_mode(self, stream_arn: str, stream_mode_details: dict) -> None:
+    def update_stream_mode(self, stream_arn: str, stream_mode_details: dict,
+                           warm_throughput_mibps: int | None = None) -> None:
         if not isinstance(stream_mode_details, dict):
             raise E.ValidationException("StreamModeDetails must be a map with a StreamMode.")
-        topology.update_stream_mode(self.stream(None, stream_arn), stream_mode_details.get("StreamMode"))
+        s = self.stream(None, stream_arn)
+        mode = stream_mode_details.get("StreamMode")
+        if warm_throughput_mibps is not None:
+            self._check_warm(warm_throughput_mibps, mode)
+        topology.update_stream_mode(s, mode)
+        if warm_throughput_mibps is not None:
+            s.warm_target = s.warm_current = warm_throughput_mibps
+
+    # -- warm throughput, maximum record size, encryption -------------------------------------------
+    def _check_warm(self, warm: int, mode: str | None) -> None:
+        if mode != "ON_DEMAND":
+            raise E.InvalidArgumentException("Warm throughput can only be set on streams in ON_DEMAND mode.")
+        if not self._commitment_enabled():
+            raise E.ValidationException(
+                "Warm throughput requires a minimum throughput billing commitment on the account "
+                "(UpdateAccountSettings).")
+        if warm > WARM_THROUGHPUT_MAX_MIBPS:
+            raise E.InvalidArgumentException(
+                f"WarmThroughputMiBps {warm} exceeds the maximum of {WARM_THROUGHPUT_MAX_MIBPS} MiBps.")
+
+    def update_stream_warm_throughput(self, warm_throughput_mibps: int, stream_name: str | None = None,
+                                      stream_arn: str | None = None) -> dict:
+        s = self.stream(stream_name, stream_arn)
+        self._check_warm(warm_throughput_mibps, s.mode)
+        s.warm_target = s.warm_current = warm_throughput_mibps
+        return {"StreamARN": s.arn, "StreamName": s.name,
+                "WarmThroughput": {"TargetMiBps": warm_throughput_mibps, "CurrentMiBps": warm_throughput_mibps}}
+
+    def update_max_record_size(self, stream_arn: str, max_record_size_in_kib: int) -> None:
+        s = self.stream(None, stream_arn)
+        self._check_max_record_kib(max_record_size_in_kib)
+        with self._lock:
+            s.max_record_kib = max_record_size_in_kib
+            s.core.max_record_bytes = max_record_size_in_kib * 1024
+
+    @staticmethod
+    def _check_kms(encryption_type) -> None:
+        if encryption_type != "KMS":
+            raise E.InvalidArgumentException(
+                f"Unsupported encryption type {encryption_type}. EncryptionType must be KMS.")
+
+    def start_stream_encryption(self, encryption_type: str, key_id: str, stream_name: str | None = None,
+                                stream_arn: str | None = None) -> None:
+        s = self.stream(stream_name, stream_arn)
+        self._check_kms(encryption_type)
+        with self._lock:
+            s.begin_update(s.require_active())
+            s.encryption_type = "KMS"
+            s.key_id = key_id
+
+    def stop_stream_encryption(self, encryption_type: str, key_id: str, stream_name: str | None = None,
+                               stream_arn: str | None = None) -> None:
+        s = self.stream(stream_name, stream_arn)
+        self._check_kms(encryption_type)
+        with self._lock:
+            if s.encryption_type != "KMS":
+                raise E.InvalidArgumentException(f"Stream {s.name} under account {self.account_id} is not encrypted.")
+            s.begin_update(s.require_active())
+            s.encryption_type = "NONE"
+            s.key_id = None
+
+    # -- account settings ---------------------------------------------------------------------------
+    def _commitment_view(self) -> dict:
+        c = self.account_commitment
+        if c is None:
+            return {}
+        if c["Status"] == "ENABLED_UNTIL_EARLIEST_ALLOWED_END" and self.clock() >= c["_until"]:
+            c["Status"] = "DISABLED"
+        return {"MinimumThroughputBillingCommitment": {k: (to_datetime(v) if k.endswith("At") else v)
+                                                       for k, v in c.items() if not k.startswith("_")}}
+
+    def _commitment_enabled(self) -> bool:
+        c = self.account_commitment
+        if c is None:
+            return False
+        if c["Status"] == "ENABLED":
+            return True
+        return c["Status"] == "ENABLED_UNTIL_EARLIEST_ALLOWED_END" and self.clock() < c["_until"]
+
+    def describe_account_settings(self) -> dict:
+        with self._lock:
+            return self._commitment_view()
+
+    def update_account_settings(self, minimum_throughput_billing_commitment: dict) -> dict:
+        """Enable or disable the account's minimum throughput billing commitment (needed for warm throughput).
+        Once enabled it lasts at least COMMITMENT_MIN_SECONDS: disabling earlier ends it then."""
+        want = minimum_throughput_billing_commitment["Status"]
+        now = self.clock()
+        with self._lock:
+            self._commitment_view()
+            c = self.account_commitment
+            active = c is not None and c["Status"] in ("ENABLED", "ENABLED_UNTIL_EARLIEST_ALLOWED_END")
+            if want == "ENABLED":
+                if not active:
+                    start = math.floor(now)
+                    self.account_commitment = {"Status": "ENABLED", "StartedAt": start,
+                                               "EarliestAllowedEndAt": start + COMMITMENT_MIN_SECONDS,
+                                               "_until": start + COMMITMENT_MIN_SECONDS}
+                elif c is not None and c["Status"] == "ENABLED_UNTIL_EARLIEST_ALLOWED_END":
+                    c["Status"] = "ENABLED"
+                    c.pop("EndedAt", None)
+            else:
+                if not active or c is None:
+                    raise E.InvalidArgumentException("The minimum throughput billing commitment is not enabled.")
+                if now < c["_until"]:
+                    c["Status"] = "ENABLED_UNTIL_EARLIEST_ALLOWED_END"
+                    c["EndedAt"] = c["EarliestAllowedEndAt"]
+                else:
+                    c["Status"] = "DISABLED"
+                    c["EndedAt"] = math.floor(now)
+            return self._commitment_view()
+
+    # -- registered consumers (enhanced fan-out) ----------------------------------------------------
+    def _consumer(self, stream_arn=None, consumer_name=None, consumer_arn=None) -> tuple[Stream, StreamConsumer]:
+        """(stream, consumer) named by ConsumerARN, or by StreamARN + ConsumerName."""
+        if consumer_arn is not None:
+            if consumer_name is not None or stream_arn is not None:
+                raise E.InvalidArgumentException("ConsumerARN cannot be combined with StreamARN or ConsumerName.")
+            m = _CONSUMER_ARN.match(consumer_arn)
+            if m is None:
+                raise E.ResourceNotFoundException(f"Consumer {consumer_arn} not found.")
+            s = self.stream(None, m.group(1))
+            c = s.consumers.get(m.group(2))
+            if c is None or c.arn != consumer_arn:
+                raise E.ResourceNotFoundException(f"Consumer {consumer_arn} not found.")
+            return s, c
+        if consumer_name is None or stream_arn is None:
+            raise E.InvalidArgumentException("Either ConsumerARN, or both StreamARN and ConsumerName, must be given.")
+        s = self.stream(None, stream_arn)
+        c = s.consumers.get(consumer_name)
+        if c is None:
+            raise E.ResourceNotFoundException(
+                f"Consumer {consumer_name} under stream {s.name} under account {self.account_id} not found.")
+        return s, c
+
+    def register_stream_consumer(self, stream_arn: str, consumer_name: str, tags: dict | None = None) -> dict:
+        """Register an enhanced fan-out consumer: CREATING for ``consumer_latency`` engine seconds, then ACTIVE."""
+        s = self.stream(None, stream_arn)
+        tags = self._check_tags(tags or {})
+        now = self.clock()
+        with self._lock:
+            if consumer_name in s.consumers:
+                raise E.ResourceInUseException(
+                    f"Consumer {consumer_name} under stream {s.name} already exists for account {self.account_id}.")
+            if len(s.consumers) >= CONSUMERS_PER_STREAM:
+                raise E.LimitExceededException(
+                    f"Stream {s.name} under account {self.account_id} already has {CONSUMERS_PER_STREAM} "
+                    "registered consumers, the maximum.")
+            creating = sum(1 for x in self._live_streams() for c in x.consumers.values()
+                           if c.status_at(now) == "CREATING")
+            if creating >= CONSUMERS_CREATING_MAX:
+                raise E.LimitExceededException(
+                    f"Account {self.account_id} already has {CONSUMERS_CREATING_MAX} consumers in CREATING state.")
+            c = s.consumers[consumer_name] = StreamConsumer(s, consumer_name, now, self.consumer_latency, tags)
+        return {"Consumer": c.summary(now)}
+
+    def describe_stream_consumer(self, stream_arn: str | None = None, consumer_name: str | None = None,
+                                 consumer_arn: str | None = None) -> dict:
+        s, c = self._consumer(stream_arn, consumer_name, consumer_arn)
+        d = c.summary(self.clock())
+        d["StreamARN"] = s.arn
+        return {"ConsumerDescription": d}
+
+    def deregister_stream_consumer(self, stream_arn: str | None = None, consumer_name: str | None = None,
+                                   consumer_arn: str | None = None) -> None:
+        s, c = self._consumer(stream_arn, consumer_name, consumer_arn)
+        with self._lock:
+            if s.consumers.get(c.name) is c:
+                del s.consumers[c.name]
+            c.close_subscriptions()
+
+    def list_stream_consumers(self, stream_arn: str, next_token: str | None = None, max_results: int = 100,
+                              stream_creation_timestamp=None) -> dict:
+        s = self.stream(None, stream_arn)
+        now = self.clock()
+        if stream_creation_timestamp is not None and \
+                math.floor(to_epoch(stream_creation_timestamp, "streamCreationTimestamp")) != math.floor(s.created):
+            raise E.ResourceNotFoundException(
+                f"Stream {s.name} under account {self.account_id} with the given creation time not found.")
+        cs = sorted(s.consumers.values(), key=lambda c: c.name)
+        if next_token is not None:
+            _, after = self._tokens.open_next_token(next_token, "consumers", math.floor(now * 1000), LIST_TOKEN_TTL_MS)
+            cs = [c for c in cs if c.name > after]
+        page = cs[:max_results]
+        out: dict = {"Consumers": [c.summary(now) for c in page]}
+        if len(cs) > max_results:
+            out["NextToken"] = self._tokens.next_token("consumers", s.incarnation, math.floor(now * 1000), page[-1].name)
+        return out
+
+    def subscribe_to_shard(self, consumer_arn: str, shard_id: str, starting_position: dict) -> Subscription:
+        """An enhanced fan-out subscription: an iterable of ``{"SubscribeToShardEvent": ...}`` events (see
+        fastkin.fanout.Subscription) with its own 2 MiB/s per shard, for 5 minutes of engine time."""
+        s, c = self._consumer(consumer_arn=consumer_arn)
+        now = self.clock()
+        if c.status_at(now) != "ACTIVE":
+            raise E.ResourceInUseException(f"Consumer {c.arn} is not ACTIVE.")
+        info = s.shard(shard_id)
+        ts = starting_position.get("Timestamp")
+        it = self.get_shard_iterator(
+            info.shard_id, starting_position.get("Type"), stream_name=s.name,
+            starting_sequence_number=starting_position.get("SequenceNumber"),
+            timestamp=None if ts is None else to_epoch(ts, "startingPosition.timestamp"))
+        sub = Subscription(self, s, c, info.index, it, now)
+        c.attach(sub, info.index, now)
+        return sub
+
+    # -- resource tags and policies (streams and consumers by ARN) ----------------------------------
+    def _resource(self, arn: str) -> tuple[Stream, StreamConsumer | None]:
+        """(stream, consumer or None) named by a ResourceARN."""
+        if _CONSUMER_ARN.match(arn) is not None:
+            return self._consumer(consumer_arn=arn)
+        if _ARN.match(arn) is None:
+            raise E.InvalidArgumentException(f"Invalid ResourceARN {arn}.")
+        return self.stream(None, arn), None
+
+    def tag_resource(self, resource_arn: str, tags: dict) -> None:
+        s, c = self._resource(resource_arn)
+        if c is None:
+            self.add_tags_to_stream(tags, stream_arn=s.arn)
+            return
+        tags = self._check_tags(tags)
+        with self._lock:
+            merged = {**c.tags, **tags}
+            if len(merged) > TAGS_MAX:
+                raise E.LimitExceededException(
+                    f"Failed to add tags to consumer {c.name} because a resource can have a maximum of {TAGS_MAX} tags.")
+            c.tags = merged
+
+    def untag_resource(self, resource_arn: str, tag_keys: list) -> None:
+        s, c = self._resource(resource_arn)
+        if c is None:
+            self.remove_tags_from_stream(tag_keys, stream_arn=s.arn)
+            return
+        with self._lock:
+            for k in tag_keys:
+                c.tags.pop(k, None)
+
+    def list_tags_for_resource(self, resource_arn: str) -> dict:
+        s, c = self._resource(resource_arn)
+        tags = s.tags if c is None else c.tags
+        return {"Tags": [{"Key": k, "Value": tags[k]} for k in sorted(tags)]}
+
+    def put_resource_policy(self, resource_arn: str, policy: str) -> None:
+        s, c = self._resource(resource_arn)
+        try:
+            doc = json.loads(policy)
+        except ValueError:
+            raise E.InvalidArgumentException("Policy is not valid JSON.") from None
+        if not isinstance(doc, dict) or "Statement" not in doc:
+            raise E.InvalidArgumentException("Policy must be a JSON object with a Statement.")
+        with self._lock:
+            (s if c is None else c).policy = policy
+
+    def get_resource_policy(self, resource_arn: str) -> dict:
+        s, c = self._resource(resource_arn)
+        policy = (s if c is None else c).policy
+        return {"Policy": policy if policy is not None else "{}"}
+
+    def delete_resource_policy(self, resource_arn: str) -> None:
+        s, c = self._resource(resource_arn)
+        with self._lock:
+            holder = s if c is None else c
+            if holder.policy is None:
+                raise E.ResourceNotFoundException(f"No resource policy found for resource ARN {resource_arn}.")
+            holder.policy = None
 
     # -- enhanced monitoring ----------------------------------------------------------------------
     def enable_enhanced_monitoring(self, shard_level_metrics: list, stream_name=None, stream_arn=None) -> dict:
@@ -444,7 +733,7 @@ class Engine:
         return total
 
     def __repr__(self) -> str:
-        return f"Engine(engine={self.engine!r}, streams={len(self._streams)}, clock={self.clock!r})"
+        return f"Engine(core={self.core_name!r}, streams={len(self._streams)}, clock={self.clock!r})"
 
 
 def _json_filter(f) -> str:

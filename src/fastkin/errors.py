@@ -1,7 +1,7 @@
 """The one exception module of fastkin, shared by both engines and every interface.
 
-Each class is named exactly as AWS names the error code, so ``type(e).__name__ == e.code``, and
-carries the HTTP status AWS answers it with (all modeled Kinesis errors are 400; boto3's retry
+Each AWS error class is named exactly as AWS names the error code, so ``type(e).__name__ == e.code``,
+and carries the HTTP status AWS answers it with (all modeled Kinesis errors are 400; boto3's retry
 logic relies on ProvisionedThroughputExceededException and LimitExceededException being 400).
 """
 from __future__ import annotations
@@ -59,46 +59,73 @@ class ExpiredNextTokenException(_Coded):
     pass
 
 
-class AccessDeniedException(_Coded):
-    pass
+class SerializationException(_Coded):
+    """A request body that does not match the operation's shape (wrong JSON/CBOR types, bad base64)."""
 
 
-class InternalFailureException(_Coded):
+class UnknownOperationException(_Coded):
+    """An operation fastkin does not answer: unknown to the model, or newer than what fastkin implements."""
+
+
+class InternalFailure(_Coded):
+    """AWS's common 500 answer: what the server says when fastkin itself failed (a bug, never the caller's)."""
+
     status = 500
 
 
-class KMSDisabledException(_Coded):
+# SigV4 verification (``fastkin serve --credentials``): AWS's common authentication errors.
+class MissingAuthenticationTokenException(_Coded):
     pass
 
 
-class KMSInvalidStateException(_Coded):
+class IncompleteSignatureException(_Coded):
     pass
 
 
-class KMSAccessDeniedException(_Coded):
+class UnrecognizedClientException(_Coded):
     pass
 
 
-class KMSNotFoundException(_Coded):
+class InvalidSignatureException(_Coded):
     pass
 
 
-class KMSOptInRequired(_Coded):
-    pass
+# ---------------------------------------------------------------------------------------------
+# fastkin's own errors (not AWS codes): ``code`` is the class name.
+
+class _Own(FastkinError):
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.code = cls.__name__
 
 
-class KMSThrottlingException(_Coded):
-    pass
+class BufferFullError(_Own):
+    """The Producer holds max_buffered_records unresolved records and on_full="raise"."""
 
 
-class UnsupportedOperationError(FastkinError, NotImplementedError):
-    """An operation fastkin does not implement (yet): says so instead of pretending."""
+class ProducerClosedError(_Own):
+    """put() on a Producer that was closed."""
 
-    code = "UnsupportedOperation"
+
+class LeaseLostError(_Own):
+    """The lease is no longer this worker's (it expired and was taken): stop processing the shard."""
+
+
+class ShardEndNotCheckpointedError(_Own):
+    """A shard's end was reached but its processor did not checkpoint it (children cannot start)."""
+
+
+class AggregationError(_Own, ValueError):
+    """A KPL aggregated record that cannot be decoded (bad magic, truncated protobuf, MD5 mismatch)."""
+
+
+class ScenarioError(_Own, ValueError):
+    """A simulator scenario that cannot run: the message names the file, the place in it, and what was expected."""
 
 
 class CorruptStateError(FastkinError, RuntimeError):
-    """An internal invariant broke: a fastkin bug, never the caller's fault."""
+    """An internal invariant broke (checked by FASTKIN_DEBUG builds): a fastkin bug, never the caller's fault.
+    On the wire it answers as AWS's InternalFailure (500)."""
 
     code = "InternalFailure"
     status = 500

@@ -1,6 +1,6 @@
 """Enhanced fan-out: registered stream consumers and SubscribeToShard subscriptions.
 
-A ``Consumer`` is CREATING for ``latency`` engine-seconds after registration, then ACTIVE. Its ARN is
+A ``StreamConsumer`` (a registered consumer; not the KCL worker, which is ``fastkin.kcl.Consumer``) is CREATING for ``latency`` engine-seconds after registration, then ACTIVE. Its ARN is
 ``<stream ARN>/consumer/<name>:<creation epoch seconds>``, so re-registering a name gives a new ARN.
 
 A ``Subscription`` is what SubscribeToShard returns: an iterable of ``{"SubscribeToShardEvent": {...}}``
@@ -25,13 +25,16 @@ import time
 
 from . import errors as E
 from .clock import RealClock
+from .stream import records_dicts
 
 SUBSCRIPTION_SECONDS = 300.0
 EFO_BYTES_PER_SECOND = 2 * 1024 * 1024
 RESUBSCRIBE_SECONDS = 5.0
 
 
-class Consumer:
+class StreamConsumer:
+    """A registered enhanced fan-out consumer of one stream: its ARN, state, tags, policy and subscriptions."""
+
     def __init__(self, stream, name: str, now: float, latency: float, tags: dict) -> None:
         self.stream = stream
         self.name = name
@@ -73,7 +76,7 @@ class Subscription:
 
     idle_wait = 1.0     # real seconds a blocking iteration waits for records before an empty event
 
-    def __init__(self, engine, stream, consumer: Consumer, shard: int, iterator: str, now: float) -> None:
+    def __init__(self, engine, stream, consumer: StreamConsumer, shard: int, iterator: str, now: float) -> None:
         self.engine = engine
         self.stream = stream
         self.consumer = consumer
@@ -167,8 +170,6 @@ class Subscription:
                     self._last_seq = records[-1].sequence_number
                 if res.next_shard_iterator is None:
                     children = res.child_shards
-        from .wire.service import records_dicts
-
         body = {
             "Records": records_dicts(records),
             "MillisBehindLatest": self._behind,

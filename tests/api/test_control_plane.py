@@ -143,7 +143,7 @@ def test_creating_state_with_latency(make_engine, clock):
     assert eng.list_streams()["StreamNames"] == []
 
 
-def test_decode_shard_iterator_and_consumer_count_hook(engine):
+def test_decode_shard_iterator_and_consumer_count(engine):
     s = engine.create_stream("s", shard_count=2)
     s.put_record(b"x", "k", explicit_hash_key="0")
     it = s.get_shard_iterator("shardId-000000000000", "AT_SEQUENCE_NUMBER",
@@ -151,8 +151,10 @@ def test_decode_shard_iterator_and_consumer_count_hook(engine):
                                   s.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON")).records[0].sequence_number)
     stream, shard_id, pos = engine.decode_shard_iterator(it)
     assert (stream, shard_id, pos) == (s, "shardId-000000000000", 0)
-    s.consumer_count_fn = lambda: 3
+    for name in ("a", "b", "c"):
+        engine.register_stream_consumer(s.arn, name)
     assert engine.describe_stream_summary(stream_name="s")["StreamDescriptionSummary"]["ConsumerCount"] == 3
+    assert sorted(s.consumers) == ["a", "b", "c"]
 
 
 def test_list_shards_next_token_excludes_stream_name_and_arn(engine):

@@ -7,7 +7,7 @@ import fastkin
 
 @pytest.mark.parametrize("explicit_hash_keys", [False, True])
 def test_threads_lose_and_duplicate_nothing(engine_name, explicit_hash_keys):
-    eng = fastkin.Engine(engine=engine_name, quotas=False)
+    eng = fastkin.Engine(core=engine_name, quotas=False)
     s = eng.create_stream("s", shard_count=4)
     n_threads, batches = 4, 40
     seen_put = []

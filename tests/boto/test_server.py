@@ -246,7 +246,7 @@ def test_put_records_fast_path_answers_as_the_generic_path(srv, monkeypatch, cty
         return answers, [(x.data, x.partition_key) for x in srv.app.engine.get_records(it).records]
 
     fast = run()
-    monkeypatch.setattr(server_mod, "_put_records_params", lambda shape, raw, cbor: None)
+    monkeypatch.setattr(server_mod, "put_records_params", lambda shape, raw, cbor: None)
     generic = run()
     assert fast == generic
     assert [s for s, _ in fast[0]].count(200) >= 4

@@ -4,7 +4,8 @@ import threading
 import pytest
 
 import fastkin
-from fastkin.kcl.worker import Consumer, RecordProcessor, ShardEndNotCheckpointedError, drive
+from fastkin.errors import ShardEndNotCheckpointedError
+from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kcl.leases import DynamoDBLeaseStore, MemoryLeaseStore, SQLiteLeaseStore
 from fastkin.kpl.producer import Producer
 
@@ -45,7 +46,7 @@ class Collector:
 
 def setup(engine_name="cy", shards=4, quotas=True):
     clock = fastkin.VirtualClock(START)
-    eng = fastkin.Engine(clock=clock, engine=engine_name, quotas=quotas)
+    eng = fastkin.Engine(clock=clock, core=engine_name, quotas=quotas)
     s = eng.create_stream("s", shard_count=shards)
     return clock, eng, s
 

@@ -5,7 +5,8 @@ import pytest
 import fastkin
 from fastkin import Limits, ProvisionedThroughputExceededException, ResourceNotFoundException
 from fastkin.kpl.aggregation import deaggregate
-from fastkin.kpl.producer import BufferFullError, Producer
+from fastkin.errors import BufferFullError
+from fastkin.kpl.producer import Producer
 
 
 def read_all(engine, stream, clock):
@@ -24,7 +25,7 @@ def read_all(engine, stream, clock):
 
 def naive_loop_throttles(engine_name, n, shards):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, engine=engine_name)
+    eng = fastkin.Engine(clock=clock, core=engine_name)
     s = eng.create_stream("s", shard_count=shards)
     pending = [(f"{i}".encode(), f"key-{i % 97}") for i in range(n)]
     throttled = 0
@@ -43,7 +44,7 @@ def naive_loop_throttles(engine_name, n, shards):
 @pytest.mark.parametrize("ordered", [False, True])
 def test_three_times_overload_is_delivered_completely(engine_name, ordered):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, engine=engine_name)
+    eng = fastkin.Engine(clock=clock, core=engine_name)
     s = eng.create_stream("s", shard_count=4)
     n = 12_000                                         # 3x the 4,000 records/s capacity, offered in 1 s
     futs = []
@@ -69,7 +70,7 @@ def test_three_times_overload_is_delivered_completely(engine_name, ordered):
 
 def test_aggregation_round_trip(engine_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, engine=engine_name)
+    eng = fastkin.Engine(clock=clock, core=engine_name)
     s = eng.create_stream("s", shard_count=3)
     sent = [(f"payload-{i}".encode() * (1 + i % 5), f"k{i % 31}") for i in range(3000)]
     with Producer(eng, "s", aggregate=True, ordered=True) as p:
@@ -95,15 +96,15 @@ def test_aggregation_round_trip(engine_name):
 
 def test_failures_resolve_every_future(engine_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, engine=engine_name)
+    eng = fastkin.Engine(clock=clock, core=engine_name)
     eng.create_stream("s", shard_count=2)
     p = Producer(eng, "s", linger=10.0)
     futs = [p.put(b"x", f"k{i}") for i in range(50)]
 
-    def boom(wire):
+    def boom(stream_name, wire):
         raise RuntimeError("injected")
 
-    p._target.put = boom
+    p._target.put_records = boom
     p.flush()
     assert all(isinstance(f.exception(), RuntimeError) for f in futs)
     assert p.metrics.failed == 50
@@ -117,7 +118,7 @@ def test_failures_resolve_every_future(engine_name):
 
 def test_record_ttl_ends_retries_with_the_last_error(engine_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, engine=engine_name, limits=Limits(write_records_per_second=5))
+    eng = fastkin.Engine(clock=clock, core=engine_name, limits=Limits(write_records_per_second=5))
     eng.create_stream("s", shard_count=1)
     with Producer(eng, "s", rate_limit=100.0, record_ttl=2.0, seed=3) as p:   # a producer that overshoots
         futs = [p.put(b"x", "k") for _ in range(200)]
@@ -141,7 +142,7 @@ def test_buffer_full_raises():
 
 
 def test_background_threads_with_real_clock(engine_name):
-    eng = fastkin.Engine(engine=engine_name, quotas=False)
+    eng = fastkin.Engine(core=engine_name, quotas=False)
     s = eng.create_stream("s", shard_count=4)
     futs = []
     lock = threading.Lock()
@@ -164,7 +165,7 @@ def test_background_threads_with_real_clock(engine_name):
 
 def test_resharding_refreshes_the_shard_map(engine_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, engine=engine_name)
+    eng = fastkin.Engine(clock=clock, core=engine_name)
     eng.create_stream("s", shard_count=1)
     with Producer(eng, "s") as p:
         p.put(b"a", "k")

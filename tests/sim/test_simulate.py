@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from fastkin.sim.run import COLUMNS, ScenarioError, builtin, builtin_names, load_scenario, run
+from fastkin.sim.simulator import COLUMNS, ScenarioError, builtin, builtin_names, load_scenario, run
 
 
 @pytest.fixture(scope="module")

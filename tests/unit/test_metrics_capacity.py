@@ -114,7 +114,7 @@ def test_open_shard_count_belongs_to_the_second_it_describes(make_engine, clock)
 def test_hourly_release_does_not_merge_busy_shards(clock):
     import fastkin
 
-    eng = fastkin.Engine(clock=clock, engine="cy")      # the scaler is engine-independent Python
+    eng = fastkin.Engine(clock=clock, core="cy")      # the scaler is engine-independent Python
     s = eng.create_stream("od", stream_mode="ON_DEMAND", storage="metadata")
     import random
     rng = random.Random(9)

@@ -204,7 +204,7 @@ def test_trim_horizon_across_generations_in_parent_before_child_order(make_engin
 def test_split_does_not_copy_records():
     import fastkin
 
-    eng = fastkin.Engine(clock=fastkin.VirtualClock(1_700_000_000.0), engine="cy", quotas=False)
+    eng = fastkin.Engine(clock=fastkin.VirtualClock(1_700_000_000.0), core="cy", quotas=False)
     s = eng.create_stream("s", shard_count=1)
     for _ in range(200):
         s.put_records([(b"x" * 100, "k%d" % i) for i in range(500)])

@@ -52,7 +52,7 @@ def test_trimming_frees_memory():
     import fastkin
 
     clock = fastkin.VirtualClock(start=1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, engine="cy", quotas=False)
+    eng = fastkin.Engine(clock=clock, core="cy", quotas=False)
     s = eng.create_stream("s", shard_count=1)
     for _ in range(300):                       # 150,000 records of ~1 KiB over 300 engine-seconds
         s.put_records([(b"x" * 1000, "key")] * 500)
@@ -71,7 +71,7 @@ def test_trimming_frees_memory():
 def test_storage_overhead_per_record_is_small():
     import fastkin
 
-    eng = fastkin.Engine(clock=fastkin.VirtualClock(start=1_700_000_000.0), engine="cy", quotas=False)
+    eng = fastkin.Engine(clock=fastkin.VirtualClock(start=1_700_000_000.0), core="cy", quotas=False)
     s = eng.create_stream("s", shard_count=1)
     n = 200 * 500
     for i in range(200):
@@ -90,7 +90,7 @@ def test_metadata_only_storage_keeps_sizes_and_quotas(make_engine, clock):
     assert [(r.data, r.partition_key) for r in got.records] == [(b"", "")] * 10
     assert got.records[0].sequence_number == res[0].sequence_number
     assert s.metrics.series("IncomingBytes", 1)[1][0] == 523 * 2003
-    if eng.engine == "cy":
+    if eng.core_name == "cy":
         assert eng.memory_bytes() < 523 * 64
 
 

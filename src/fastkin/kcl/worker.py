@@ -36,7 +36,7 @@ from .. import errors as E
 from ..kpl.aggregation import deaggregate
 from ..clock import VirtualClock
 from .leases import SHARD_END, LeaseStore, MemoryLeaseStore, new_lease
-from ..kpl.producer import _error_code
+from ..target import adapt, error_code
 
 SENTINELS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", SHARD_END)
 
@@ -60,16 +60,6 @@ class RecordProcessor:
         pass
 
 
-class LeaseLostError(E.FastkinError):
-    """The lease is no longer this worker's (it expired and was taken): stop processing the shard."""
-
-    code = "LeaseLost"
-
-
-class ShardEndNotCheckpointedError(E.FastkinError):
-    code = "ShardEndNotCheckpointed"
-
-
 @dataclass
 class ConsumerMetrics:
     records_processed: int = 0
@@ -87,37 +77,6 @@ class ConsumerMetrics:
     @property
     def leases_held(self) -> int:
         return len(self.millis_behind_latest)
-
-
-# -- targets: boto3-shaped calls --------------------------------------------------------------------------
-class _EngineTarget:
-    def __init__(self, engine) -> None:
-        from ..wire.service import service_for
-
-        self.clock = engine.clock
-        self._engine = engine
-        self._svc = service_for(engine)
-
-    def call(self, op: str, **params):
-        if op == "GetRecords":
-            # NOTE: the hot read path skips the boto3-shaped dicts (one dict and one datetime per record
-            # cost ~3 us); the engine's Record objects carry the same fields for de-aggregation.
-            res = self._engine.get_records(params["ShardIterator"], params.get("Limit", 10_000))
-            out = {"Records": res.records, "MillisBehindLatest": res.millis_behind_latest}
-            if res.next_shard_iterator is not None:
-                out["NextShardIterator"] = res.next_shard_iterator
-            return out
-        return self._svc.dispatch(op, params)
-
-
-class _Boto3Target:
-    def __init__(self, client) -> None:
-        self.clock = time.time
-        self._client = client
-
-    def call(self, op: str, **params):
-        snake = "".join("_" + c.lower() if c.isupper() else c for c in op).lstrip("_")
-        return getattr(self._client, snake)(**params)
 
 
 class Checkpointer:
@@ -164,14 +123,7 @@ class Consumer:
                  max_records: int = 10_000, idle_time_between_reads: float = 1.0, min_read_interval: float = 0.2,
                  failover_time: float = 10.0, lease_interval: float | None = None,
                  shard_sync_interval: float = 60.0, background: bool | None = None, sleep=None) -> None:
-        from ..engine import Engine
-
-        if isinstance(target, Engine):
-            self._target = _EngineTarget(target)
-        elif hasattr(target, "get_records") and hasattr(target, "list_shards"):
-            self._target = _Boto3Target(target)
-        else:
-            raise TypeError(f"target must be a fastkin Engine or a boto3 Kinesis client, not {type(target).__name__}")
+        self._target, _ = adapt(target, ("get_records", "list_shards"))
         if initial_position not in ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"):
             raise ValueError(f"initial_position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got {initial_position!r}")
         if initial_position == "AT_TIMESTAMP" and initial_timestamp is None:
@@ -220,7 +172,7 @@ class Consumer:
             while not self._stop.is_set():
                 self.run_once()
                 self._stop.wait(0.01 if self._busy() else 0.05)
-        except BaseException as exc:  # noqa: BLE001 - kept for the caller to see
+        except Exception as exc:  # noqa: BLE001 - kept for the caller to see
             self.error = exc
 
     def _busy(self) -> bool:
@@ -237,7 +189,7 @@ class Consumer:
                 if graceful and sc.processor is not None and sc.state == "PROCESSING":
                     try:
                         sc.processor.shutdown_requested(sc.checkpointer)
-                    except LeaseLostError:
+                    except E.LeaseLostError:
                         pass
                 if graceful:
                     self.store.release(sc.shard_id, sc.lease["leaseCounter"], self.worker_id)
@@ -385,7 +337,7 @@ class Consumer:
     def _checkpoint(self, sc: _ShardConsumer, cp: str, sub: int) -> None:
         if not self.store.checkpoint(sc.shard_id, sc.lease["leaseCounter"], self.worker_id, cp, sub):
             self._lost(sc)
-            raise LeaseLostError(f"lease {sc.shard_id} is no longer held by {self.worker_id}")
+            raise E.LeaseLostError(f"lease {sc.shard_id} is no longer held by {self.worker_id}")
         sc.lease["leaseCounter"] += 1
         sc.lease["checkpoint"] = cp
         sc.lease["checkpointSubSequenceNumber"] = sub
@@ -413,7 +365,7 @@ class Consumer:
                     self._poll(sc, now)
                 else:
                     self._fanout(sc, now)
-            except LeaseLostError:
+            except E.LeaseLostError:
                 return
         if sc.state == "ENDED":
             self._finish(sc)
@@ -459,7 +411,7 @@ class Consumer:
             self.metrics.get_records_calls += 1
             out = t.call("GetRecords", ShardIterator=sc.iterator, Limit=self.max_records)
         except Exception as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code == "ProvisionedThroughputExceededException":
                 self.metrics.throttled_reads += 1
                 sc.next_read = now + max(self.min_read_interval, 0.5)
@@ -491,7 +443,7 @@ class Consumer:
                 sc.subscription = iter(t.call("SubscribeToShard", ConsumerARN=self._consumer_arn, ShardId=sc.shard_id,
                                               StartingPosition=pos)["EventStream"])
             except Exception as exc:
-                if _error_code(exc) in ("ResourceInUseException", "LimitExceededException"):
+                if error_code(exc) in ("ResourceInUseException", "LimitExceededException"):
                     sc.next_read = now + 1.0
                     return
                 raise
@@ -518,7 +470,7 @@ class Consumer:
         try:
             c = t.call("RegisterStreamConsumer", StreamARN=self._stream_arn, ConsumerName=self.application_name)["Consumer"]
         except Exception as exc:
-            if _error_code(exc) != "ResourceInUseException":
+            if error_code(exc) != "ResourceInUseException":
                 raise
             c = t.call("DescribeStreamConsumer", StreamARN=self._stream_arn,
                        ConsumerName=self.application_name)["ConsumerDescription"]
@@ -531,12 +483,12 @@ class Consumer:
         sc.ended = True
         try:
             sc.processor.shard_ended(sc.checkpointer)
-        except LeaseLostError:
+        except E.LeaseLostError:
             return
         if sc.lease["checkpoint"] != SHARD_END:
             self._drop(sc)
             self.store.release(sc.shard_id, sc.lease["leaseCounter"], self.worker_id)
-            raise ShardEndNotCheckpointedError(
+            raise E.ShardEndNotCheckpointedError(
                 f"the processor of {sc.shard_id} did not checkpoint at SHARD_END in shard_ended()")
         self.metrics.shards_completed += 1
         self.store.release(sc.shard_id, sc.lease["leaseCounter"], self.worker_id)

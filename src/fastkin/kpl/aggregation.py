@@ -18,13 +18,11 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
+from .. import errors as E
+
 MAGIC = b"\xf3\x89\x9a\xc2"
 DIGEST = 16
 AGGREGATED_PARTITION_KEY = "a"     # what the KPL puts on a multi-record container
-
-
-class AggregationError(ValueError):
-    """Bytes that look aggregated (magic, MD5) but do not parse as an AggregatedRecord."""
 
 
 # -- protobuf primitives -----------------------------------------------------------------------------
@@ -44,7 +42,7 @@ def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
     shift = result = 0
     while True:
         if i >= len(buf) or shift > 63:
-            raise AggregationError("truncated or oversized varint")
+            raise E.AggregationError("truncated or oversized varint")
         b = buf[i]
         i += 1
         result |= (b & 0x7F) << shift
@@ -68,16 +66,16 @@ def _fields(buf: bytes):
         elif wire == 2:
             n, i = _read_varint(buf, i)
             if i + n > len(buf):
-                raise AggregationError("truncated length-delimited field")
+                raise E.AggregationError("truncated length-delimited field")
             value, i = buf[i:i + n], i + n
         elif wire == 1:
             value, i = buf[i:i + 8], i + 8
         elif wire == 5:
             value, i = buf[i:i + 4], i + 4
         else:
-            raise AggregationError(f"unsupported wire type {wire}")
+            raise E.AggregationError(f"unsupported wire type {wire}")
         if number == 0:
-            raise AggregationError("field number 0")
+            raise E.AggregationError("field number 0")
         yield number, wire, value
 
 
@@ -183,12 +181,12 @@ def _parse(body: bytes) -> list[tuple[str, str | None, bytes]]:
                 elif n2 == 3 and w2 == 2:
                     data = bytes(v2)
             if pk_i is None or data is None:
-                raise AggregationError("a record lacks its partition_key_index or data")
+                raise E.AggregationError("a record lacks its partition_key_index or data")
             recs.append((pk_i, ehk_i, data))
     out = []
     for pk_i, ehk_i, data in recs:
         if pk_i >= len(pks) or (ehk_i is not None and ehk_i >= len(ehks)):
-            raise AggregationError("a key-table index is out of range")
+            raise E.AggregationError("a key-table index is out of range")
         out.append((pks[pk_i], ehks[ehk_i] if ehk_i is not None else None, data))
     return out
 
@@ -209,7 +207,7 @@ def deaggregate(records, hash_range: tuple[int, int] | None = None) -> list[User
         if data[:4] == MAGIC and is_aggregated(data):
             try:
                 subs = _parse(data[len(MAGIC):-DIGEST])
-            except (AggregationError, UnicodeDecodeError):
+            except (E.AggregationError, UnicodeDecodeError):
                 subs = None
             if subs is not None:
                 for i, (spk, sehk, sdata) in enumerate(subs):

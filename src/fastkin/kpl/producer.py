@@ -43,6 +43,7 @@ from .. import errors as E
 from .aggregation import AGGREGATED_PARTITION_KEY, Aggregator
 from ..clock import VirtualClock
 from ..limits import MiB
+from ..target import adapt, error_code
 
 try:  # the compiled MD5 is ~3x faster than hashlib + int.from_bytes
     from .._cy.core import md5_hash_key as _md5_int
@@ -53,16 +54,6 @@ except ImportError:  # pragma: no cover
 RETRYABLE = {"ProvisionedThroughputExceededException", "InternalFailure", "InternalFailureException",
              "ServiceUnavailable", "ThrottlingException", "LimitExceededException", "KMSThrottlingException",
              "RequestTimeout", "RequestTimeoutException", "SlowDown"}
-
-
-class BufferFullError(E.FastkinError):
-    """The producer holds max_buffered_records unresolved records and on_full="raise"."""
-
-    code = "BufferFull"
-
-
-class ProducerClosedError(E.FastkinError):
-    code = "ProducerClosed"
 
 
 class _DrivingFuture(Future):
@@ -132,84 +123,8 @@ class _Bucket:
     t: float
 
 
-# -- targets -------------------------------------------------------------------------------------------------
-class _EngineTarget:
-    def __init__(self, engine, stream_name: str) -> None:
-        self.engine = engine
-        self.stream_name = stream_name
-        self.clock = engine.clock
-        self.limits = engine.limits
-
-    @property
-    def quotas(self) -> bool:
-        return self.engine.quotas
-
-    def put(self, wire):
-        res = self.engine.put_records(wire, stream_name=self.stream_name)
-        return [(r.shard_id, r.sequence_number, r.error_code, r.error_message) for r in res]
-
-    def shards(self):
-        out, token = [], None
-        while True:
-            if token:
-                page = self.engine.list_shards(next_token=token)
-            else:
-                page = self.engine.list_shards(stream_name=self.stream_name, shard_filter={"Type": "AT_LATEST"})
-            out += page["Shards"]
-            token = page.get("NextToken")
-            if not token:
-                return _shard_ranges(out)
-
-
-class _Boto3Target:
-    def __init__(self, client, stream_name: str) -> None:
-        self.client = client
-        self.stream_name = stream_name
-        self.clock = time.time
-        from ..limits import DEFAULT_LIMITS
-
-        self.limits = DEFAULT_LIMITS
-
-    def put(self, wire):
-        recs = []
-        for data, key, ehk in wire:
-            r = {"Data": data, "PartitionKey": key}
-            if ehk is not None:
-                r["ExplicitHashKey"] = ehk
-            recs.append(r)
-        out = self.client.put_records(StreamName=self.stream_name, Records=recs)
-        return [(r.get("ShardId"), r.get("SequenceNumber"), r.get("ErrorCode"), r.get("ErrorMessage"))
-                for r in out["Records"]]
-
-    def shards(self):
-        out = []
-        kw = {"StreamName": self.stream_name, "ShardFilter": {"Type": "AT_LATEST"}}
-        while True:
-            page = self.client.list_shards(**kw)
-            out += page["Shards"]
-            if not page.get("NextToken"):
-                return _shard_ranges(out)
-            kw = {"NextToken": page["NextToken"]}
-
-
-def _shard_ranges(shards) -> list[tuple[int, int, str]]:
-    open_ = [s for s in shards if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {})]
-    return sorted((int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]), s["ShardId"])
-                  for s in open_)
-
-
-def _error_code(exc: BaseException) -> str | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, str):
-        return code
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict):
-        return resp.get("Error", {}).get("Code")
-    return None
-
-
 def _retryable(exc: BaseException) -> bool:
-    code = _error_code(exc)
+    code = error_code(exc)
     if code is not None:
         return code in RETRYABLE
     try:
@@ -228,22 +143,10 @@ class Producer:
                  ordered: bool = False, retry_base: float = 0.1, retry_max: float = 5.0,
                  shard_map_refresh: float = 60.0, background: bool | None = None, sleep=None,
                  seed: int | None = None, limits=None) -> None:
-        from ..engine import Engine
-        from ..stream import Stream
-
-        if isinstance(target, Stream):
-            stream_name = stream_name or target.name
-            target = target.engine
-        if isinstance(target, Engine):
-            if stream_name is None:
-                raise ValueError("stream_name is required")
-            self._target = _EngineTarget(target, stream_name)
-        elif hasattr(target, "put_records") and hasattr(target, "list_shards"):
-            if stream_name is None:
-                raise ValueError("stream_name is required")
-            self._target = _Boto3Target(target, stream_name)
-        else:
-            raise TypeError(f"target must be a fastkin Engine or Stream, or a boto3 Kinesis client, not {type(target).__name__}")
+        self._target, own_name = adapt(target, ("put_records", "list_shards"))
+        stream_name = stream_name or own_name
+        if stream_name is None:
+            raise ValueError("stream_name is required")
         if on_full not in ("block", "raise"):
             raise ValueError(f"on_full must be 'block' or 'raise', got {on_full!r}")
         if not 1 <= max_records_per_request <= 500:
@@ -267,7 +170,7 @@ class Producer:
         self.retry_max = retry_max
         self.shard_map_refresh = shard_map_refresh
         lim = limits or self._target.limits     # the shard limits to stay under (an engine's own by default)
-        if limits is None and not getattr(self._target, "quotas", True):
+        if limits is None and not self._target.quotas:
             rate_limit = float("inf")           # an engine with quotas off: nothing to stay under
         self._rate_bytes = rate_limit * lim.write_bytes_per_second
         self._rate_records = rate_limit * lim.write_records_per_second
@@ -312,10 +215,10 @@ class Producer:
             fut.add_done_callback(callback)
         with self._cond:
             if self._closed:
-                raise ProducerClosedError("the producer is closed")
+                raise E.ProducerClosedError("the producer is closed")
             while self._pending >= self.max_buffered:
                 if self.on_full == "raise":
-                    raise BufferFullError(f"{self._pending} records are buffered (max_buffered_records={self.max_buffered})")
+                    raise E.BufferFullError(f"{self._pending} records are buffered (max_buffered_records={self.max_buffered})")
                 if self.background:
                     self._cond.wait(0.05)
                 else:
@@ -387,7 +290,7 @@ class Producer:
 
     # -- shard map ------------------------------------------------------------------------------------------
     def _refresh_map(self, now: float) -> None:
-        self._map = self._target.shards()
+        self._map = self._target.open_shards(self.stream_name)
         self._starts = [s for s, _, _ in self._map]
         self._map_time = now
         self._map_stale = False
@@ -575,14 +478,20 @@ class Producer:
         wire, groups = req
         exc = results = None
         self._lock.release() if self.background else None
+        interrupted = False
+        t0 = self._clock()
         try:
-            t0 = self._clock()
-            results = self._target.put(wire)
-        except BaseException as e:  # noqa: BLE001 - every failure must reach the futures
+            results = self._target.put_records(self.stream_name, wire)
+        except Exception as e:  # noqa: BLE001 - every failure must reach the futures
             exc = e
+        except BaseException:
+            interrupted = True      # Ctrl-C / SystemExit propagate; the request's records stay buffered
+            raise
         finally:
             if self.background:
                 self._lock.acquire()
+            if interrupted:
+                self._requeue(groups)
         now = self._clock()
         self._in_flight -= 1
         if self.ordered:
@@ -600,7 +509,7 @@ class Producer:
                         self._schedule_retry(it, now, exc)
                     else:
                         self._fail(it, exc)
-            if _error_code(exc) in ("ResourceNotFoundException",):
+            if error_code(exc) in ("ResourceNotFoundException",):
                 self._map_stale = True
         else:
             for (sid, members, _), (shard_id, seq, code, msg) in zip(groups, results):
@@ -627,6 +536,15 @@ class Producer:
                         it.attempts += 1
                         self._schedule_retry(it, now, err, counted=True)
         self._cond.notify_all()
+
+    def _requeue(self, groups) -> None:
+        """A request interrupted before it answered: its records are retried later (at least once, as after a timeout)."""
+        self._in_flight -= 1
+        now = self._clock()
+        for sid, members, _ in groups:
+            self._busy_shards.discard(sid)
+            for it in members:
+                self._schedule_retry(it, now, InterruptedError("the request was interrupted"), counted=True)
 
     def _schedule_retry(self, it: _Item, now: float, err: BaseException, counted: bool = False) -> None:
         if not counted:

@@ -14,11 +14,11 @@ from ..engine import Engine
 from ..errors import ProvisionedThroughputExceededException
 
 
-def run(seconds: int = 20, shards: int = 4, tick: float = 0.1, engine: str | None = None, seed: int = 0,
+def run(seconds: int = 20, shards: int = 4, tick: float = 0.1, core: str | None = None, seed: int = 0,
         out=print) -> dict:
     rng = random.Random(seed)
     clock = VirtualClock(start=1_700_000_000.0)
-    eng = Engine(clock=clock, engine=engine)
+    eng = Engine(clock=clock, core=core)
     stream = eng.create_stream("demo", shard_count=shards)
     ids = [s.shard_id for s in stream.visible_shards()]
     offered = dict.fromkeys(ids, 0)
@@ -56,7 +56,7 @@ def run(seconds: int = 20, shards: int = 4, tick: float = 0.1, engine: str | Non
                     reads_throttled += 1
         clock.advance(tick)
     wall = time.perf_counter() - t0
-    out(f"fastkin demo: {shards} shards, {seconds} engine-seconds on the virtual clock, engine={eng.engine}")
+    out(f"fastkin demo: {shards} shards, {seconds} engine-seconds on the virtual clock, core={eng.core_name}")
     out(f"offered per shard: ~1,500 records/s of 60-140 B, plus a hot key at 800 records/s on {hot_shard}\n")
     out(f"{'shard':<22}{'offered':>10}{'accepted':>10}{'throttled':>11}{'acc rec/s':>11}{'acc KiB/s':>11}")
     for sid in ids:

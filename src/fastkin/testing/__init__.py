@@ -1,1 +1,1 @@
-"""Test helpers: the pytest plugin (fixtures) registered by the pytest11 entry point."""
+"""Test helpers: the pytest plugin (fixtures), registered by the ``pytest11`` entry point as ``fastkin``."""

@@ -1,3 +1,7 @@
-"""The boto3 / HTTP wire layer: the botocore model, the dispatcher, the in-process mock and `fastkin serve`.
+"""The boto3 / HTTP wire layer: the botocore model (model), the dispatcher (service), the in-process boto3 mock
+(mock), ``fastkin serve`` (http, with eventstream, sigv4 and tls). Everything here needs botocore (the ``boto`` or
+``server`` extra); the core layer never imports it. Submodules load on first use."""
+from .._lazy import lazy_getattr
 
-Everything here needs the `boto` or `server` extra (botocore); the core layer never imports it."""
+__getattr__ = lazy_getattr(__name__, frozenset({"model", "service", "mock", "http", "eventstream", "sigv4", "tls"}),
+                           {"mock_kinesis": "mock", "ServerThread": "http", "KinesisApp": "http"})

@@ -28,204 +28,28 @@ end open subscriptions and let hypercorn finish in-flight requests.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
-import datetime as _dt
 import json
-import math
-import os
-import re
 import signal
-import struct
-import sys
 import tempfile
 import threading
 import uuid
-import zlib
 
 from .. import errors as E
 from ..clock import RealClock
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
-from .service import SerializationError, Service, UnknownOperationError, _Checker, service_for, service_model
+from .model import cbor_dumps, cbor_loads, from_wire, put_records_params, service_model, to_wire
+from .eventstream import encode_event
+from .service import Service, service_for
+from .sigv4 import CREDENTIAL, verify
+from .tls import _cert_hosts, self_signed_certificate
 
 TARGET_PREFIX = "Kinesis_20131202."
 JSON_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json")
 CBOR_TYPE = "application/x-amz-cbor-1.1"
 EVENTSTREAM_TYPE = "application/vnd.amazon.eventstream"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024     # a 10 MiB PutRecords in base64 plus JSON overhead
-_CRED = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([\w-]+)/([\w-]+)/aws4_request")
-_SIGNED = re.compile(r"SignedHeaders=([^,\s]+)")
-_SIG = re.compile(r"Signature=([0-9a-f]+)")
-
-
-class _AuthError(E.FastkinError):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-# ---------------------------------------------------------------------------------------------
-# wire <-> botocore shapes
-
-def _from_wire(shape, value, cbor: bool):
-    """Decode blobs and timestamps of a request body into botocore-shaped params. Values of the
-    wrong JSON type are left for the service's type check (SerializationException)."""
-    t = shape.type_name
-    if t == "structure":
-        if not isinstance(value, dict):
-            return value
-        members = shape.members
-        return {k: (_from_wire(members[k], v, cbor) if k in members and v is not None else v)
-                for k, v in value.items() if k in members}
-    if t == "list":
-        if not isinstance(value, list):
-            return value
-        m = shape.member
-        return [_from_wire(m, v, cbor) for v in value]
-    if t == "map":
-        if not isinstance(value, dict):
-            return value
-        return {k: _from_wire(shape.value, v, cbor) for k, v in value.items()}
-    if t == "blob":
-        if cbor:
-            if isinstance(value, (bytes, bytearray)):
-                return bytes(value)
-            raise SerializationError(f"Expected a byte string for {shape.name}")
-        if not isinstance(value, str):
-            raise SerializationError(f"Expected a base64 string for {shape.name}")
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise SerializationError(f"Value for {shape.name} is not valid base64 data.") from None
-    if t == "timestamp":
-        if isinstance(value, _dt.datetime):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            return value
-        raise SerializationError(f"Expected a timestamp for {shape.name}")
-    return value
-
-
-def _to_wire(shape, value, cbor: bool):
-    t = shape.type_name
-    if t == "structure":
-        members = shape.members
-        return {k: _to_wire(members[k], v, cbor) for k, v in value.items() if k in members and v is not None}
-    if t == "list":
-        m = shape.member
-        return [_to_wire(m, v, cbor) for v in value]
-    if t == "map":
-        return {k: _to_wire(shape.value, v, cbor) for k, v in value.items()}
-    if t == "blob":
-        return bytes(value) if cbor else base64.b64encode(value).decode("ascii")
-    if t == "timestamp":
-        secs = value.timestamp() if isinstance(value, _dt.datetime) else float(value)
-        if cbor:
-            import cbor2
-            return cbor2.CBORTag(1, math.floor(secs * 1000 + 0.5))
-        return secs
-    return value
-
-
-_EXPLICIT_HASH_KEY = re.compile(r"0|([1-9]\d{0,38})")
-_BLOB_MAX = 10 * 1024 * 1024
-if sys.version_info >= (3, 11):
-    def _b64(s: str) -> bytes:
-        return binascii.a2b_base64(s, strict_mode=True)
-else:  # pragma: no cover
-    def _b64(s: str) -> bytes:
-        return base64.b64decode(s, validate=True)
-
-
-def _put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
-    """PutRecords params decoded in one pass, when the request is well-formed: the right types, 1-500
-    entries, partition keys of 1-256 characters, ExplicitHashKeys matching the model's pattern, blobs of at
-    most 10 MiB and nothing else. The engine checks the rest (sizes, the hash key's range, the stream), as
-    for the in-process mock. Anything else returns None: the generic walk then decodes and checks the
-    request and raises AWS's errors.
-    NOTE: the generic walk (_from_wire, then the service's type and constraint check) cost 6 of the 9 ms
-    of server CPU that a PutRecords of 500 x 100 B took (cProfile); this pass costs well under 1 ms."""
-    recs = raw.get("Records")
-    if type(recs) is not list or not 1 <= len(recs) <= 500:
-        return None
-    out = []
-    append = out.append
-    try:
-        for r in recs:
-            if type(r) is not dict:
-                return None
-            data, pk = r.get("Data"), r.get("PartitionKey")
-            if type(pk) is not str or not 1 <= len(pk) <= 256:
-                return None
-            if cbor:
-                if type(data) is not bytes:
-                    return None
-            elif type(data) is str:
-                data = _b64(data)
-            else:
-                return None
-            if len(data) > _BLOB_MAX:
-                return None
-            if len(r) == 2:
-                append({"Data": data, "PartitionKey": pk})
-                continue
-            ehk = r.get("ExplicitHashKey")
-            if len(r) != 3 or ehk is None or type(ehk) is not str or _EXPLICIT_HASH_KEY.fullmatch(ehk) is None:
-                return None
-            append({"Data": data, "PartitionKey": pk, "ExplicitHashKey": ehk})
-    except (binascii.Error, ValueError):
-        return None
-    params = {"Records": out}
-    members = shape.members
-    for k, v in raw.items():
-        if k == "Records" or v is None or k not in members:
-            continue                                    # unknown members are ignored, as AWS does
-        if k not in ("StreamName", "StreamARN") or type(v) is not str:
-            return None
-        params[k] = v
-    checker = _Checker(types=True)                      # the model's constraints on the stream's name and ARN
-    for k in ("StreamName", "StreamARN"):
-        if k in params:
-            checker.check(members[k], params[k], k[:1].lower() + k[1:])
-    return None if checker.errors else params
-
-
-def _cbor_loads(body: bytes):
-    import cbor2
-
-    def epoch_millis(value, immutable):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value / 1000.0               # the Java SDK writes epoch milliseconds under tag 1
-        raise SerializationError("CBOR tag 1 must hold a number of epoch milliseconds.")
-
-    return cbor2.loads(body, semantic_decoders={1: epoch_millis})
-
-
-def _cbor_dumps(obj) -> bytes:
-    import cbor2
-    return cbor2.dumps(obj)
-
-
-# ---------------------------------------------------------------------------------------------
-# event stream framing (prelude, headers, payload, CRC32s)
-
-def _es_header(name: str, value: str) -> bytes:
-    n, v = name.encode(), value.encode()
-    return struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
-
-
-def encode_event(headers: dict[str, str], payload: bytes) -> bytes:
-    hb = b"".join(_es_header(k, v) for k, v in headers.items())
-    total = 12 + len(hb) + len(payload) + 4
-    prelude = struct.pack(">II", total, len(hb))
-    prelude += struct.pack(">I", zlib.crc32(prelude))
-    msg = prelude + hb + payload
-    return msg + struct.pack(">I", zlib.crc32(msg))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,8 +66,7 @@ class KinesisApp(RegionEngines):
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
                         quotas=quotas, create_latency=create_latency, delete_latency=delete_latency,
-                        update_latency=update_latency, engine=core)
-        self.consumer_latency = consumer_latency
+                        update_latency=update_latency, consumer_latency=consumer_latency, core=core)
         self._engines: dict[str, Engine] = {}
         if engine is not None:
             self._engines[engine.region] = engine
@@ -272,9 +95,7 @@ class KinesisApp(RegionEngines):
         return self.engine_for(self.region)
 
     def service(self, region: str) -> Service:
-        s = service_for(self.engine_for(region))
-        s.consumer_latency = self.consumer_latency
-        return s
+        return service_for(self.engine_for(region))
 
     def close_subscriptions(self) -> None:
         self.stopping = True
@@ -334,7 +155,7 @@ class KinesisApp(RegionEngines):
             await self._error(send, exc.code, exc.message, exc.status, cbor, rid)
             return
         except Exception as exc:  # noqa: BLE001 - a bug must still answer as AWS would (500)
-            await self._error(send, "InternalFailure", f"Internal service failure: {type(exc).__name__}", 500,
+            await self._error(send, E.InternalFailure.code, f"Internal service failure: {type(exc).__name__}", 500,
                               cbor, rid)
             return
         if op == "SubscribeToShard":
@@ -342,88 +163,54 @@ class KinesisApp(RegionEngines):
             return
         oshape = self._model.operation_model(op).output_shape
         if oshape is None or not out:
-            payload = b"" if oshape is None else (b"{}" if not cbor else _cbor_dumps({}))
+            payload = b"" if oshape is None else (b"{}" if not cbor else cbor_dumps({}))
         else:
-            wire = out if op == "PutRecords" else _to_wire(oshape, out, cbor)   # strings and integers only
-            payload = _cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
+            wire = out if op == "PutRecords" else to_wire(oshape, out, cbor)   # strings and integers only
+            payload = cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
         await _send(send, 200, CBOR_TYPE if cbor else "application/x-amz-json-1.1", payload, rid)
 
     def _parse(self, scope, headers: dict, body: bytes, ctype: str, cbor: bool):
         target = headers.get("x-amz-target", "")
         if scope["method"] != "POST" or not target.startswith(TARGET_PREFIX):
-            raise UnknownOperationError("")
+            raise E.UnknownOperationException("")
         op = target[len(TARGET_PREFIX):]
         if op not in self._model.operation_names:
-            raise UnknownOperationError("")
+            raise E.UnknownOperationException("")
         region = self.region
         auth = headers.get("authorization")
-        m = _CRED.search(auth) if auth else None
+        m = CREDENTIAL.search(auth) if auth else None
         if m is not None:
             region = m.group(3)
         if self.credentials is not None:
-            self._verify(scope, headers, body, auth, m)
+            verify(self.credentials, scope, headers, body)
         if not cbor and ctype not in JSON_TYPES:
-            raise SerializationError(f"Unsupported content type {ctype or '(none)'}.")
+            raise E.SerializationException(f"Unsupported content type {ctype or '(none)'}.")
         if not body:
             raw = {}
         else:
             try:
-                raw = _cbor_loads(body) if cbor else json.loads(body)
+                raw = cbor_loads(body) if cbor else json.loads(body)
             except Exception:  # noqa: BLE001 - any decoder failure is the client's malformed body
-                raise SerializationError("Start of structure or map found where not expected." if not cbor
+                raise E.SerializationException("Start of structure or map found where not expected." if not cbor
                                          else "The request body is not valid CBOR.") from None
         if not isinstance(raw, dict):
-            raise SerializationError("Start of structure or map found where not expected.")
+            raise E.SerializationException("Start of structure or map found where not expected.")
         ishape = self._model.operation_model(op).input_shape
         if op == "PutRecords":
-            params = _put_records_params(ishape, raw, cbor)
+            params = put_records_params(ishape, raw, cbor)
             if params is not None:
                 return op, params, region, True
-        params = _from_wire(ishape, raw, cbor) if ishape is not None else {}
+        params = from_wire(ishape, raw, cbor) if ishape is not None else {}
         return op, params, region, False
-
-    def _verify(self, scope, headers: dict, body: bytes, auth: str | None, cred) -> None:
-        if not auth:
-            raise _AuthError("MissingAuthenticationTokenException", "Missing Authentication Token")
-        if cred is None or not auth.startswith("AWS4-HMAC-SHA256 "):
-            raise _AuthError("IncompleteSignatureException",
-                             "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.")
-        akid = cred.group(1)
-        secret = self.credentials.get(akid)
-        if secret is None:
-            raise _AuthError("UnrecognizedClientException", "The security token included in the request is invalid.")
-        sh, sg = _SIGNED.search(auth), _SIG.search(auth)
-        amz_date = headers.get("x-amz-date")
-        if sh is None or sg is None or not amz_date:
-            raise _AuthError("IncompleteSignatureException",
-                             "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.")
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-        signed = sh.group(1).split(";")
-        host = headers.get("host", "")
-        qs = scope.get("query_string", b"").decode()
-        url = f"http://{host}{scope.get('raw_path', scope['path'].encode()).decode()}" + (f"?{qs}" if qs else "")
-        req = AWSRequest(method=scope["method"], url=url, data=body,
-                         headers={k: headers[k] for k in signed if k in headers})
-        req.context["timestamp"] = amz_date
-        signer = SigV4Auth(Credentials(akid, secret, headers.get("x-amz-security-token")), cred.group(4), cred.group(3))
-        signer._timestamp = amz_date
-        canonical = signer.canonical_request(req)
-        expected = signer.signature(signer.string_to_sign(req, canonical), req)
-        if expected != sg.group(1):
-            raise _AuthError("InvalidSignatureException",
-                             "The request signature we calculated does not match the signature you provided. Check "
-                             "your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 
     async def _too_large(self, send, rid: str, cbor: bool = False) -> None:
         doc = {"message": f"Request must be smaller than {self.max_body_bytes} bytes."}
         await _send(send, 413, CBOR_TYPE if cbor else "application/json",
-                    _cbor_dumps(doc) if cbor else json.dumps(doc).encode(), rid)
+                    cbor_dumps(doc) if cbor else json.dumps(doc).encode(), rid)
 
     async def _error(self, send, code: str, message: str, status: int, cbor: bool, rid: str) -> None:
         doc = {"__type": code, "message": message}
-        payload = _cbor_dumps(doc) if cbor else json.dumps(doc).encode()
+        payload = cbor_dumps(doc) if cbor else json.dumps(doc).encode()
         await _send(send, status, CBOR_TYPE if cbor else "application/x-amz-json-1.1", payload, rid,
                     [(b"x-amzn-errortype", code.encode())])
 
@@ -442,7 +229,7 @@ class KinesisApp(RegionEngines):
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", EVENTSTREAM_TYPE.encode()), (b"x-amzn-requestid", rid.encode())]})
             first = encode_event({":message-type": "event", ":event-type": "initial-response",
-                                  ":content-type": ptype}, _cbor_dumps({}) if cbor else b"{}")
+                                  ":content-type": ptype}, cbor_dumps({}) if cbor else b"{}")
             await send({"type": "http.response.body", "body": first, "more_body": True})
             last_sent = asyncio.get_running_loop().time()
             while not self.stopping:
@@ -454,8 +241,8 @@ class KinesisApp(RegionEngines):
                 if not body["Records"] and "ChildShards" not in body and now - last_sent < 1.0:
                     await asyncio.sleep(0.05)
                     continue
-                wire = _to_wire(shape, body, cbor)
-                payload = _cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
+                wire = to_wire(shape, body, cbor)
+                payload = cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
                 msg = encode_event({":message-type": "event", ":event-type": "SubscribeToShardEvent",
                                     ":content-type": ptype}, payload)
                 await send({"type": "http.response.body", "body": msg, "more_body": True})
@@ -475,60 +262,6 @@ async def _send(send, status: int, ctype: str, payload: bytes, rid: str, extra=(
 
 
 # ---------------------------------------------------------------------------------------------
-
-def self_signed_certificate(directory: str, hosts=("localhost", "127.0.0.1", "::1"),
-                            days: int = 365) -> tuple[str, str]:
-    """Write ``cert.pem`` and ``key.pem`` (an EC P-256 key) for ``hosts`` into ``directory``; return their paths.
-
-    The certificate is its own issuer and is marked as a CA (basicConstraints CA:TRUE, keyCertSign), as
-    ``openssl req -x509`` makes them, so clients can trust ``cert.pem`` directly as a CA bundle
-    (``AWS_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS``, ``keytool -importcert``, ``httpx verify=``)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    pub = key.public_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fastkin local Kinesis"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fastkin")])
-    sans: list = []
-    for h in dict.fromkeys(hosts):
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-    now = _dt.datetime.now(_dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(pub)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _dt.timedelta(days=1)).not_valid_after(now + _dt.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(pub), critical=False)
-            .sign(key, hashes.SHA256()))
-    os.makedirs(directory, exist_ok=True)
-    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
-
-
-def _cert_hosts(host: str) -> tuple[str, ...]:
-    import socket
-    extra = () if host in ("", "0.0.0.0", "::") else (host,)
-    return ("localhost", "127.0.0.1", "::1", socket.gethostname(), *extra)
-
 
 def hypercorn_config(host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None,
                      certfile: str | None = None, keyfile: str | None = None):

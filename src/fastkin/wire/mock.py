@@ -81,9 +81,8 @@ class mock_kinesis(RegionEngines):
         self._given = engine
         self._clock = clock if clock is not None else (engine.clock if engine is not None else None)
         self._kw = dict(quotas=quotas, limits=limits, create_latency=create_latency, delete_latency=delete_latency,
-                        update_latency=update_latency, engine=core,
+                        update_latency=update_latency, consumer_latency=consumer_latency, core=core,
                         account_id=engine.account_id if engine is not None else account_id)
-        self.consumer_latency = consumer_latency
         self._engines: dict[str, Engine] = {}
         self._services: dict[str, Service] = {}
         self._lock = threading.Lock()
@@ -108,9 +107,7 @@ class mock_kinesis(RegionEngines):
     def service_for(self, region: str) -> Service:
         s = self._services.get(region)
         if s is None:
-            s = service_for(self.engine_for(region))
-            s.consumer_latency = self.consumer_latency
-            self._services[region] = s
+            s = self._services[region] = service_for(self.engine_for(region))
         return s
 
     # -- activation -------------------------------------------------------------------------------
