@@ -16,6 +16,7 @@ from ._common import SEQ_INDEX_END, initial_hash_ranges, parse_sequence_number
 from .autoscaling import OnDemandScaler
 from .limits import GET_RECORDS_MAX_RECORDS
 from .metrics import StreamMetrics
+from .topology import ShardInfo
 
 ITERATOR_TYPES = ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 SHARD_FILTER_TYPES = ("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP")
@@ -53,29 +54,6 @@ def records_dicts(records) -> list[dict]:
         append({"SequenceNumber": r.sequence_number, "ApproximateArrivalTimestamp": d, "Data": r.data,
                 "PartitionKey": r.partition_key})
     return out
-
-
-@dataclass
-class ShardInfo:
-    """Shard metadata kept by the Python layer (the log itself lives in the core)."""
-
-    index: int
-    start_hash: int
-    end_hash: int
-    created: float                          # engine epoch seconds
-    created_secs: int                       # creation secs as encoded in its sequence numbers
-    parent: int | None = None
-    adjacent_parent: int | None = None
-    closed_at: float | None = None          # engine time the shard closed
-    children: list[int] = field(default_factory=list)
-
-    @property
-    def shard_id(self) -> str:
-        return E.shard_name(self.index)
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at is None
 
 
 @dataclass(frozen=True)

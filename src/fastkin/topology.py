@@ -1,5 +1,6 @@
-"""Resharding and capacity-mode changes of one stream: SplitShard, MergeShards, UpdateShardCount,
-UpdateStreamMode.
+"""A stream's shard topology: ShardInfo (one shard's hash range, lineage and open/closed times, kept by
+the Python layer; the log itself lives in the core) and the operations that change it: SplitShard,
+MergeShards, UpdateShardCount, UpdateStreamMode.
 
 A parent shard is closed, never copied: its records stay in its own log (readable until retention
 trims them) and its children start empty, so a split or merge costs the same whatever the parent holds.
@@ -9,6 +10,8 @@ every parent number.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from . import errors as E
 from ._common import initial_hash_ranges, parse_hash_key
 from .limits import HASH_MAX
@@ -17,6 +20,29 @@ SCALINGS_PER_DAY = 10
 MODE_SWITCHES_PER_DAY = 2
 MAX_SHARDS_PER_STREAM = 10_000
 DAY = 86_400.0
+
+
+@dataclass
+class ShardInfo:
+    """Shard metadata kept by the Python layer (the log itself lives in the core)."""
+
+    index: int
+    start_hash: int
+    end_hash: int
+    created: float                          # engine epoch seconds
+    created_secs: int                       # creation secs as encoded in its sequence numbers
+    parent: int | None = None
+    adjacent_parent: int | None = None
+    closed_at: float | None = None          # engine time the shard closed
+    children: list[int] = field(default_factory=list)
+
+    @property
+    def shard_id(self) -> str:
+        return E.shard_name(self.index)
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
 
 
 def _provisioned_only(stream, op: str) -> None:
@@ -36,8 +62,6 @@ def _open_shard(stream, shard_id, op: str):
 
 
 def _child(stream, index: int, start: int, end: int, now: float, parent: int, adjacent: int | None = None):
-    from .stream import ShardInfo
-
     return ShardInfo(index, start, end, now, int(now) + 1, parent, adjacent)
 
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from .simulator import _clock
+from .scenario import _clock
 
 _MODE_COLORS = {"PROVISIONED": "#f2f2f2", "ON_DEMAND": "#e3f1e3"}
 

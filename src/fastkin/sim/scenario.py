@@ -11,7 +11,6 @@ from importlib import resources
 
 from .. import errors as E
 
-
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 _TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]i?[bB]|[bB])\s*$")
@@ -359,7 +358,7 @@ def _toml_loads(text: str, where: str) -> dict:
         import tomllib
     except ModuleNotFoundError:                      # Python 3.10
         try:
-            import tomli as tomllib                  # type: ignore[no-redef]
+            import tomli as tomllib  # type: ignore[no-redef]
         except ModuleNotFoundError:
             raise E.ScenarioError("reading TOML on Python 3.10 needs tomli: pip install 'fastkin[sim]'") from None
     try:
@@ -378,6 +377,14 @@ def builtin(name: str) -> Scenario:
         raise E.ScenarioError(f"no built-in scenario {name!r} (built-in: {', '.join(builtin_names())})")
     text = resources.files("fastkin.sim.scenarios").joinpath(name + ".toml").read_text("utf-8")
     return load_scenario(_toml_loads(text, f"builtin:{name}"), source=f"builtin:{name}")
+
+
+def _clock(s: float) -> str:
+    """Engine seconds since the start as h:mm:ss (or m:ss)."""
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 __all__ = ["Scenario", "StreamSpec", "ProducerSpec", "ConsumerSpec", "ActionSpec", "load_scenario",

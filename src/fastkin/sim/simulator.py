@@ -43,10 +43,21 @@ import numpy as np
 from .. import errors as E
 from ..clock import VirtualClock
 from ..engine import Engine
-from ..limits import PUT_RECORDS_MAX_RECORDS
 from ..errors import ScenarioError
-from .scenario import (ActionSpec, ConsumerSpec, ProducerSpec, Scenario, builtin, builtin_names, load_scenario,
-                       parse_duration, parse_rate, parse_size)
+from ..limits import PUT_RECORDS_MAX_RECORDS
+from .scenario import (
+    ActionSpec,
+    ConsumerSpec,
+    ProducerSpec,
+    Scenario,
+    _clock,
+    builtin,
+    builtin_names,
+    load_scenario,
+    parse_duration,
+    parse_rate,
+    parse_size,
+)
 
 START = 1_699_999_200.0       # 2023-11-14 21:00:00 UTC: whole minutes and hours
 
@@ -335,11 +346,6 @@ def _fmt_cell(x):
     return x
 
 
-def _clock(s: float) -> str:
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 # ---------------------------------------------------------------------------------------------------
