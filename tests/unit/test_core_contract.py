@@ -310,7 +310,7 @@ def _cy_core(quotas=False):
     ("arrival", "arrivals non-decreasing"),
     ("offset", "offsets contiguous"),
     ("used", "used <= acap"),
-    ("segment_base", "the newest segment ends at end"),
+    ("segment_base", "the oldest segment holds base"),     # one segment: it is the oldest as well
     ("ring_head", "ring head < ring capacity"),
     ("end", "end == accepted records"),
     ("bucket", "write byte bucket"),
