@@ -5,16 +5,36 @@ Modes (environment variables, read at build time):
   FASTKIN_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer (run with LD_PRELOAD of libasan).
 Release builds use -O2 and warnings; -ffp-contract=off keeps the token-bucket float arithmetic
 bit-identical to the pure-Python reference engine on every CPU (no fused multiply-add).
+
+Switching modes regenerates the C file and rebuilds the extension (the mode of the last build is kept
+in build/fastkin-build-mode): the sources are unchanged, so neither Cython nor build_ext would notice.
 """
 import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 from Cython.Build import cythonize
 
 DEBUG = os.environ.get("FASTKIN_DEBUG") == "1"
 SANITIZE = os.environ.get("FASTKIN_SANITIZE") == "1"
+
+MODE = f"debug={int(DEBUG)} sanitize={int(SANITIZE)}"
+MODE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "fastkin-build-mode")
+try:
+    with open(MODE_FILE) as f:
+        MODE_CHANGED = f.read().strip() != MODE
+except OSError:
+    MODE_CHANGED = True
+
+
+class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if MODE_CHANGED:
+            self.force = True
+
 
 cflags = ["-ffp-contract=off", "-Wall", "-Wno-unused-function", "-Wno-unreachable-code"]
 ldflags = []
@@ -49,5 +69,9 @@ extensions = [
 ]
 
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG),
+    ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG, force=MODE_CHANGED),
+    cmdclass={"build_ext": BuildExt},
 )
+os.makedirs(os.path.dirname(MODE_FILE), exist_ok=True)
+with open(MODE_FILE, "w") as f:
+    f.write(MODE + "\n")

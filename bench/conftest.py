@@ -153,12 +153,12 @@ def pytest_report_header(config):
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
     except OSError:
         pass
-    return [f"fastkin bench: default engine {_core.ENGINE}, nproc={os.cpu_count()}, cpu={cpu}, "
+    return [f"fastkin bench: default core {_core.CORE}, nproc={os.cpu_count()}, cpu={cpu}, "
             f"python={sys.version.split()[0]}"]
 
 
 def pytest_sessionstart(session):
-    if _core.get_core("cy").ENGINE != "cy":   # pragma: no cover
+    if _core.get_core("cy").NAME != "cy":   # pragma: no cover
         raise pytest.UsageError("the compiled core did not load; build it: python setup.py build_ext --inplace")
 
 

@@ -22,7 +22,7 @@ else:
         IMPORT_ERROR = exc
         core = ref_core
 
-CORE: str = core.ENGINE        # the name of the bound core: "cy" or "ref"
+CORE: str = core.NAME        # the name of the bound core: "cy" or "ref"
 
 
 def get_core(name: str | None = None):

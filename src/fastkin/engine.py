@@ -58,7 +58,7 @@ class Engine:
         self.limits = limits
         self.quotas = quotas
         self.core = get_core(core)             # the data-plane core module (compiled, or the reference)
-        self.core_name: str = self.core.ENGINE
+        self.core_name: str = self.core.NAME
         self.create_latency = float(create_latency)
         self.delete_latency = float(delete_latency)
         self.update_latency = float(update_latency)
@@ -723,14 +723,10 @@ class Engine:
         return s, E.shard_name(shard), pos
 
     # -- introspection ----------------------------------------------------------------------------
-    def memory_bytes(self) -> int | None:
-        """Bytes held by all shard logs (compiled engine only; None for the reference engine)."""
-        total = 0
-        for s in self._live_streams():
-            if not hasattr(s.core, "memory_bytes"):
-                return None
-            total += s.core.memory_bytes()
-        return total
+    def memory_bytes(self) -> int:
+        """Bytes held by all shard logs (StreamCore.memory_bytes of each live stream; the reference
+        engine counts payload bytes plus a modelled 18-byte index per record)."""
+        return sum(s.core.memory_bytes() for s in self._live_streams())
 
     def __repr__(self) -> str:
         return f"Engine(core={self.core_name!r}, streams={len(self._streams)}, clock={self.clock!r})"

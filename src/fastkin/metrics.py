@@ -18,11 +18,20 @@ import math
 import numpy as np
 
 from . import errors as E
-
-# core counter columns (fastkin._cy.core C_* / fastkin._ref.core C_*)
-(IN_BYTES, IN_RECORDS, W_THR_RECORDS, W_THR_BYTES, OUT_BYTES, OUT_RECORDS, GET_CALLS, R_THR_CALLS, AGE_MAX,
- PR_RECORDS, PR_THROTTLED) = range(11)
-NCTR = 11
+from ._protocols import (  # core counter columns: StreamCore.counters()' layout is defined in _protocols
+    C_AGE_MAX as AGE_MAX,
+    C_GET_CALLS as GET_CALLS,
+    C_IN_BYTES as IN_BYTES,
+    C_IN_RECORDS as IN_RECORDS,
+    C_OUT_BYTES as OUT_BYTES,
+    C_OUT_RECORDS as OUT_RECORDS,
+    C_PR_RECORDS as PR_RECORDS,
+    C_PR_THROTTLED as PR_THROTTLED,
+    C_R_THR_CALLS as R_THR_CALLS,
+    C_W_THR_BYTES as W_THR_BYTES,
+    C_W_THR_RECORDS as W_THR_RECORDS,
+    NCTR,
+)
 
 # stream-level metrics: name -> (statistic used to roll seconds into minutes)
 STREAM_METRICS = {

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from . import errors as E
-from ._common import SEQ_INDEX_END, initial_hash_ranges, parse_sequence_number
+from ._common import SEQ_INDEX_END, initial_hash_ranges
 from .autoscaling import OnDemandScaler
 from .limits import GET_RECORDS_MAX_RECORDS
 from .metrics import StreamMetrics
@@ -326,7 +326,7 @@ class Stream:
         if not isinstance(seq, str) or not seq.isdigit():
             raise E.validation_error(seq, "startingSequenceNumber",
                                      "satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
-        parsed = parse_sequence_number(seq)
+        parsed = self.engine.core.parse_sequence_number(seq)
         where = f"used in GetShardIterator on shard {info.shard_id} in stream {self.name} under account {self.engine.account_id}"
         if parsed is None:
             raise E.InvalidArgumentException(f"StartingSequenceNumber {seq} {where} is invalid.")

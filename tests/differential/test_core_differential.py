@@ -13,7 +13,7 @@ A third, deliberately trivial model checks the results independently of both eng
 
 * routing = md5(key) as a big-endian int (or the explicit hash key) + ``bisect`` over the open
   shards' start keys (and the open shards must tile [0, 2^128-1]);
-* sequence numbers = a Python int counter per shard (decoded with ``_common.parse_sequence_number``);
+* sequence numbers = a Python int counter per shard (decoded with ``fastkin._ref.core.parse_sequence_number``);
 * record contents, trimming, seek and reads = a per-shard Python list;
 * input validity (which calls must raise);
 * quotas are NOT re-implemented; instead invariants of a token bucket holding one second's
@@ -38,7 +38,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from fastkin import _core
 from fastkin import errors as E
-from fastkin._common import SEQ_INDEX_END, format_sequence_number, initial_hash_ranges, parse_sequence_number
+from fastkin._common import SEQ_INDEX_END, initial_hash_ranges
+from fastkin._ref.core import format_sequence_number, parse_sequence_number
 from fastkin.limits import GET_RECORDS_MAX_RECORDS, HASH_MAX, Limits
 
 REF = _core.get_core("ref")

@@ -1,7 +1,7 @@
 """The compiled core's sequence-number codec and MD5 routing hash vs the pure-Python definitions.
 
 ``fastkin._cy.core.format_sequence_number`` / ``parse_sequence_number`` (csrc/seqnum.h) must equal
-``fastkin._common``'s, and ``fastkin._cy.core.md5_hash_key`` (csrc/md5.c) must equal hashlib's MD5
+``fastkin._ref.core``'s, and ``fastkin._cy.core.md5_hash_key`` (csrc/md5.c) must equal hashlib's MD5
 read as a big-endian 128-bit integer.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from fastkin import _common
+from fastkin._ref import core as ref
 from fastkin._cy import core as cy
 
 SECS = st.integers(0, 2 ** 36 - 1)
@@ -35,10 +35,10 @@ def md5_int(b: bytes) -> int:
 @given(create=SECS_ANY, shard=SHARD_ANY, seq=SEQ_ANY, rec=SECS_ANY)
 def test_format_matches(create, shard, seq, rec):
     s = cy.format_sequence_number(create, shard, seq, rec)
-    assert s == _common.format_sequence_number(create, shard, seq, rec)
+    assert s == ref.format_sequence_number(create, shard, seq, rec)
     assert type(s) is str
     # and both parse it back to the fields
-    assert cy.parse_sequence_number(s) == _common.parse_sequence_number(s) == (create, shard, seq, rec)
+    assert cy.parse_sequence_number(s) == ref.parse_sequence_number(s) == (create, shard, seq, rec)
 
 
 def _mutations(s: str):
@@ -54,7 +54,7 @@ def _mutations(s: str):
     )
 
 
-VALID = st.builds(_common.format_sequence_number, SECS_ANY, SHARD_ANY, SEQ_ANY, SECS_ANY)
+VALID = st.builds(ref.format_sequence_number, SECS_ANY, SHARD_ANY, SEQ_ANY, SECS_ANY)
 NEAR_VALID = VALID.flatmap(_mutations)
 DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=140)
 BIG_INTS = st.integers(0, 2 ** 200).map(str)
@@ -70,24 +70,24 @@ ANY_TEXT = st.text(max_size=80)
 @example(str((2 << 184) - 1))
 @example(str(1 << 188))
 @example("0abc")
-@example("0" + _common.format_sequence_number(1, 2, 3, 4))
+@example("0" + ref.format_sequence_number(1, 2, 3, 4))
 @example("9" * 57)
 @example("9" * 129)
 @example("9" * 130)
 @example("1" * 56 + "\ud800")
 def test_parse_matches(s):
     c = cy.parse_sequence_number(s)
-    r = _common.parse_sequence_number(s)
+    r = ref.parse_sequence_number(s)
     assert c == r, (s, c, r)
     if r is not None:
-        assert _common.format_sequence_number(*r) == s
+        assert ref.format_sequence_number(*r) == s
 
 
 @S
 @given(s=st.one_of(st.none(), st.integers(), st.binary(max_size=60), st.floats(), st.lists(st.integers(), max_size=2)))
 def test_parse_non_str_is_none(s):
     assert cy.parse_sequence_number(s) is None
-    assert _common.parse_sequence_number(s) is None
+    assert ref.parse_sequence_number(s) is None
 
 
 @S

@@ -1,7 +1,7 @@
 import pytest
 
 from fastkin import InvalidArgumentException, ValidationException
-from fastkin._common import parse_sequence_number
+from fastkin._ref.core import parse_sequence_number
 
 
 def test_put_records_one_result_per_record_in_order(engine):

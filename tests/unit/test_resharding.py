@@ -4,7 +4,8 @@ import pytest
 
 from fastkin import (InvalidArgumentException, LimitExceededException, ResourceInUseException,
                      ValidationException)
-from fastkin._common import initial_hash_ranges, parse_sequence_number
+from fastkin._common import initial_hash_ranges
+from fastkin._ref.core import parse_sequence_number
 from fastkin.limits import HASH_MAX
 
 HALF = 2**127

@@ -13,6 +13,25 @@
 #
 # Thread-safety: a StreamCore serialises every mutation and read of its shards with one mutex
 # (held without calling back into Python code); Shard objects are not safe to use directly.
+#
+# Invariants (StreamCore._check_*; check_invariants() runs them all; a debug build, FASTKIN_DEBUG=1,
+# also runs the relevant ones after every mutation and raises fastkin.errors.CorruptStateError):
+#   ring      _seg_cap is 0 or a power of two, _seg_head < _seg_cap, _nseg <= _seg_cap; segment bases are
+#             contiguous (seg[k+1].base == seg[k].base + seg[k].count); the oldest segment holds ``base``
+#             (base == end when none does), the newest ends at ``end``; end == counter C_IN_RECORDS;
+#             only the newest segment may be empty; a segment spans at most SEG_MAX_AGE_MS of arrivals.
+#   index     arrivals non-decreasing within and across segments and <= _last_ms; offsets contiguous
+#             (off[0] == 0, off[i+1] == off[i] + dlen[i] + klen[i]) and off[i] + dlen[i] + klen[i] <= used;
+#             1 <= dlen + klen <= the largest max_record_bytes ever set.
+#   bytes     used <= acap (<= mapped for mapped arenas), used <= SEG_MAX_BYTES; full-payload segments:
+#             sum of record sizes == used; metadata-only segments: used == 0 and every offset 0.
+#   quotas    every bucket <= one second's allowance; the record and call buckets >= 0; the write-byte
+#             bucket >= allowance - largest record (the debt an oversized record leaves: it is accepted
+#             from a full bucket); the read-byte bucket >= -get_records_max_bytes (a response is charged
+#             while the bucket is positive).
+#   routing   _nopen == len(_open), _ohi/_olo are the open shards' start hashes in non-decreasing
+#             order, open shards are not closed and every shard that is not closed is open;
+#             _min_ms <= the oldest readable arrival of every shard.
 from libc.stdint cimport uint64_t, uint32_t, uint16_t, int64_t, int32_t
 cimport cython
 
@@ -26,6 +45,8 @@ cdef enum:
     HUGE_ARENA = 2 * 1024 * 1024  # arenas this big move to their own huge-page mapping (= FK_HUGE)
 
 # Per-shard cumulative counters (metrics read them once per engine-second; the hot path only adds).
+# The layout is defined in fastkin/_protocols.py (C_* there, with a comment per column); this enum must
+# carry the same numbers: counter_layout() reports them and tests/unit/test_core_contract.py compares.
 cdef enum:
     C_IN_BYTES = 0          # accepted write bytes (data + key)
     C_IN_RECORDS = 1        # accepted records
@@ -92,7 +113,8 @@ cdef class StreamCore:
     cdef readonly str account
     cdef readonly object limits
     cdef public bint quotas               # per-shard quotas enforced
-    cdef public Py_ssize_t max_record_bytes
+    cdef Py_ssize_t _max_record_bytes     # the max_record_bytes property (data + key bytes of one record)
+    cdef Py_ssize_t _max_record_bytes_hw  # the largest max_record_bytes ever set (bounds a bucket's debt)
     cdef readonly bint store_payload      # False: metadata-only storage (simulations)
     cdef readonly dict shards             # index -> Shard, every shard not yet expired
     cdef list _open                       # open shards sorted by start hash; replaced, never mutated
@@ -112,3 +134,11 @@ cdef class StreamCore:
     cdef bint _write_ok(self, Shard s, Py_ssize_t size, double now) noexcept
     cdef bint _read_ok(self, Shard s, double now) noexcept
     cdef int _rebuild_routing(self, list opened) except -1
+    # invariant checks (see the top of this file); the _debug_* ones run after mutations in debug builds
+    cdef int _check_ring(self, Shard s) except -1
+    cdef int _check_segment(self, Shard s, Py_ssize_t k) except -1
+    cdef int _check_buckets(self, Shard s) except -1
+    cdef int _check_routing(self) except -1
+    cdef int _check_min_ms(self) except -1
+    cdef int _check_all(self) except -1
+    cdef int _debug_after_append(self, Shard s) except -1

@@ -11,7 +11,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
 from libc.math cimport floor, INFINITY
-from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t, INT64_MAX
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
@@ -19,9 +19,10 @@ import numpy as np
 
 from .. import errors as E
 from .._common import SEQ_INDEX_END, parse_hash_key
+from ..limits import HASH_MAX
 from ..limits import GET_RECORDS_MAX_RECORDS, PARTITION_KEY_MAX_CHARS, PUT_RECORDS_MAX_RECORDS
 
-ENGINE = "cy"
+NAME = "cy"
 
 
 cdef extern from "md5.h":
@@ -43,6 +44,10 @@ cdef extern from "fk_mem.h":
 
 cdef extern from "fastkin_debug.h":
     const int FASTKIN_DEBUG
+
+# Whether this build checks the core's invariants after every mutation (FASTKIN_DEBUG=1 builds; see
+# core.pxd). check_invariants() runs the same checks on demand in every build.
+DEBUG = bool(FASTKIN_DEBUG)
 
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
@@ -115,6 +120,17 @@ def parse_sequence_number(s):
     if seq_parse(p, <size_t>n, &c, &sh, &q, &r) != 0:
         return None
     return (c, sh, q, r)
+
+
+def counter_layout():
+    """The columns of StreamCore.counters(): {"C_IN_BYTES": 0, ...}, from the C enum in core.pxd (it must
+    equal fastkin._protocols.COUNTER_LAYOUT)."""
+    return {
+        "C_IN_BYTES": C_IN_BYTES, "C_IN_RECORDS": C_IN_RECORDS, "C_W_THR_RECORDS": C_W_THR_RECORDS,
+        "C_W_THR_BYTES": C_W_THR_BYTES, "C_OUT_BYTES": C_OUT_BYTES, "C_OUT_RECORDS": C_OUT_RECORDS,
+        "C_GET_CALLS": C_GET_CALLS, "C_R_THR_CALLS": C_R_THR_CALLS, "C_AGE_MAX": C_AGE_MAX,
+        "C_PR_RECORDS": C_PR_RECORDS, "C_PR_THROTTLED": C_PR_THROTTLED,
+    }
 
 
 def md5_lanes():
@@ -562,7 +578,8 @@ cdef class Shard:
             total += sizeof(Segment) + g.acap + g.cap * (2 * sizeof(uint32_t) + sizeof(uint16_t) + sizeof(int64_t))
         return total
 
-    def segment_count(self):
+    def _segment_count(self):
+        """Live segments (for debugging; not part of the core contract)."""
         return self._nseg
 
 
@@ -649,7 +666,8 @@ cdef class StreamCore:
         self.account = account
         self.limits = limits
         self.quotas = quotas
-        self.max_record_bytes = max_record_bytes
+        self._max_record_bytes = max_record_bytes
+        self._max_record_bytes_hw = max_record_bytes
         self.store_payload = store_payload
         self.shards = {}
         self._open = []
@@ -664,6 +682,17 @@ cdef class StreamCore:
     def __dealloc__(self):
         free(self._ohi)
         free(self._olo)
+
+    @property
+    def max_record_bytes(self):
+        """Largest record accepted (data + key bytes); settable (UpdateMaxRecordSize)."""
+        return self._max_record_bytes
+
+    @max_record_bytes.setter
+    def max_record_bytes(self, Py_ssize_t value):
+        self._max_record_bytes = value
+        if value > self._max_record_bytes_hw:
+            self._max_record_bytes_hw = value
 
     # -- topology -------------------------------------------------------------------------
     cdef int _rebuild_routing(self, list opened) except -1:
@@ -693,6 +722,8 @@ cdef class StreamCore:
         with self._lock:
             self.shards[index] = s
             self._rebuild_routing(self._open + [s])
+            if FASTKIN_DEBUG:
+                self._check_routing()
 
     def reshard(self, list close not None, list add not None):
         """Atomically close shards (no longer routed to) and add new ones (index, start, end, created_secs, open);
@@ -721,11 +752,17 @@ cdef class StreamCore:
                 if not s.closed:
                     opened.append(s)
             self._rebuild_routing(opened)
+            if FASTKIN_DEBUG:
+                for s in new:
+                    self._check_ring(s)
+                self._check_routing()
 
     def drop_shard(self, uint32_t index):
         """Forget a closed shard whose records have all expired (its memory is freed)."""
         with self._lock:
             del self.shards[index]
+            if FASTKIN_DEBUG:
+                self._check_routing()
 
     def shard_end(self, uint32_t index):
         return (<Shard>self.shards[index]).end
@@ -831,14 +868,16 @@ cdef class StreamCore:
         _key_bytes(key, -1, &kp, &kl)
         dl = PyBytes_GET_SIZE(b)
         size = dl + kl
-        if size > self.max_record_bytes:
-            raise E.record_too_large(None, size, self.max_record_bytes)
+        if size > self._max_record_bytes:
+            raise E.record_too_large(None, size, self._max_record_bytes)
         _hash_of(ehk, kp, kl, &hi, &lo)
         with self._lock:
             s = self._route(hi, lo)
             if not self._write_ok(s, size, now):
                 s._ctr[C_W_THR_RECORDS] += 1
                 s._ctr[C_W_THR_BYTES] += <uint64_t>size
+                if FASTKIN_DEBUG:
+                    self._check_buckets(s)
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             s._ctr[C_IN_RECORDS] += 1
             s._ctr[C_IN_BYTES] += <uint64_t>size
@@ -850,6 +889,8 @@ cdef class StreamCore:
                 self._min_ms = ms
             seq = s.end
             s._append(PyBytes_AS_STRING(b), <size_t>dl, kp, <size_t>kl, ms)
+            if FASTKIN_DEBUG:
+                self._debug_after_append(s)
             return _ok_result(s, seq, ms)
 
     def put_records(self, records, double now):
@@ -909,8 +950,8 @@ cdef class StreamCore:
             _dp[i] = PyBytes_AS_STRING(data)
             _dl[i] = PyBytes_GET_SIZE(data)
             size = _dl[i] + _kl[i]
-            if size > self.max_record_bytes:
-                raise E.record_too_large(i, size, self.max_record_bytes)
+            if size > self._max_record_bytes:
+                raise E.record_too_large(i, size, self._max_record_bytes)
             total += size
             if ehk is not None:
                 _hash_of(ehk, _kp[i], _kl[i], &_hhi[i], &_hlo[i])
@@ -957,6 +998,8 @@ cdef class StreamCore:
                     res._seq[i] = s.end
                     res._ms[i] = ms
                     s._append(_dp[i], <size_t>_dl[i], _kp[i], <size_t>_kl[i], ms)
+                    if FASTKIN_DEBUG:
+                        self._debug_after_append(s)
                 else:
                     res._seq[i] = <uint64_t>-1
                     res._ms[i] = 0
@@ -964,13 +1007,15 @@ cdef class StreamCore:
                     s._ctr[C_PR_THROTTLED] += 1
                     s._ctr[C_W_THR_RECORDS] += 1
                     s._ctr[C_W_THR_BYTES] += <uint64_t>size
+                    if FASTKIN_DEBUG:
+                        self._check_buckets(s)
         return res
 
     # -- read -----------------------------------------------------------------------------
-    def get_records(self, uint32_t index, uint64_t pos, object limit_arg, double now, bint quota=True):
+    def get_records(self, uint32_t index, uint64_t pos, object limit, double now, bint quota=True):
         """Read from position ``pos`` (clamped to the trim horizon): (records, next_pos, millis_behind).
         ``quota=False`` reads outside the shard's shared read quota (enhanced fan-out has its own pipe)."""
-        cdef Py_ssize_t limit
+        cdef Py_ssize_t nmax
         cdef Shard s
         cdef Segment *g
         cdef Py_ssize_t nbytes = 0, size, cap = self._get_max_bytes, got = 0
@@ -979,20 +1024,22 @@ cdef class StreamCore:
         cdef Record r
         cdef int64_t behind = 0
         cdef list out = []
-        if not 1 <= limit_arg <= GET_RECORDS_MAX_RECORDS:
-            raise E.validation_error(limit_arg, "limit", f"have value between 1 and {GET_RECORDS_MAX_RECORDS}")
-        limit = limit_arg
+        if not 1 <= limit <= GET_RECORDS_MAX_RECORDS:
+            raise E.validation_error(limit, "limit", f"have value between 1 and {GET_RECORDS_MAX_RECORDS}")
+        nmax = limit
         with self._lock:
             s = <Shard>self.shards[index]
             if quota and not self._read_ok(s, now):
                 s._ctr[C_R_THR_CALLS] += 1
+                if FASTKIN_DEBUG:
+                    self._check_buckets(s)
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             if pos < s.base:
                 pos = s.base
-            while pos < s.end and got < limit:
+            while pos < s.end and got < nmax:
                 g = s._find(pos)
                 j = pos - g.base
-                while j < g.count and got < limit:
+                while j < g.count and got < nmax:
                     size = g.dlen[j] + g.klen[j]
                     if nbytes + size > cap:
                         cut = True
@@ -1028,6 +1075,8 @@ cdef class StreamCore:
             s._ctr[C_GET_CALLS] += 1
             if <uint64_t>behind > s._ctr[C_AGE_MAX]:
                 s._ctr[C_AGE_MAX] = <uint64_t>behind
+            if FASTKIN_DEBUG:
+                self._check_buckets(s)
             return out, pos, behind
 
     # -- retention ------------------------------------------------------------------------
@@ -1060,6 +1109,10 @@ cdef class StreamCore:
                     if oldest < new_min:
                         new_min = oldest
             self._min_ms = new_min
+            if FASTKIN_DEBUG:
+                for s in self.shards.values():
+                    self._check_ring(s)
+                self._check_min_ms()
         return dropped
 
     def counters(self, indices, bint reset_age=False):
@@ -1089,7 +1142,257 @@ cdef class StreamCore:
 
     def memory_bytes(self):
         cdef Shard s
-        return sum([s.memory_bytes() for s in self.shards.values()])
+        with self._lock:
+            return sum([s.memory_bytes() for s in self.shards.values()])
+
+    # -- invariants (listed at the top of core.pxd) ------------------------------------------
+    def check_invariants(self):
+        """Check every invariant of this core's state now (O(records)); CorruptStateError names the
+        first broken one. Debug builds (DEBUG) also check after every mutation."""
+        with self._lock:
+            self._check_all()
+
+    cdef int _check_all(self) except -1:
+        cdef Shard s
+        cdef Py_ssize_t k
+        for s in self.shards.values():
+            self._check_ring(s)
+            for k in range(s._nseg):
+                self._check_segment(s, k)
+            self._check_buckets(s)
+        self._check_routing()
+        self._check_min_ms()
+        return 0
+
+    cdef int _check_ring(self, Shard s) except -1:
+        """O(segments): ring bounds, contiguous segment bases, base/end against the ring, per-segment sizes."""
+        cdef Py_ssize_t k, mask
+        cdef Segment *g
+        cdef Segment *first
+        cdef Segment *last
+        cdef Segment *prev = NULL
+        if s._seg_cap == 0:
+            if s._segs != NULL or s._nseg != 0 or s._seg_head != 0:
+                _corrupt("an empty ring has no segments", s, self.name,
+                         f"segs_null={s._segs == NULL}, nseg={s._nseg}, head={s._seg_head}")
+        elif (s._seg_cap & (s._seg_cap - 1)) != 0 or s._segs == NULL:
+            _corrupt("ring capacity is a power of two", s, self.name, f"seg_cap={s._seg_cap}")
+        if not (0 <= s._seg_head and (s._seg_head < s._seg_cap or s._seg_cap == 0)):
+            _corrupt("ring head < ring capacity", s, self.name, f"head={s._seg_head}, seg_cap={s._seg_cap}")
+        if not 0 <= s._nseg <= s._seg_cap:
+            _corrupt("0 <= segments <= ring capacity", s, self.name, f"nseg={s._nseg}, seg_cap={s._seg_cap}")
+        if s.base > s.end:
+            _corrupt("base <= end", s, self.name, f"base={s.base}, end={s.end}")
+        if s.end != s._ctr[C_IN_RECORDS]:
+            _corrupt("end == accepted records", s, self.name, f"end={s.end}, accepted={s._ctr[C_IN_RECORDS]}")
+        if s._nseg == 0:
+            if s.base != s.end:
+                _corrupt("a shard without segments has base == end", s, self.name, f"base={s.base}, end={s.end}")
+            return 0
+        mask = s._seg_cap - 1
+        for k in range(s._nseg):
+            g = s._segs[(s._seg_head + k) & mask]
+            if g == NULL:
+                _corrupt("live ring slots hold a segment", s, self.name, f"segment={k}")
+            if prev != NULL and g.base != prev.base + prev.count:
+                _corrupt("segment bases contiguous", s, self.name,
+                         f"segment={k}, base={g.base}, previous base={prev.base}, previous count={prev.count}")
+            if g.count > g.cap or g.cap > SEG_MAX_RECORDS:
+                _corrupt("count <= index capacity <= SEG_MAX_RECORDS", s, self.name,
+                         f"segment={k}, count={g.count}, cap={g.cap}")
+            if g.count == 0 and k != s._nseg - 1:
+                _corrupt("only the newest segment may be empty", s, self.name, f"segment={k}, nseg={s._nseg}")
+            if g.used > g.acap or g.used > SEG_MAX_BYTES or (g.mapped and g.acap > g.mapped):
+                _corrupt("used <= acap (<= mapped), used <= SEG_MAX_BYTES", s, self.name,
+                         f"segment={k}, used={g.used}, acap={g.acap}, mapped={g.mapped}")
+            if s.meta_only and g.used != 0:
+                _corrupt("metadata-only segments store no bytes", s, self.name, f"segment={k}, used={g.used}")
+            if g.count and g.ms[g.count - 1] - g.ms[0] > SEG_MAX_AGE_MS:
+                _corrupt("a segment spans at most SEG_MAX_AGE_MS of arrivals", s, self.name,
+                         f"segment={k}, first ms={g.ms[0]}, last ms={g.ms[g.count - 1]}")
+            prev = g
+        first = s._segs[s._seg_head]
+        last = prev
+        if not first.base <= s.base <= first.base + first.count:
+            _corrupt("the oldest segment holds base", s, self.name,
+                     f"base={s.base}, oldest segment=[{first.base}, {first.base + first.count})")
+        if s._nseg > 1 and s.base == first.base + first.count:
+            _corrupt("a wholly trimmed segment is freed", s, self.name,
+                     f"base={s.base}, oldest segment=[{first.base}, {first.base + first.count}), nseg={s._nseg}")
+        if last.base + last.count != s.end:
+            _corrupt("the newest segment ends at end", s, self.name,
+                     f"end={s.end}, newest segment=[{last.base}, {last.base + last.count})")
+        return 0
+
+    cdef int _check_segment(self, Shard s, Py_ssize_t k) except -1:
+        """O(records of segment k): arrival order, offsets and byte accounting (after _check_ring)."""
+        cdef Segment *g = s._segs[(s._seg_head + k) & (s._seg_cap - 1)]
+        cdef Segment *prev = s._segs[(s._seg_head + k - 1) & (s._seg_cap - 1)] if k > 0 else NULL
+        cdef uint32_t i
+        cdef size_t expect = 0, size
+        cdef int64_t last_ms = prev.ms[prev.count - 1] if prev != NULL and prev.count else INT64_MIN
+        for i in range(g.count):
+            if g.ms[i] < last_ms:
+                _corrupt("arrivals non-decreasing", s, self.name,
+                         f"segment={k}, record={i}, seq index={g.base + i}, ms={g.ms[i]}, previous ms={last_ms}")
+            last_ms = g.ms[i]
+            if g.ms[i] > s._last_ms:
+                _corrupt("arrival <= newest arrival", s, self.name,
+                         f"segment={k}, record={i}, ms={g.ms[i]}, last_ms={s._last_ms}")
+            size = <size_t>g.dlen[i] + g.klen[i]
+            if g.klen[i] < 1 or size > <size_t>self._max_record_bytes_hw:
+                _corrupt("1 <= key bytes, record size <= max_record_bytes", s, self.name,
+                         f"segment={k}, record={i}, dlen={g.dlen[i]}, klen={g.klen[i]}, "
+                         f"max_record_bytes={self._max_record_bytes_hw}")
+            if s.meta_only:
+                if g.off[i] != 0:
+                    _corrupt("metadata-only offsets are 0", s, self.name, f"segment={k}, record={i}, off={g.off[i]}")
+                continue
+            if g.off[i] != expect:
+                _corrupt("offsets contiguous", s, self.name,
+                         f"segment={k}, record={i}, off={g.off[i]}, expected={expect}")
+            if g.off[i] + size > g.used:
+                _corrupt("off + dlen + klen <= used", s, self.name,
+                         f"segment={k}, record={i}, off={g.off[i]}, size={size}, used={g.used}")
+            expect = g.off[i] + size
+        if not s.meta_only and expect != g.used:
+            _corrupt("sum of record sizes == used", s, self.name, f"segment={k}, sum={expect}, used={g.used}")
+        return 0
+
+    cdef int _check_buckets(self, Shard s) except -1:
+        """Buckets hold at most one second's allowance; the write-byte bucket's debt is at most one
+        oversized record's excess (largest max_record_bytes - allowance); the read-byte bucket's at most
+        one response (get_records_max_bytes); the record and call buckets never go negative."""
+        cdef double wb_min = self._wbps - <double>self._max_record_bytes_hw
+        if wb_min > 0.0:
+            wb_min = 0.0
+        if not (wb_min <= s._wb <= self._wbps):
+            _corrupt("write byte bucket in [allowance - largest record, allowance]", s, self.name,
+                     f"bucket={s._wb!r}, low={wb_min!r}, high={self._wbps!r}")
+        if not (0.0 <= s._wr <= self._wrps):
+            _corrupt("write record bucket in [0, allowance]", s, self.name, f"bucket={s._wr!r}, high={self._wrps!r}")
+        if not (0.0 <= s._rc <= self._rcps):
+            _corrupt("read call bucket in [0, allowance]", s, self.name, f"bucket={s._rc!r}, high={self._rcps!r}")
+        if not (-<double>self._get_max_bytes <= s._rb <= self._rbps):
+            _corrupt("read byte bucket in [-get_records_max_bytes, allowance]", s, self.name,
+                     f"bucket={s._rb!r}, low={-<double>self._get_max_bytes!r}, high={self._rbps!r}")
+        return 0
+
+    cdef int _check_routing(self) except -1:
+        """O(shards): the routing arrays match the open list, which holds exactly the shards not closed."""
+        cdef Py_ssize_t i
+        cdef Shard s
+        cdef set opened = set()
+        if self._nopen != len(self._open) or (self._nopen and (self._ohi == NULL or self._olo == NULL)):
+            _corrupt("routing arrays match the open shards", None, self.name,
+                     f"nopen={self._nopen}, open={len(self._open)}")
+        for i in range(self._nopen):
+            s = <Shard>self._open[i]
+            if self._ohi[i] != s._shi or self._olo[i] != s._slo:
+                _corrupt("routing arrays match the open shards", s, self.name, f"position={i}")
+            if i and not _u128_le(self._ohi[i - 1], self._olo[i - 1], self._ohi[i], self._olo[i]):
+                _corrupt("open shards sorted by start hash", s, self.name, f"position={i}")
+            if s.closed:
+                _corrupt("open shards are not closed", s, self.name, f"position={i}")
+            opened.add(id(s))
+        for s in self.shards.values():
+            if not s.closed and id(s) not in opened:
+                _corrupt("every shard not closed is routed to", s, self.name, "not in the open list")
+        return 0
+
+    cdef int _check_min_ms(self) except -1:
+        """_min_ms (trim's O(1) shortcut) is <= the oldest readable arrival of every shard."""
+        cdef Shard s
+        for s in self.shards.values():
+            if s.base < s.end and s._nseg and s._ms_at(s.base) < self._min_ms:
+                _corrupt("min_ms <= oldest arrival", s, self.name,
+                         f"min_ms={self._min_ms}, oldest ms={s._ms_at(s.base)}")
+        return 0
+
+    cdef int _debug_after_append(self, Shard s) except -1:
+        """O(1) amortised, after each append (debug builds): the newest record against the one before it,
+        the ring when a segment was just started (and then the sealed one in full), the write buckets."""
+        cdef Segment *g = s._segs[(s._seg_head + s._nseg - 1) & (s._seg_cap - 1)]
+        cdef Segment *prev
+        cdef uint32_t i = g.count - 1
+        cdef size_t size = <size_t>g.dlen[i] + g.klen[i]
+        if g.count == 1:                       # a new segment: check the ring and the segment just sealed
+            self._check_ring(s)
+            if s._nseg > 1:
+                self._check_segment(s, s._nseg - 2)
+        if g.count > g.cap or g.base + g.count != s.end or s.end != s._ctr[C_IN_RECORDS]:
+            _corrupt("the newest segment ends at end == accepted records", s, self.name,
+                     f"count={g.count}, cap={g.cap}, segment base={g.base}, end={s.end}, "
+                     f"accepted={s._ctr[C_IN_RECORDS]}")
+        if g.ms[i] != s._last_ms:
+            _corrupt("the newest record has the newest arrival", s, self.name, f"ms={g.ms[i]}, last_ms={s._last_ms}")
+        if i:
+            if g.ms[i] < g.ms[i - 1]:
+                _corrupt("arrivals non-decreasing", s, self.name, f"seq index={g.base + i}, ms={g.ms[i]}, "
+                         f"previous ms={g.ms[i - 1]}")
+        elif s._nseg > 1:
+            prev = s._segs[(s._seg_head + s._nseg - 2) & (s._seg_cap - 1)]
+            if prev.count and g.ms[0] < prev.ms[prev.count - 1]:
+                _corrupt("arrivals non-decreasing", s, self.name, f"seq index={g.base}, ms={g.ms[0]}, "
+                         f"previous ms={prev.ms[prev.count - 1]}")
+        if g.used > g.acap:
+            _corrupt("used <= acap (<= mapped), used <= SEG_MAX_BYTES", s, self.name, f"used={g.used}, acap={g.acap}")
+        if s.meta_only:
+            if g.used != 0 or g.off[i] != 0:
+                _corrupt("metadata-only segments store no bytes", s, self.name, f"used={g.used}, off={g.off[i]}")
+        else:
+            if i and g.off[i] != g.off[i - 1] + g.dlen[i - 1] + g.klen[i - 1]:
+                _corrupt("offsets contiguous", s, self.name, f"record={i}, off={g.off[i]}, expected="
+                         f"{g.off[i - 1] + g.dlen[i - 1] + g.klen[i - 1]}")
+            if (i == 0 and g.off[0] != 0) or g.off[i] + size != g.used:
+                _corrupt("sum of record sizes == used", s, self.name, f"record={i}, off={g.off[i]}, size={size}, "
+                         f"used={g.used}")
+        if self._min_ms > g.ms[i]:
+            _corrupt("min_ms <= oldest arrival", s, self.name, f"min_ms={self._min_ms}, ms={g.ms[i]}")
+        self._check_buckets(s)
+        return 0
 
 
 END_SEQ_INDEX = SEQ_INDEX_END
+
+
+cdef int _corrupt(str invariant, Shard s, str stream, str detail) except -1:
+    """Raise CorruptStateError naming the broken invariant, the shard and the values."""
+    where = f"stream {stream}" if s is None else f"{s.shard_id} of stream {stream}"
+    raise E.CorruptStateError(f"invariant {invariant!r} broken on {where}: {detail}")
+
+
+
+
+if FASTKIN_DEBUG:
+    def _debug_corrupt(StreamCore core, uint32_t index, str kind):
+        """Debug builds only: break one invariant of shard ``index`` on purpose (tests of the checks).
+        Every kind leaves the state safe to free and to check."""
+        cdef Shard s = <Shard>core.shards[index]
+        cdef Segment *g = NULL
+        if s._nseg:
+            g = s._segs[(s._seg_head + s._nseg - 1) & (s._seg_cap - 1)]
+        if kind in ("arrival", "offset", "used", "segment_base", "ring_head") and (g == NULL or g.count < 2):
+            raise ValueError(f"{kind}: needs a shard whose newest segment has 2 records or more")
+        if kind == "arrival":            # the newest record arrived before the one before it
+            g.ms[g.count - 1] = g.ms[g.count - 2] - 1
+        elif kind == "offset":           # the newest record's offset skips a byte
+            g.off[g.count - 1] += 1
+        elif kind == "used":             # more bytes in use than allocated
+            g.used = g.acap + 1
+        elif kind == "segment_base":     # the newest segment no longer ends at the shard's end
+            g.base += 1
+        elif kind == "ring_head":        # head outside the ring (the mask still addresses the same slot)
+            s._seg_head += s._seg_cap
+        elif kind == "end":              # more records than were accepted
+            s.end += 1
+        elif kind == "bucket":           # more than one second's allowance
+            s._wb = core._wbps * 2.0
+        elif kind == "debt":             # deeper in debt than one oversized record can leave
+            s._wb = core._wbps - <double>core._max_record_bytes_hw - 1.0
+        elif kind == "min_ms":           # trim's shortcut above a stored arrival
+            core._min_ms = INT64_MAX
+        elif kind == "routing":          # a routing array no longer matches the open shards
+            core._olo[0] ^= 1
+        else:
+            raise ValueError(f"unknown corruption {kind!r}")

@@ -1,0 +1,371 @@
+"""The core contract: both core modules implement exactly fastkin._protocols, nothing more or less.
+
+Checks, for the compiled core (fastkin._cy.core) and the reference (fastkin._ref.core):
+* every Protocol member exists, with the same parameters (names, kinds, defaults) where it is a method;
+* ``isinstance`` against the runtime-checkable Protocols, for the module and an instance of every class;
+* no public member on either core's classes (or public function/class in the module) that the
+  Protocols do not declare, so the two cannot drift apart again;
+* the per-shard counter layout (fastkin._protocols.C_*) equals the compiled core's C enum and is
+  what metrics.py uses;
+* check_invariants() holds after a mixed workload (oversized records, reads, trims, reshards) and
+  reports a deliberately corrupted reference core.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+
+import numpy as np
+import pytest
+
+from fastkin import _core, metrics
+from fastkin import _protocols as P
+from fastkin import errors as E
+from fastkin._common import initial_hash_ranges
+from fastkin.limits import HASH_MAX, Limits
+
+CORES = {name: _core.get_core(name) for name in ("ref", "cy")}
+T0 = 1_700_000_000.0
+_DUNDERS = ("__len__", "__getitem__", "__iter__")
+
+
+def declared(proto: type) -> set[str]:
+    """The members a Protocol declares (annotations, methods, properties), without typing's own."""
+    names: set[str] = set()
+    for base in proto.__mro__:
+        if base in (object, typing.Protocol, typing.Generic):
+            continue
+        names |= set(base.__dict__.get("__annotations__", {}))
+        names |= {n for n in base.__dict__ if not n.startswith("_") or n in _DUNDERS}
+    return names
+
+
+def public(obj) -> set[str]:
+    """Public names of an instance: its class's attributes plus instance attributes."""
+    names = {n for n in dir(obj) if not n.startswith("_")}
+    names |= {n for n in getattr(obj, "__dict__", {}) if not n.startswith("_")}
+    return names
+
+
+def params(fn, drop_self: bool):
+    ps = list(inspect.signature(fn).parameters.values())
+    if drop_self:
+        ps = ps[1:]
+    return [(p.name, p.kind, p.default) for p in ps]
+
+
+def make_core(mod, **kw):
+    c = mod.StreamCore("s", "123456789012", kw.pop("limits", Limits()), kw.pop("quotas", True),
+                       kw.pop("max_record_bytes", 1024 * 1024), *kw.pop("extra", ()))
+    for i, (a, b) in enumerate(initial_hash_ranges(kw.pop("shards", 2))):
+        c.add_shard(i, a, b, int(T0))
+    return c
+
+
+def instances(mod) -> dict[str, object]:
+    """One instance of every class the contract names, made through the core's own API."""
+    c = make_core(mod)
+    put = c.put_record(b"data", "key", None, T0)
+    batch = c.put_records([(b"x", "a"), (b"y", "b")], T0)
+    records, _, _ = c.get_records(0, 0, 10, T0)
+    if not records:
+        records, _, _ = c.get_records(1, 0, 10, T0)
+    return {"StreamCore": c, "Shard": c.shards[0], "PutResult": put, "PutRecordsResult": batch,
+            "Record": records[0]}
+
+
+@pytest.fixture(params=list(CORES))
+def mod(request):
+    return CORES[request.param]
+
+
+# -- the module --------------------------------------------------------------------------------
+
+def test_module_implements_the_module_protocol(mod):
+    assert isinstance(mod, P.CoreModuleProtocol)
+    for name in declared(P.CoreModuleProtocol):
+        assert hasattr(mod, name), (mod.NAME, name)
+    assert mod.NAME in ("ref", "cy") and isinstance(mod.DEBUG, bool)
+    assert mod.END_SEQ_INDEX == 0x7FFFFFFFFFFFFFFF
+
+
+def test_module_function_signatures_match_the_protocol(mod):
+    for name, member in vars(P.CoreModuleProtocol).items():
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        assert params(getattr(mod, name), False) == params(member, True), (mod.NAME, name)
+
+
+def test_module_has_no_undeclared_public_functions_or_classes(mod):
+    allowed = declared(P.CoreModuleProtocol)
+    extra = []
+    for name, obj in vars(mod).items():
+        if name.startswith("_") or not callable(obj):
+            continue
+        if getattr(obj, "__module__", None) == mod.__name__ and name not in allowed:
+            extra.append(name)
+    assert not extra, f"{mod.__name__} exports {extra}, which fastkin._protocols.CoreModuleProtocol does not declare"
+
+
+def test_both_modules_export_the_same_surface():
+    def surface(m):
+        return {n for n, o in vars(m).items() if not n.startswith("_") and getattr(o, "__module__", None) == m.__name__}
+    assert surface(CORES["ref"]) == surface(CORES["cy"]) == declared(P.CoreModuleProtocol) - {
+        "NAME", "DEBUG", "END_SEQ_INDEX"}
+
+
+# -- the classes -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls_name", list(P.CLASS_PROTOCOLS))
+def test_class_implements_exactly_its_protocol(mod, cls_name):
+    proto = P.CLASS_PROTOCOLS[cls_name]
+    obj = instances(mod)[cls_name]
+    assert type(obj) is getattr(mod, cls_name)
+    assert isinstance(obj, proto), (mod.NAME, cls_name)
+    want = declared(proto)
+    have = public(obj) | {n for n in _DUNDERS if hasattr(type(obj), n)}
+    assert want - have == set(), f"{mod.NAME}.{cls_name} lacks {sorted(want - have)}"
+    assert have - want == set(), f"{mod.NAME}.{cls_name} has {sorted(have - want)}, undeclared in {proto.__name__}"
+
+
+@pytest.mark.parametrize("cls_name", list(P.CLASS_PROTOCOLS))
+def test_method_signatures_match_the_protocol(mod, cls_name):
+    proto = P.CLASS_PROTOCOLS[cls_name]
+    cls = getattr(mod, cls_name)
+    for name, member in vars(proto).items():
+        # (dunders are C slot wrappers on the compiled classes: their signatures are the slot's, not ours)
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        assert params(getattr(cls, name), True) == params(member, True), (mod.NAME, cls_name, name)
+
+
+def test_settable_attributes_are_settable(mod):
+    c = make_core(mod)
+    c.quotas = False
+    c.max_record_bytes = 2048
+    assert c.quotas is False and c.max_record_bytes == 2048
+    with pytest.raises(E.InvalidArgumentException):
+        c.put_record(b"x" * 2048, "k", None, T0)
+
+
+def test_shard_constructor_and_closed_flag(mod):
+    c = make_core(mod, shards=1)
+    half = 1 << 127
+    c.reshard([0], [(1, 0, half - 1, int(T0), True), (2, half, HASH_MAX, int(T0), True),
+                    (3, 0, HASH_MAX, int(T0), False)])
+    assert [(i, s.closed) for i, s in sorted(c.shards.items())] == [(0, True), (1, False), (2, False), (3, True)]
+    assert all(isinstance(s, P.ShardProtocol) for s in c.shards.values())
+    s = mod.Shard(7, 0, HASH_MAX, 5, Limits(), True)
+    assert (s.index, s.shard_id, s.created_secs, s.meta_only, s.closed, s.base, s.end) == \
+        (7, "shardId-000000000007", 5, True, False, 0, 0)
+
+
+# -- the counter layout ------------------------------------------------------------------------
+
+def test_counter_layout_is_defined_once(mod):
+    assert mod.counter_layout() == P.COUNTER_LAYOUT
+    assert list(P.COUNTER_LAYOUT.values()) == list(range(P.NCTR))
+    c = make_core(mod, shards=3)
+    assert c.counters([0, 1, 2]).shape == (3, P.NCTR)
+
+
+def test_counter_columns_mean_what_the_layout_says(mod):
+    c = make_core(mod, shards=1)
+    c.put_record(b"abc", "k", None, T0)                     # 4 bytes
+    c.put_records([(b"defg", "k"), (b"h", "kk")], T0)       # 5 + 3 bytes
+    c.get_records(0, 0, 10, T0)
+    row = c.counters([0])[0]
+    assert row[P.C_IN_RECORDS] == 3 and row[P.C_IN_BYTES] == 12
+    assert row[P.C_PR_RECORDS] == 2 and row[P.C_PR_THROTTLED] == 0
+    assert row[P.C_OUT_RECORDS] == 3 and row[P.C_OUT_BYTES] == 12 and row[P.C_GET_CALLS] == 1
+
+
+def test_metrics_takes_the_layout_from_protocols():
+    for short in ("IN_BYTES", "IN_RECORDS", "W_THR_RECORDS", "W_THR_BYTES", "OUT_BYTES", "OUT_RECORDS", "GET_CALLS",
+                  "R_THR_CALLS", "AGE_MAX", "PR_RECORDS", "PR_THROTTLED"):
+        assert getattr(metrics, short) == P.COUNTER_LAYOUT["C_" + short]
+    assert metrics.NCTR == P.NCTR
+
+
+# -- memory_bytes ------------------------------------------------------------------------------
+
+def test_memory_bytes_on_both_cores(mod):
+    c = make_core(mod, shards=1, quotas=False)
+    assert c.memory_bytes() >= 0
+    c.put_records([(b"d" * 100, f"key-{j:03d}") for j in range(500)], T0)     # 107 bytes each
+    mem = c.memory_bytes()
+    assert isinstance(mem, int) and mem >= 500 * 107
+    if mod.NAME == "ref":                 # payload + the documented 18-byte index per record
+        assert mem == 500 * (107 + 18) == c.shards[0].memory_bytes()
+    c.trim(T0 + 100, 10)
+    assert c.record_count() == 0 and c.memory_bytes() < mem
+
+
+def test_metadata_only_reference_counts_no_payload():
+    c = make_core(CORES["ref"], shards=1, quotas=False, extra=(False,))
+    c.put_records([(b"d" * 100, "k")] * 10, T0)
+    assert c.memory_bytes() == 10 * 18
+
+
+def test_engine_memory_bytes_sums_on_both_engines(engine):
+    s = engine.create_stream("m", shard_count=2)
+    s.put_records([(b"x" * 50, f"k{i}") for i in range(100)])
+    assert isinstance(engine.memory_bytes(), int) and engine.memory_bytes() >= 100 * 52
+
+
+# -- check_invariants --------------------------------------------------------------------------
+
+def _workload(c):
+    """Puts (one oversized: the write bucket goes into debt), reads, a read penalty, trims, reshards, drops."""
+    now = T0
+    c.put_records([(b"p" * 300, f"k{i}") for i in range(20)], now)
+    c.put_record(b"big" * 1500, "k-big", None, now + 2.0)            # 4.5 kB against a 2 kB/s bucket
+    c.check_invariants()
+    for i in range(3):
+        try:
+            c.get_records(i % 2, 0, 10_000, now + 3.0 + i)
+        except E.ProvisionedThroughputExceededException:
+            pass
+    c.max_record_bytes = 100                  # lowering the limit keeps the debt bound of earlier records
+    c.check_invariants()
+    half = (1 << 127)
+    c.reshard([0], [(2, 0, half // 2 - 1, int(now), True), (3, half // 2, half - 1, int(now), True)])
+    c.put_records([(b"q", f"z{i}") for i in range(30)], now + 10.0)
+    c.check_invariants()
+    assert c.trim(now + 100.0, 50.0) > 0
+    c.check_invariants()
+    c.drop_shard(0)
+    c.check_invariants()
+    c.trim(now + 1000.0, 50.0)
+    c.check_invariants()
+    assert c.record_count() == 0
+
+
+@pytest.mark.parametrize("store_payload", [True, False])
+def test_invariants_hold_through_a_workload(mod, store_payload):
+    lim = Limits(write_bytes_per_second=2000, write_records_per_second=50, read_calls_per_second=2,
+                 read_bytes_per_second=3000, get_records_max_bytes=5000, put_records_max_bytes=20000)
+    c = make_core(mod, limits=lim, max_record_bytes=5000, extra=(store_payload,))
+    c.check_invariants()
+    _workload(c)
+
+
+def _ref_core_with_records():
+    c = make_core(CORES["ref"], shards=1, quotas=False)
+    c.put_records([(b"abc", "k1"), (b"de", "k2"), (b"f", "k3")], T0)
+    c.check_invariants()
+    return c, c.shards[0]
+
+
+@pytest.mark.parametrize("kind, invariant", [
+    ("arrival", "arrivals non-decreasing"),
+    ("size", "record size == data + key bytes"),
+    ("end", "end == accepted records"),
+    ("bucket", "write byte bucket"),
+    ("routing", "every shard not closed is routed to"),
+])
+def test_reference_check_invariants_reports_corruption(kind, invariant):
+    c, s = _ref_core_with_records()
+    if kind == "arrival":
+        d, k, ms, size = s._log[2]
+        s._log[2] = (d, k, ms - 10, size)
+        s._log[1] = (s._log[1][0], s._log[1][1], ms, s._log[1][3])
+    elif kind == "size":
+        d, k, ms, size = s._log[0]
+        s._log[0] = (d, k, ms, size + 1)
+    elif kind == "end":
+        s._ctr[P.C_IN_RECORDS] += 1
+    elif kind == "bucket":
+        s._wb = 10.0 * c.limits.write_bytes_per_second
+    elif kind == "routing":
+        c._open.clear()
+    with pytest.raises(E.CorruptStateError, match=re.escape(invariant)) as info:
+        c.check_invariants()
+    assert "shardId-000000000000" in str(info.value) or kind == "routing"
+
+
+# -- the compiled core's debug build -----------------------------------------------------------
+
+CY = CORES["cy"]
+needs_debug = pytest.mark.skipif(
+    not CY.DEBUG, reason="the compiled core is a release build; build it with "
+                         "FASTKIN_DEBUG=1 python setup.py build_ext --inplace to run the debug-only checks")
+
+
+def test_debug_hook_exists_only_in_debug_builds():
+    assert hasattr(CY, "_debug_corrupt") == CY.DEBUG
+    assert not hasattr(CORES["ref"], "_debug_corrupt") and CORES["ref"].DEBUG is False
+
+
+def _cy_core(quotas=False):
+    c = make_core(CY, shards=1, quotas=quotas)
+    c.put_records([(b"abc", "k1"), (b"de", "k2"), (b"f", "k3")], T0)
+    c.check_invariants()
+    return c
+
+
+@needs_debug
+@pytest.mark.parametrize("kind, invariant", [
+    ("arrival", "arrivals non-decreasing"),
+    ("offset", "offsets contiguous"),
+    ("used", "used <= acap"),
+    ("segment_base", "the oldest segment holds base"),     # one segment: it is the oldest as well
+    ("ring_head", "ring head < ring capacity"),
+    ("end", "end == accepted records"),
+    ("bucket", "write byte bucket"),
+    ("debt", "write byte bucket"),
+    ("min_ms", "min_ms <= oldest arrival"),
+    ("routing", "routing arrays match the open shards"),
+])
+def test_debug_check_invariants_reports_each_corruption(kind, invariant):
+    c = _cy_core()
+    CY._debug_corrupt(c, 0, kind)
+    with pytest.raises(E.CorruptStateError, match=re.escape(invariant)) as info:
+        c.check_invariants()
+    assert "stream s" in str(info.value)
+    with pytest.raises(E.CorruptStateError):       # the lock was released: checking again does not hang
+        c.check_invariants()
+
+
+@needs_debug
+@pytest.mark.parametrize("kind, invariant", [
+    ("offset", "offsets contiguous"),
+    ("segment_base", "the newest segment ends at end"),
+    ("end", "the newest segment ends at end"),
+    ("bucket", "write byte bucket"),
+    ("debt", "write byte bucket"),
+])
+def test_debug_build_checks_after_each_put(kind, invariant):
+    c = _cy_core(quotas=True)
+    CY._debug_corrupt(c, 0, kind)
+    with pytest.raises(E.CorruptStateError, match=re.escape(invariant)):
+        c.put_record(b"g", "k4", None, T0)
+    c2 = _cy_core(quotas=True)
+    CY._debug_corrupt(c2, 0, kind)
+    with pytest.raises(E.CorruptStateError, match=re.escape(invariant)):
+        c2.put_records([(b"g", "k4")], T0)
+
+
+@needs_debug
+def test_debug_build_checks_after_trim_and_topology_changes():
+    c = _cy_core()
+    CY._debug_corrupt(c, 0, "end")
+    with pytest.raises(E.CorruptStateError, match="end == accepted records"):
+        c.trim(T0 + 100.0, 10.0)
+    c = _cy_core()
+    c.reshard([0], [(1, 0, HASH_MAX, int(T0), True)])
+    CY._debug_corrupt(c, 0, "routing")
+    with pytest.raises(E.CorruptStateError, match="routing arrays match the open shards"):
+        c.drop_shard(0)
+
+
+@needs_debug
+def test_debug_build_checks_sealed_segments():
+    # a segment is sealed when the next record arrives more than an hour after its first one
+    c = make_core(CY, shards=1, quotas=False)
+    for h in range(3):
+        c.put_records([(b"r" * 10, f"k{i}") for i in range(100)], T0 + 3601.0 * h)
+    assert c.shards[0]._segment_count() == 3
+    c.check_invariants()
+    assert np.asarray(c.counters([0]))[0, P.C_IN_RECORDS] == 300
