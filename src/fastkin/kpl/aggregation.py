@@ -19,6 +19,9 @@ import hashlib
 from typing import NamedTuple
 
 from .. import errors as E
+from .._core import core as _core
+
+md5_hash_key = _core.md5_hash_key     # partition key -> 128-bit hash key, through the selected core
 
 MAGIC = b"\xf3\x89\x9a\xc2"
 DIGEST = 16
@@ -212,7 +215,7 @@ def deaggregate(records, hash_range: tuple[int, int] | None = None) -> list[User
             if subs is not None:
                 for i, (spk, sehk, sdata) in enumerate(subs):
                     if hash_range is not None:
-                        h = int(sehk) if sehk is not None else int.from_bytes(hashlib.md5(spk.encode()).digest(), "big")
+                        h = int(sehk) if sehk is not None else md5_hash_key(spk)
                         if not hash_range[0] <= h <= hash_range[1]:
                             continue
                     out.append(UserRecord(sdata, spk, sehk, seq, i, ts, True))
