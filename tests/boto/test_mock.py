@@ -189,6 +189,21 @@ def test_consumer_creating_state_and_arn():
         assert k.describe_stream_consumer(ConsumerARN=c["ConsumerARN"])["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE"
 
 
+def test_consumer_latency_applies_to_a_given_engine_and_its_state_is_the_engines():
+    clock = fastkin.VirtualClock(start=1_700_000_000.0)
+    engine = fastkin.Engine(clock=clock)
+    with mock_kinesis(engine=engine, consumer_latency=3.0):
+        k = client()
+        k.create_stream(StreamName="e", ShardCount=1)
+        arn = engine.stream("e").arn
+        k.register_stream_consumer(StreamARN=arn, ConsumerName="c")
+        k.put_resource_policy(ResourceARN=arn, Policy='{"Version": "2012-10-17", "Statement": []}')
+    c = engine.stream("e").consumers["c"]                   # what boto3 registered is the engine's own state
+    assert c.status_at(clock()) == "CREATING" and c.status_at(clock() + 3.0) == "ACTIVE"
+    assert engine.get_resource_policy(arn)["Policy"] == engine.stream("e").policy
+    assert engine.describe_stream_summary(stream_arn=arn)["StreamDescriptionSummary"]["ConsumerCount"] == 1
+
+
 # -- the pytest plugin's fixtures ---------------------------------------------------------------
 
 @pytest.mark.parametrize("round", [1, 2])

@@ -60,16 +60,19 @@ class KinesisApp(RegionEngines):
     def __init__(self, engine: Engine | None = None, *, clock=None, region: str = "us-east-1",
                  account_id: str = "123456789012", limits=DEFAULT_LIMITS, quotas: bool = True,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
-                 consumer_latency: float = 0.0, core: str | None = None, credentials: dict[str, str] | None = None,
+                 consumer_latency: float | None = None, core: str | None = None, credentials: dict[str, str] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY, max_concurrency: int = 256) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
                         quotas=quotas, create_latency=create_latency, delete_latency=delete_latency,
-                        update_latency=update_latency, consumer_latency=consumer_latency, core=core)
+                        update_latency=update_latency, consumer_latency=consumer_latency or 0.0, core=core)
         self._engines: dict[str, Engine] = {}
         if engine is not None:
             self._engines[engine.region] = engine
+            if consumer_latency is not None:
+                engine.consumer_latency = float(consumer_latency)
+        self._consumer_latency = consumer_latency
         self._lock = threading.Lock()
         self.credentials = credentials
         self.max_body_bytes = max_body_bytes
@@ -89,6 +92,8 @@ class KinesisApp(RegionEngines):
             if engine is not None:
                 self._engines[engine.region] = engine
                 self.clock = engine.clock
+                if self._consumer_latency is not None:
+                    engine.consumer_latency = float(self._consumer_latency)
 
     @property
     def engine(self) -> Engine:
