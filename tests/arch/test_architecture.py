@@ -228,6 +228,12 @@ def test_producer_and_consumer_round_trip_with_only_numpy(tmp_path):
         fastkin.kcl.drive([worker], until=lambda: len(seen) >= 200, clock=clock, max_seconds=120)
         assert sorted(seen) == sorted(f"r{i}".encode() for i in range(200)), len(seen)
         assert "botocore" not in sys.modules
+        try:
+            fastkin.mock_kinesis
+        except ImportError as e:                 # a missing extra is one line naming it
+            assert "pip install 'fastkin[boto]'" in str(e) and chr(10) not in str(e), e
+        else:
+            raise AssertionError("mock_kinesis without botocore")
         print("ok", fastkin.CORE)
     """)
     r = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=tmp_path)

@@ -31,6 +31,7 @@ import asyncio
 import collections
 import json
 import signal
+import sys
 import tempfile
 import threading
 import uuid
@@ -387,6 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fastkin serve", description="Serve the Kinesis wire protocol over HTTP.")
     add_arguments(p)
     args = p.parse_args(argv)
+    try:
+        import hypercorn  # noqa: F401 - the HTTP server: say which extra is missing, in one line
+    except ImportError:
+        print("fastkin serve needs hypercorn: pip install 'fastkin[server]'", file=sys.stderr)
+        return 2
     if (args.cert is None) != (args.key is None):
         p.error("--cert and --key go together")
     if args.cert_dir is not None and args.cert is not None:
