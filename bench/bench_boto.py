@@ -26,12 +26,11 @@ import subprocess
 import sys
 import time
 
-import pytest
-from moto import mock_aws   # before any botocore session exists, so its handler is in every session
-
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from moto import mock_aws  # before any botocore session exists, so its handler is in every session
 
 import fastkin
 from conftest import make_records, report

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 import fastkin
-from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kcl.leases import MemoryLeaseStore
+from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kpl.producer import Producer
 
 START = 1_700_000_000.0

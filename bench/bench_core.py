@@ -15,8 +15,22 @@ import tracemalloc
 import pytest
 
 from conftest import (
-    BATCH, ENGINES, G_GET_RECORDS, G_MD5, G_MEMORY, G_PUT_RECORD, G_PUT_RECORDS, G_PUT_RECORDS_RESULTS, G_ROUTING,
-    make_records, make_stream, payload_bytes, python_put_loop, record_value, report, shard_starts,
+    BATCH,
+    ENGINES,
+    G_GET_RECORDS,
+    G_MD5,
+    G_MEMORY,
+    G_PUT_RECORD,
+    G_PUT_RECORDS,
+    G_PUT_RECORDS_RESULTS,
+    G_ROUTING,
+    make_records,
+    make_stream,
+    payload_bytes,
+    python_put_loop,
+    record_value,
+    report,
+    shard_starts,
 )
 from fastkin._cy import core as cy_core
 

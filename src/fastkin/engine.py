@@ -11,19 +11,27 @@ import os
 import re
 import threading
 
-from . import errors as E
-from . import topology
+from . import errors as E, topology
 from ._core import get_core
 from .clock import RealClock
-from .tokens import TokenCodec
-from .metrics import SHARD_LEVEL_NAMES
-from .limits import (
-    DEFAULT_LIMITS, GET_RECORDS_MAX_RECORDS, LIST_SHARDS_MAX_RESULTS, LIST_STREAMS_MAX, MAX_RECORD_KIB_DEFAULT,
-    MAX_RECORD_KIB_MAX, ON_DEMAND_INITIAL_SHARDS, RETENTION_HOURS_DEFAULT, RETENTION_HOURS_MAX, RETENTION_HOURS_MIN,
-    TAGS_MAX, Limits,
-)
 from .fanout import StreamConsumer, Subscription
+from .limits import (
+    DEFAULT_LIMITS,
+    GET_RECORDS_MAX_RECORDS,
+    LIST_SHARDS_MAX_RESULTS,
+    LIST_STREAMS_MAX,
+    MAX_RECORD_KIB_DEFAULT,
+    MAX_RECORD_KIB_MAX,
+    ON_DEMAND_INITIAL_SHARDS,
+    RETENTION_HOURS_DEFAULT,
+    RETENTION_HOURS_MAX,
+    RETENTION_HOURS_MIN,
+    TAGS_MAX,
+    Limits,
+)
+from .metrics import SHARD_LEVEL_NAMES
 from .stream import Stream, to_datetime, to_epoch
+from .tokens import TokenCodec
 
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
 _TAG_CHARS = re.compile(r"[\w .:/=+\-@%]*\Z", re.UNICODE)

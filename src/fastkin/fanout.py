@@ -43,7 +43,7 @@ class StreamConsumer:
         self.arn = f"{stream.arn}/consumer/{name}:{math.floor(now)}"
         self.tags = dict(tags)
         self.policy: str | None = None
-        self._subs: dict[int, "Subscription"] = {}
+        self._subs: dict[int, Subscription] = {}
         self._lock = threading.Lock()
 
     def status_at(self, now: float) -> str:
@@ -53,7 +53,7 @@ class StreamConsumer:
         return {"ConsumerName": self.name, "ConsumerARN": self.arn, "ConsumerStatus": self.status_at(now),
                 "ConsumerCreationTimestamp": _dt.datetime.fromtimestamp(self.created, _dt.timezone.utc)}
 
-    def attach(self, sub: "Subscription", shard: int, now: float) -> None:
+    def attach(self, sub: Subscription, shard: int, now: float) -> None:
         with self._lock:
             old = self._subs.get(shard)
             if old is not None and not old.finished:

@@ -2,8 +2,15 @@ import datetime as dt
 
 import pytest
 
-from fastkin import (ExpiredNextTokenException, InvalidArgumentException, LimitExceededException, Limits,
-                     ResourceInUseException, ResourceNotFoundException, ValidationException)
+from fastkin import (
+    ExpiredNextTokenException,
+    InvalidArgumentException,
+    LimitExceededException,
+    Limits,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 
 
 def test_create_describe_delete(engine):

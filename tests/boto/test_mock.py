@@ -9,7 +9,7 @@ import botocore.client
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ParamValidationError
-from moto import mock_aws   # imported before any session is made, so its handler is in every session
+from moto import mock_aws  # imported before any session is made, so its handler is in every session
 
 import fastkin
 from fastkin.wire.mock import _ORIGINAL, mock_kinesis

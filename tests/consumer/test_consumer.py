@@ -5,8 +5,8 @@ import pytest
 
 import fastkin
 from fastkin.errors import ShardEndNotCheckpointedError
-from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kcl.leases import DynamoDBLeaseStore, MemoryLeaseStore, SQLiteLeaseStore
+from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kpl.producer import Producer
 
 START = 1_700_000_000.0

@@ -32,12 +32,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, note, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, note, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from fastkin import _core
-from fastkin import errors as E
+from fastkin import _core, errors as E
 from fastkin._common import SEQ_INDEX_END, initial_hash_ranges
 from fastkin._ref.core import format_sequence_number, parse_sequence_number
 from fastkin.limits import GET_RECORDS_MAX_RECORDS, HASH_MAX, Limits

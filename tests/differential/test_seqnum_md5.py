@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-
-from fastkin._ref import core as ref
 from fastkin._cy import core as cy
+from fastkin._ref import core as ref
 
 SECS = st.integers(0, 2 ** 36 - 1)
 SHARD = st.integers(0, 2 ** 32 - 1)

@@ -8,8 +8,18 @@ import json
 
 import httpx
 import pytest
-from h2wire import CBOR_CT, START, TARGET, JavaDate, Millis, check_java_shape, event_payload, events, java_cbor, \
-    java_read
+from h2wire import (
+    CBOR_CT,
+    START,
+    TARGET,
+    JavaDate,
+    Millis,
+    check_java_shape,
+    event_payload,
+    events,
+    java_cbor,
+    java_read,
+)
 
 from fastkin.wire.service import IMPLEMENTED, service_model
 

@@ -4,8 +4,8 @@ import pytest
 
 import fastkin
 from fastkin import Limits, ProvisionedThroughputExceededException, ResourceNotFoundException
-from fastkin.kpl.aggregation import deaggregate
 from fastkin.errors import BufferFullError
+from fastkin.kpl.aggregation import deaggregate
 from fastkin.kpl.producer import Producer
 
 

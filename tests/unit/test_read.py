@@ -2,8 +2,7 @@ import datetime as dt
 
 import pytest
 
-from fastkin import (ExpiredIteratorException, InvalidArgumentException, ResourceNotFoundException,
-                     ValidationException)
+from fastkin import ExpiredIteratorException, InvalidArgumentException, ResourceNotFoundException, ValidationException
 
 S0 = "shardId-000000000000"
 

@@ -2,8 +2,7 @@ import random
 
 import pytest
 
-from fastkin import (InvalidArgumentException, LimitExceededException, ResourceInUseException,
-                     ValidationException)
+from fastkin import InvalidArgumentException, LimitExceededException, ResourceInUseException, ValidationException
 from fastkin._common import initial_hash_ranges
 from fastkin._ref.core import parse_sequence_number
 from fastkin.limits import HASH_MAX

@@ -35,8 +35,19 @@ import numpy as np
 from .. import errors as E
 from .._common import SEQ_INDEX_END, parse_hash_key
 from .._protocols import (
-    C_AGE_MAX, C_GET_CALLS, C_IN_BYTES, C_IN_RECORDS, C_OUT_BYTES, C_OUT_RECORDS, C_PR_RECORDS, C_PR_THROTTLED,
-    C_R_THR_CALLS, C_W_THR_BYTES, C_W_THR_RECORDS, COUNTER_LAYOUT, NCTR,
+    C_AGE_MAX,
+    C_GET_CALLS,
+    C_IN_BYTES,
+    C_IN_RECORDS,
+    C_OUT_BYTES,
+    C_OUT_RECORDS,
+    C_PR_RECORDS,
+    C_PR_THROTTLED,
+    C_R_THR_CALLS,
+    C_W_THR_BYTES,
+    C_W_THR_RECORDS,
+    COUNTER_LAYOUT,
+    NCTR,
 )
 from ..limits import GET_RECORDS_MAX_RECORDS, PARTITION_KEY_MAX_CHARS, PUT_RECORDS_MAX_RECORDS, Limits
 

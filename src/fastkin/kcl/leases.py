@@ -51,7 +51,7 @@ class LeaseStore:
 class MemoryLeaseStore(LeaseStore):
     """A lease table in this process's memory; ``MemoryLeaseStore.shared(name)`` gives one per name."""
 
-    _registry: dict[str, "MemoryLeaseStore"] = {}
+    _registry: dict[str, MemoryLeaseStore] = {}
     _registry_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -59,7 +59,7 @@ class MemoryLeaseStore(LeaseStore):
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, name: str) -> "MemoryLeaseStore":
+    def shared(cls, name: str) -> MemoryLeaseStore:
         with cls._registry_lock:
             store = cls._registry.get(name)
             if store is None:

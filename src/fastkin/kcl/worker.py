@@ -33,10 +33,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from .. import errors as E
-from ..kpl.aggregation import deaggregate
 from ..clock import VirtualClock
-from .leases import SHARD_END, LeaseStore, MemoryLeaseStore, new_lease
+from ..kpl.aggregation import deaggregate
 from ..target import adapt, error_code
+from .leases import SHARD_END, LeaseStore, MemoryLeaseStore, new_lease
 
 SENTINELS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", SHARD_END)
 
@@ -47,16 +47,16 @@ class RecordProcessor:
     def initialize(self, shard_id: str, starting_position: tuple[str, int]) -> None:
         pass
 
-    def process_records(self, records: list, checkpointer: "Checkpointer") -> None:
+    def process_records(self, records: list, checkpointer: Checkpointer) -> None:
         pass
 
     def lease_lost(self) -> None:
         pass
 
-    def shard_ended(self, checkpointer: "Checkpointer") -> None:
+    def shard_ended(self, checkpointer: Checkpointer) -> None:
         checkpointer.checkpoint()
 
-    def shutdown_requested(self, checkpointer: "Checkpointer") -> None:
+    def shutdown_requested(self, checkpointer: Checkpointer) -> None:
         pass
 
 
@@ -80,7 +80,7 @@ class ConsumerMetrics:
 
 
 class Checkpointer:
-    def __init__(self, sc: "_ShardConsumer") -> None:
+    def __init__(self, sc: _ShardConsumer) -> None:
         self._sc = sc
 
     def checkpoint(self, sequence_number: str | None = None, sub_sequence_number: int | None = None) -> None:
@@ -99,7 +99,7 @@ class Checkpointer:
 
 
 class _ShardConsumer:
-    def __init__(self, worker: "Consumer", lease: dict) -> None:
+    def __init__(self, worker: Consumer, lease: dict) -> None:
         self.worker = worker
         self.shard_id = lease["leaseKey"]
         self.lease = lease
@@ -161,7 +161,7 @@ class Consumer:
         self.error: BaseException | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def start(self) -> "Consumer":
+    def start(self) -> Consumer:
         if self.background:
             self._thread = threading.Thread(target=self._run, name=f"fastkin-consumer-{self.worker_id}", daemon=True)
             self._thread.start()

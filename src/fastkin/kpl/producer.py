@@ -40,10 +40,10 @@ from typing import NamedTuple
 
 from .. import errors as E
 from .._core import core as _selected_core
-from .aggregation import AGGREGATED_PARTITION_KEY, Aggregator
 from ..clock import VirtualClock
 from ..limits import MiB
 from ..target import adapt, error_code
+from .aggregation import AGGREGATED_PARTITION_KEY, Aggregator
 
 _md5_int = _selected_core.md5_hash_key   # MD5 through the selected core (compiled: ~3x faster than hashlib)
 
@@ -55,7 +55,7 @@ RETRYABLE = {"ProvisionedThroughputExceededException", "InternalFailure", "Inter
 class _DrivingFuture(Future):
     """A manual-mode future: waiting on it drives the producer (there is no thread to do it)."""
 
-    def __init__(self, producer: "Producer") -> None:
+    def __init__(self, producer: Producer) -> None:
         super().__init__()
         self._producer = producer
 

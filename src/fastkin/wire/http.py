@@ -39,8 +39,8 @@ from .. import errors as E
 from ..clock import RealClock
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
-from .model import cbor_dumps, cbor_loads, from_wire, put_records_params, service_model, to_wire
 from .eventstream import encode_event
+from .model import cbor_dumps, cbor_loads, from_wire, put_records_params, service_model, to_wire
 from .service import Service, service_for
 from .sigv4 import CREDENTIAL, verify
 from .tls import _cert_hosts, self_signed_certificate
@@ -332,7 +332,7 @@ class ServerThread:
     def cafile(self) -> str | None:
         return self.certfile if self.tls else None
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         import socket
         import time
 
@@ -368,7 +368,7 @@ class ServerThread:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         return self.start()
 
     def __exit__(self, *exc) -> None:

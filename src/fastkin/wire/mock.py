@@ -39,7 +39,7 @@ from .service import Service, service_for
 
 __all__ = ["mock_kinesis"]
 
-_STACK: list["mock_kinesis"] = []
+_STACK: list[mock_kinesis] = []
 _STACK_LOCK = threading.RLock()
 _ORIGINAL = botocore.client.BaseClient._make_api_call
 _RETRYABLE = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException",
@@ -111,7 +111,7 @@ class mock_kinesis(RegionEngines):
         return s
 
     # -- activation -------------------------------------------------------------------------------
-    def start(self) -> "mock_kinesis":
+    def start(self) -> mock_kinesis:
         with _STACK_LOCK:
             if self._depth == 0 and self._given is None:
                 self.reset()
@@ -130,7 +130,7 @@ class mock_kinesis(RegionEngines):
             if not _STACK:
                 _uninstall()
 
-    def __enter__(self) -> "mock_kinesis":
+    def __enter__(self) -> mock_kinesis:
         return self.start()
 
     def __exit__(self, *exc) -> None:
