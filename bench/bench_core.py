@@ -185,7 +185,7 @@ def _drain(stream, n, touch, with_gc=False):
         out = stream.get_records(it, limit=10_000)
         if touch:
             for r in out.records:
-                r.data, r.sequence_number
+                _ = r.data, r.sequence_number
         got += len(out.records)
         it = out.next_shard_iterator
     return got
@@ -309,7 +309,7 @@ def test_memory_ref(benchmark):
         del recs
 
         def fill():
-            for b in batches:
+            for b in batches:  # noqa: F821 - fill() runs before the `del batches` below (which frees the inputs)
                 stream.put_records(b)
 
         benchmark.pedantic(fill, rounds=1)

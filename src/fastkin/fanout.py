@@ -1,6 +1,7 @@
 """Enhanced fan-out: registered stream consumers and SubscribeToShard subscriptions.
 
-A ``StreamConsumer`` (a registered consumer; not the KCL worker, which is ``fastkin.kcl.Consumer``) is CREATING for ``latency`` engine-seconds after registration, then ACTIVE. Its ARN is
+A ``StreamConsumer`` (a registered consumer; not the KCL worker, which is ``fastkin.kcl.Consumer``) is
+CREATING for ``latency`` engine-seconds after registration, then ACTIVE. Its ARN is
 ``<stream ARN>/consumer/<name>:<creation epoch seconds>``, so re-registering a name gives a new ARN.
 
 A ``Subscription`` is what SubscribeToShard returns: an iterable of ``{"SubscribeToShardEvent": {...}}``
@@ -146,7 +147,8 @@ class Subscription:
             self.finished = True
             return None
         if now > self._budget_t:
-            self._budget = min(float(EFO_BYTES_PER_SECOND), self._budget + EFO_BYTES_PER_SECOND * (now - self._budget_t))
+            self._budget = min(float(EFO_BYTES_PER_SECOND),
+                               self._budget + EFO_BYTES_PER_SECOND * (now - self._budget_t))
             self._budget_t = now
         records = []
         children = None

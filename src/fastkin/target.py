@@ -132,4 +132,5 @@ def adapt(target, required: tuple[str, ...]) -> tuple[Target, str | None]:
         return EngineTarget(target), None
     if all(hasattr(target, m) for m in required):
         return Boto3Target(target), None
-    raise TypeError(f"target must be a fastkin Engine or Stream, or a boto3 Kinesis client, not {type(target).__name__}")
+    raise TypeError("target must be a fastkin Engine or Stream, or a boto3 Kinesis client, "
+                    f"not {type(target).__name__}")

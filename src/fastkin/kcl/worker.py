@@ -239,7 +239,7 @@ class Consumer:
     def _sync_shards(self) -> None:
         shards = self._list_shards()
         by_id = {s["ShardId"]: s for s in shards}
-        leases = {l["leaseKey"]: l for l in self.store.list()}
+        leases = {lease["leaseKey"]: lease for lease in self.store.list()}
         if not leases:
             # the first worker of the application seeds the roots
             if self.initial_position == "TRIM_HORIZON":
@@ -291,17 +291,19 @@ class Consumer:
             sc.subscription = None
 
     def _take(self, now: float) -> None:
-        leases = [l for l in self.store.list() if l["checkpoint"] != SHARD_END]
-        expired, alive_owner = [], {}
-        for l in leases:
-            key, counter = l["leaseKey"], l["leaseCounter"]
+        leases = [lease for lease in self.store.list() if lease["checkpoint"] != SHARD_END]
+        expired: list[tuple[dict, float]] = []
+        alive_owner: dict[str, list[dict]] = {}
+        for lease in leases:
+            key, counter = lease["leaseKey"], lease["leaseCounter"]
             seen = self._seen.get(key)
             if seen is None or seen[0] != counter:
                 self._seen[key] = seen = (counter, now)
-            if l["leaseOwner"] is None or (l["leaseOwner"] != self.worker_id and now - seen[1] >= self.failover_time):
-                expired.append((l, seen[1]))
-            elif l["leaseOwner"] is not None:
-                alive_owner.setdefault(l["leaseOwner"], []).append(l)
+            owner = lease["leaseOwner"]
+            if owner is None or (owner != self.worker_id and now - seen[1] >= self.failover_time):
+                expired.append((lease, seen[1]))
+            elif lease["leaseOwner"] is not None:
+                alive_owner.setdefault(lease["leaseOwner"], []).append(lease)
         workers = set(alive_owner) | {self.worker_id}
         target = math.ceil(len(leases) / len(workers)) if leases else 0
         mine = len(self._shards)
@@ -309,20 +311,20 @@ class Consumer:
         if want <= 0:
             return
         taken = 0
-        for l, since in sorted(expired, key=lambda x: x[0]["leaseKey"]):
+        for lease, since in sorted(expired, key=lambda x: x[0]["leaseKey"]):
             if taken >= want:
                 break
-            if self._try_take(l, now):
+            if self._try_take(lease, now):
                 taken += 1
                 self.metrics.leases_taken += 1
-                if l["leaseOwner"] is not None:
+                if lease["leaseOwner"] is not None:
                     self.metrics.rebalance_seconds.append(now - since - self.failover_time)
         if taken == 0 and not expired:
             others = {w: ls for w, ls in alive_owner.items() if w != self.worker_id}
             if others:
                 busiest = max(others, key=lambda w: (len(others[w]), w))
                 if len(others[busiest]) > target or (len(others[busiest]) > mine + 1):
-                    victim = sorted(others[busiest], key=lambda l: l["leaseKey"])[-1]
+                    victim = sorted(others[busiest], key=lambda x: x["leaseKey"])[-1]
                     if self._try_take(victim, now):
                         self.metrics.leases_stolen += 1
 
@@ -468,7 +470,8 @@ class Consumer:
         summ = t.call("DescribeStreamSummary", StreamName=self.stream_name)["StreamDescriptionSummary"]
         self._stream_arn = summ["StreamARN"]
         try:
-            c = t.call("RegisterStreamConsumer", StreamARN=self._stream_arn, ConsumerName=self.application_name)["Consumer"]
+            c = t.call("RegisterStreamConsumer", StreamARN=self._stream_arn,
+                       ConsumerName=self.application_name)["Consumer"]
         except Exception as exc:
             if error_code(exc) != "ResourceInUseException":
                 raise

@@ -70,8 +70,8 @@ class mock_kinesis(RegionEngines):
 
     Options: ``engine`` (an Engine to serve its region; others get fresh engines on its clock),
     ``clock`` (e.g. a VirtualClock), ``quotas`` (per-shard limits on/off), ``limits``,
-    ``create_latency`` / ``delete_latency`` / ``update_latency`` / ``consumer_latency`` (engine seconds; default ACTIVE at
-    once), ``account_id`` (default 123456789012), ``core`` ("cy" or "ref"). The region of each client
+    ``create_latency`` / ``delete_latency`` / ``update_latency`` / ``consumer_latency`` (engine seconds; default
+    ACTIVE at once), ``account_id`` (default 123456789012), ``core`` ("cy" or "ref"). The region of each client
     selects its engine.
     """
 

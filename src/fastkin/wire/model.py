@@ -50,7 +50,8 @@ class Checker:
         self._patterns: dict[str, re.Pattern] = {}
 
     def _bad(self, value, where: str, constraint: str) -> None:
-        self.errors.append(f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must {constraint}")
+        self.errors.append(
+            f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must {constraint}")
 
     def _type_error(self, value, shape) -> None:
         raise E.SerializationException(
