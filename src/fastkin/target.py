@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 from .engine import Engine
 from .limits import DEFAULT_LIMITS, Limits
@@ -46,7 +47,7 @@ def shard_ranges(shards: list[dict]) -> list[tuple[int, int, str]]:
 class Target:
     """The interface both adapters implement."""
 
-    clock: object                  # zero-argument callable: epoch seconds (the engine's clock, or time.time)
+    clock: Callable[[], float]     # zero-argument callable: epoch seconds (the engine's clock, or time.time)
     limits: Limits                 # the shard limits of the service behind it
     quotas: bool                   # whether those limits are enforced
 

@@ -38,14 +38,29 @@ def new_lease(shard_id: str, checkpoint: str, parents: list[str], start: int, en
 class LeaseStore:
     """The interface. Conditional methods return False (and change nothing) when the condition fails."""
 
-    def create_if_absent(self, lease: dict) -> bool: ...
-    def list(self) -> list[dict]: ...
-    def get(self, key: str) -> dict | None: ...
-    def take(self, key: str, counter: int, owner: str) -> bool: ...
-    def renew(self, key: str, counter: int, owner: str) -> bool: ...
-    def checkpoint(self, key: str, counter: int, owner: str, checkpoint: str, sub: int) -> bool: ...
-    def release(self, key: str, counter: int, owner: str) -> bool: ...
-    def delete(self, key: str) -> None: ...
+    def create_if_absent(self, lease: dict) -> bool:
+        raise NotImplementedError
+
+    def list(self) -> list[dict]:
+        raise NotImplementedError
+
+    def get(self, key: str) -> dict | None:
+        raise NotImplementedError
+
+    def take(self, key: str, counter: int, owner: str) -> bool:
+        raise NotImplementedError
+
+    def renew(self, key: str, counter: int, owner: str) -> bool:
+        raise NotImplementedError
+
+    def checkpoint(self, key: str, counter: int, owner: str, checkpoint: str, sub: int) -> bool:
+        raise NotImplementedError
+
+    def release(self, key: str, counter: int, owner: str) -> bool:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
 
 
 class MemoryLeaseStore(LeaseStore):

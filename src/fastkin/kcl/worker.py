@@ -30,7 +30,9 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from .. import errors as E
 from ..clock import VirtualClock
@@ -104,11 +106,11 @@ class _ShardConsumer:
         self.shard_id = lease["leaseKey"]
         self.lease = lease
         self.state = "WAITING"          # WAITING (on parents) -> PROCESSING -> ENDED
-        self.processor = None
-        self.iterator = None
-        self.subscription = None
-        self.skip = None                # (seq, sub): skip user records up to here after a resume
-        self.last_delivered = None      # (seq, sub) of the last user record handed over
+        self.processor: RecordProcessor | None = None
+        self.iterator: str | None = None
+        self.subscription: Iterator[dict] | None = None
+        self.skip: tuple[str, int] | None = None            # (seq, sub): skip user records up to here after a resume
+        self.last_delivered: tuple[str, int] | None = None  # (seq, sub) of the last user record handed over
         self.ended = False
         self.next_read = 0.0
         self.next_parent_check = 0.0
@@ -157,7 +159,7 @@ class Consumer:
         self._consumer_arn = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -374,8 +376,9 @@ class Consumer:
 
     def _initialize(self, sc: _ShardConsumer) -> None:
         cp, sub = sc.lease["checkpoint"], sc.lease["checkpointSubSequenceNumber"]
-        sc.processor = self.factory() if not isinstance(self.factory, type) else self.factory()
-        sc.processor.initialize(sc.shard_id, (cp, sub))
+        processor = self.factory() if not isinstance(self.factory, type) else self.factory()
+        sc.processor = processor
+        processor.initialize(sc.shard_id, (cp, sub))
         if cp not in SENTINELS:
             sc.skip = (cp, sub)
         sc.state = "PROCESSING"
@@ -393,15 +396,17 @@ class Consumer:
 
     def _deliver(self, sc: _ShardConsumer, raw: list, behind) -> None:
         users = deaggregate(raw, sc.hash_range)
-        if sc.last_delivered is not None or sc.skip is not None:
-            mark = sc.last_delivered or sc.skip
+        mark = sc.last_delivered or sc.skip         # None when both are (a set one is a non-empty tuple)
+        if mark is not None:
             users = [u for u in users if _after(u, mark)]
         self.metrics.millis_behind_latest[sc.shard_id] = behind
         if not users:
             return
-        sc.last_delivered = (users[-1].sequence_number, users[-1].sub_sequence_number or 0)
+        # records read from a shard always carry a sequence number (UserRecord allows None for foreign dicts)
+        sc.last_delivered = (cast(str, users[-1].sequence_number), users[-1].sub_sequence_number or 0)
         self.metrics.records_processed += len(users)
         self.metrics.batches += 1
+        assert sc.processor is not None                     # PROCESSING: _initialize made it
         sc.processor.process_records(users, sc.checkpointer)
 
     def _poll(self, sc: _ShardConsumer, now: float) -> None:
@@ -484,6 +489,7 @@ class Consumer:
 
     def _finish(self, sc: _ShardConsumer) -> None:
         sc.ended = True
+        assert sc.processor is not None                     # ENDED after PROCESSING: _initialize made it
         try:
             sc.processor.shard_ended(sc.checkpointer)
         except E.LeaseLostError:

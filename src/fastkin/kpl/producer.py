@@ -151,7 +151,8 @@ class Producer:
         self._clock = self._target.clock
         virtual = isinstance(self._clock, VirtualClock)
         self.background = (not virtual) if background is None else background
-        self._sleep = sleep or (self._clock.advance if virtual and not self.background else time.sleep)
+        self._sleep = sleep or (self._clock.advance if isinstance(self._clock, VirtualClock) and not self.background
+                                else time.sleep)
         self.linger = linger
         self.max_records = max_records_per_request
         self.max_bytes = max_request_bytes
@@ -188,8 +189,8 @@ class Producer:
         self._starts: list[int] = []
         self._map_time = -float("inf")
         self._map_stale = True
-        self._thread = None
-        self._pool = None
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         if self.background:
             self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="fastkin-producer-send")
             self._thread = threading.Thread(target=self._run, name="fastkin-producer", daemon=True)
@@ -274,6 +275,7 @@ class Producer:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
+            assert self._pool is not None               # made with the thread
             self._pool.shutdown(wait=True)
 
     def __enter__(self):
@@ -360,7 +362,9 @@ class Producer:
     def _take(self, now: float):
         """Build one request from the queues within the rate limits; returns (wire, groups, wait)."""
         self._release_retries(now)
-        wire, groups, nbytes = [], [], 0
+        wire: list[tuple] = []
+        groups: list[tuple[str, list[_Item], int]] = []
+        nbytes = 0
         wait = None
         oldest = None
         full = False
@@ -379,7 +383,8 @@ class Producer:
             keys_in_request: set[str] = set()
             while q and len(wire) < self.max_records:
                 if self.aggregate:
-                    agg, members = Aggregator(), []
+                    agg = Aggregator()
+                    members: list[_Item] = []
                     for it in q:
                         if self.ordered and it.key in keys_in_request:
                             break
@@ -510,6 +515,7 @@ class Producer:
             if error_code(exc) in ("ResourceNotFoundException",):
                 self._map_stale = True
         else:
+            assert results is not None                  # put_records returned
             for (sid, members, _), (shard_id, seq, code, msg) in zip(groups, results):
                 if code is None:
                     if shard_id != sid:
@@ -580,6 +586,8 @@ class Producer:
 
     # -- background thread -----------------------------------------------------------------------------------
     def _run(self) -> None:
+        pool = self._pool
+        assert pool is not None                         # background mode: made before the thread starts
         with self._cond:
             while True:
                 if self._closed and not self._pending:
@@ -588,7 +596,7 @@ class Producer:
                 req, wait = self._next_request(now)
                 if req is not None:
                     self._begin(req)
-                    self._pool.submit(self._send_in_pool, req, now)
+                    pool.submit(self._send_in_pool, req, now)
                     continue
                 self._cond.wait(min(wait, 0.5) if wait is not None else 0.5)
 
