@@ -10,6 +10,8 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from . import errors as E, topology
 from ._core import get_core
@@ -757,6 +759,11 @@ class RegionEngines:
     """Mixin for what answers several regions (the boto3 mock, the server): one Engine per region,
     made on first use. The class provides ``_engines`` (region -> Engine), ``_lock``, ``clock`` and
     ``_kw`` (the other Engine arguments)."""
+
+    _engines: dict[str, Engine]
+    _lock: threading.Lock
+    clock: Callable[[], float]
+    _kw: dict[str, Any]
 
     def engine_for(self, region: str) -> Engine:
         e = self._engines.get(region)

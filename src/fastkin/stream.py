@@ -45,7 +45,7 @@ def records_dicts(records) -> list[dict]:
     utc = _dt.timezone.utc
     fromts = _dt.datetime.fromtimestamp
     stamps: dict = {}
-    out = []
+    out: list[dict] = []
     append = out.append
     for r in records:
         t = r.approximate_arrival_timestamp

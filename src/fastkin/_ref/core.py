@@ -445,7 +445,7 @@ class StreamCore:
                 s._ctr[C_R_THR_CALLS] += 1
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             pos = max(pos, s.base)
-            out = []
+            out: list[Record] = []
             nbytes = 0
             cap = self.limits.get_records_max_bytes
             cut = False

@@ -360,7 +360,7 @@ def _toml_loads(text: str, where: str) -> dict:
         import tomllib
     except ModuleNotFoundError:                      # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ModuleNotFoundError:
             raise E.ScenarioError("reading TOML on Python 3.10 needs tomli: pip install 'fastkin[sim]'") from None
     try:

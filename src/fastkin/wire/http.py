@@ -125,8 +125,9 @@ class KinesisApp(RegionEngines):
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         rid = str(uuid.uuid4())
         if scope["method"] in ("GET", "HEAD") and scope["path"] in ("/health", "/_health", "/"):
-            body = json.dumps({"status": "ok", "streams": sum(len(e._live_streams()) for e in self._engines.values())})
-            await _send(send, 200, "application/json", body.encode(), rid)
+            health = json.dumps({"status": "ok",
+                                 "streams": sum(len(e._live_streams()) for e in self._engines.values())})
+            await _send(send, 200, "application/json", health.encode(), rid)
             return
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         cbor = ctype == CBOR_TYPE

@@ -254,7 +254,7 @@ def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
     recs = raw.get("Records")
     if type(recs) is not list or not 1 <= len(recs) <= 500:
         return None
-    out = []
+    out: list[dict] = []
     append = out.append
     try:
         for r in recs:
@@ -281,7 +281,7 @@ def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
             append({"Data": data, "PartitionKey": pk, "ExplicitHashKey": ehk})
     except (binascii.Error, ValueError):
         return None
-    params = {"Records": out}
+    params: dict[str, object] = {"Records": out}
     members = shape.members
     for k, v in raw.items():
         if k == "Records" or v is None or k not in members:
