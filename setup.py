@@ -12,10 +12,9 @@ in build/fastkin-build-mode): the sources are unchanged, so neither Cython nor b
 import os
 import sys
 
+from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
-
-from Cython.Build import cythonize
 
 DEBUG = os.environ.get("FASTKIN_DEBUG") == "1"
 SANITIZE = os.environ.get("FASTKIN_SANITIZE") == "1"

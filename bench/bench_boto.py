@@ -26,12 +26,11 @@ import subprocess
 import sys
 import time
 
-import pytest
-from moto import mock_aws   # before any botocore session exists, so its handler is in every session
-
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from moto import mock_aws  # before any botocore session exists, so its handler is in every session
 
 import fastkin
 from conftest import make_records, report
@@ -74,14 +73,17 @@ def _print_table() -> None:
           "vs kinesalite | extra |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     by = {(g, i): r for g, i, r, _, _ in _ROWS}
+
+    def ratio(g, r, other):
+        o = by.get((g, other))
+        return f"{r / o:.2f}x" if o else "-"
+
     for g, i, r, unit, extra in _ROWS:
-        def ratio(other):
-            o = by.get((g, other))
-            return f"{r / o:.2f}x" if o else "-"
         ex = ", ".join(f"{k}={v:.3f}" for k, v in extra.items())
-        print(f"| {g} | {i} | {r:,.0f} {unit} | {ratio('floor: before-send no-op')} | "
-              f"{ratio('floor: before-call no-op')} | {ratio('moto' if 'HTTP' not in g else 'moto server')} | "
-              f"{ratio('kinesalite')} | {ex} |")
+        print(f"| {g} | {i} | {r:,.0f} {unit} | {ratio(g, r, 'floor: before-send no-op')} | "
+              f"{ratio(g, r, 'floor: before-call no-op')} | "
+              f"{ratio(g, r, 'moto' if 'HTTP' not in g else 'moto server')} | "
+              f"{ratio(g, r, 'kinesalite')} | {ex} |")
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +170,7 @@ def test_put_record(benchmark, impl):
 
     def run():
         for i in range(PUT_CALLS):
-            put(StreamName="s", Data=data, PartitionKey="key-%d" % i)
+            put(StreamName="s", Data=data, PartitionKey=f"key-{i}")
 
     try:
         benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
@@ -349,7 +351,7 @@ def test_http(benchmark, server, op, batch, request):
             def run():
                 for i in range(calls):
                     if op == "PutRecord":
-                        c.put_record(StreamName="s", Data=b"x" * 100, PartitionKey="key-%d" % i)
+                        c.put_record(StreamName="s", Data=b"x" * 100, PartitionKey=f"key-{i}")
                     else:
                         assert c.put_records(StreamName="s", Records=batch)["FailedRecordCount"] == 0
 

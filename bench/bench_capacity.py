@@ -87,7 +87,8 @@ def _report_reshard(benchmark, op: str, fill: int) -> None:
         return
     us = stats.stats.median * 1e6
     _RESHARD[(op, fill)] = us
-    benchmark.extra_info.update({"op": op, "records_per_parent": fill, "median_us": us, "mean_us": stats.stats.mean * 1e6})
+    benchmark.extra_info.update({"op": op, "records_per_parent": fill, "median_us": us,
+                                 "mean_us": stats.stats.mean * 1e6})
     if fill and (op, 0) in _RESHARD:
         benchmark.extra_info["filled_over_empty"] = us / _RESHARD[(op, 0)]
     record_value(benchmark, scenario=f"{op}, parent holds {fill:,} records", impl="cy", value=us, unit="us (median)")
@@ -105,7 +106,8 @@ def test_simulator_speed(benchmark):
     rate = sc.duration / stats.stats.mean
     benchmark.extra_info.update({"engine_seconds": sc.duration, "engine_seconds_per_wall_second": rate,
                                  "engine_seconds_per_wall_second_at_median": sc.duration / stats.stats.median,
-                                 "records_offered": offered, "records_offered_per_wall_second": offered / stats.stats.mean})
+                                 "records_offered": offered,
+                                 "records_offered_per_wall_second": offered / stats.stats.mean})
     record_value(benchmark, scenario="aws-on-demand-blog (840 engine-s, no plot)", impl="cy", value=rate,
                  unit="engine-s per wall-s")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 import fastkin
-from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kcl.leases import MemoryLeaseStore
+from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kpl.producer import Producer
 
 START = 1_700_000_000.0
@@ -111,7 +111,7 @@ def test_consumer_throughput(benchmark, batch500, impl):
 
     def setup():
         clock, eng, s = fresh(shards=4)
-        for i in range(0, n, 500):
+        for _i in range(0, n, 500):
             s.put_records(batch500)
         return (clock, eng, s), {}
 

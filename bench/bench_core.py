@@ -15,8 +15,22 @@ import tracemalloc
 import pytest
 
 from conftest import (
-    BATCH, ENGINES, G_GET_RECORDS, G_MD5, G_MEMORY, G_PUT_RECORD, G_PUT_RECORDS, G_PUT_RECORDS_RESULTS, G_ROUTING,
-    make_records, make_stream, payload_bytes, python_put_loop, record_value, report, shard_starts,
+    BATCH,
+    ENGINES,
+    G_GET_RECORDS,
+    G_MD5,
+    G_MEMORY,
+    G_PUT_RECORD,
+    G_PUT_RECORDS,
+    G_PUT_RECORDS_RESULTS,
+    G_ROUTING,
+    make_records,
+    make_stream,
+    payload_bytes,
+    python_put_loop,
+    record_value,
+    report,
+    shard_starts,
 )
 from fastkin._cy import core as cy_core
 
@@ -171,7 +185,7 @@ def _drain(stream, n, touch, with_gc=False):
         out = stream.get_records(it, limit=10_000)
         if touch:
             for r in out.records:
-                r.data, r.sequence_number
+                _ = r.data, r.sequence_number
         got += len(out.records)
         it = out.next_shard_iterator
     return got
@@ -295,7 +309,7 @@ def test_memory_ref(benchmark):
         del recs
 
         def fill():
-            for b in batches:
+            for b in batches:  # noqa: F821 - fill() runs before the `del batches` below (which frees the inputs)
                 stream.put_records(b)
 
         benchmark.pedantic(fill, rounds=1)

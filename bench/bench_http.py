@@ -92,7 +92,7 @@ class Server:
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     self.close()
-                    raise RuntimeError("fastkin serve did not start")
+                    raise RuntimeError("fastkin serve did not start") from None
                 time.sleep(0.05)
         if tls:
             self.ssl = ssl.create_default_context(cafile=self.cafile)      # the load generator's own
@@ -267,7 +267,7 @@ if pytest is not None:
     def _summary():
         yield
         if _ROWS:
-            print("\n\nfastkin serve, PutRecords (500 x 100 B), load average %.1f\n" % os.getloadavg()[0])
+            print(f"\n\nfastkin serve, PutRecords (500 x 100 B), load average {os.getloadavg()[0]:.1f}\n")
             print(table(_ROWS))
 
     @pytest.mark.parametrize("mode", list(MODES))

@@ -172,7 +172,8 @@ def pytest_terminal_summary(terminalreporter):
     for r in _RESULTS:
         rows.setdefault((r["group"], r["scenario"]), {})[r["impl"]] = r
     tr.write_line("Rates are amount per timed call / mean time; 'cy @median' uses the median round instead.")
-    tr.write_line("| group | scenario | unit | cy | cy @median | ref | python loop | cy/ref | cy/python loop | target (cy) |")
+    tr.write_line("| group | scenario | unit | cy | cy @median | ref | python loop | cy/ref | cy/python loop "
+                  "| target (cy) |")
     tr.write_line("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for (group, scen), impls in rows.items():
         cy, ref, py = impls.get("cy"), impls.get("ref"), impls.get("python-loop")
@@ -186,5 +187,6 @@ def pytest_terminal_summary(terminalreporter):
         r_py = f"{cyv / pyv:,.1f}x" if cyv and pyv and not unit.startswith("B/") else "-"
         tgt = TARGETS.get(group)
         t = "-" if tgt is None or cyv is None else f"{_fmt(tgt, unit)}: {'MET' if cyv >= tgt else 'NOT MET'}"
-        tr.write_line(f"| {group.split(':')[0]} | {scen} | {unit} | {_fmt(cyv, unit)} | {_fmt(cy and cy['rate_median'], unit)} | {_fmt(refv, unit)} | "
+        tr.write_line(f"| {group.split(':')[0]} | {scen} | {unit} | {_fmt(cyv, unit)} | "
+                      f"{_fmt(cy and cy['rate_median'], unit)} | {_fmt(refv, unit)} | "
                       f"{_fmt(pyv, unit)} | {r_ref} | {r_py} | {t} |")

@@ -18,9 +18,16 @@ from ._lazy import lazy_getattr
 from .clock import RealClock, VirtualClock
 from .engine import Engine
 from .errors import (
-    ExpiredIteratorException, ExpiredNextTokenException, FastkinError, InvalidArgumentException,
-    LimitExceededException, ProvisionedThroughputExceededException, ResourceInUseException,
-    ResourceNotFoundException, UnknownOperationException, ValidationException,
+    ExpiredIteratorException,
+    ExpiredNextTokenException,
+    FastkinError,
+    InvalidArgumentException,
+    LimitExceededException,
+    ProvisionedThroughputExceededException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    UnknownOperationException,
+    ValidationException,
 )
 from .kcl import Checkpointer, Consumer, RecordProcessor
 from .kpl import Producer, ProducerResult, deaggregate

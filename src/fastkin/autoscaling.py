@@ -79,7 +79,8 @@ class OnDemandScaler:
     def target_shards(self) -> int:
         warm = self.stream.warm_target or 0
         need = self.HEADROOM * self.peak_bytes_per_second() / self.stream.engine.limits.write_bytes_per_second
-        return max(self.MIN_SHARDS, math.ceil(need), math.ceil(warm * MiB / self.stream.engine.limits.write_bytes_per_second))
+        return max(self.MIN_SHARDS, math.ceil(need),
+                   math.ceil(warm * MiB / self.stream.engine.limits.write_bytes_per_second))
 
     # -- decisions ----------------------------------------------------------------------------------------
     def evaluate(self, now: float) -> None:

@@ -10,20 +10,30 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 
-from . import errors as E
-from . import topology
+from . import errors as E, topology
 from ._core import get_core
 from .clock import RealClock
-from .tokens import TokenCodec
-from .metrics import SHARD_LEVEL_NAMES
-from .limits import (
-    DEFAULT_LIMITS, GET_RECORDS_MAX_RECORDS, LIST_SHARDS_MAX_RESULTS, LIST_STREAMS_MAX, MAX_RECORD_KIB_DEFAULT,
-    MAX_RECORD_KIB_MAX, ON_DEMAND_INITIAL_SHARDS, RETENTION_HOURS_DEFAULT, RETENTION_HOURS_MAX, RETENTION_HOURS_MIN,
-    TAGS_MAX, Limits,
-)
 from .fanout import StreamConsumer, Subscription
+from .limits import (
+    DEFAULT_LIMITS,
+    GET_RECORDS_MAX_RECORDS,
+    LIST_SHARDS_MAX_RESULTS,
+    LIST_STREAMS_MAX,
+    MAX_RECORD_KIB_DEFAULT,
+    MAX_RECORD_KIB_MAX,
+    ON_DEMAND_INITIAL_SHARDS,
+    RETENTION_HOURS_DEFAULT,
+    RETENTION_HOURS_MAX,
+    RETENTION_HOURS_MIN,
+    TAGS_MAX,
+    Limits,
+)
+from .metrics import SHARD_LEVEL_NAMES
 from .stream import Stream, to_datetime, to_epoch
+from .tokens import TokenCodec
 
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
 _TAG_CHARS = re.compile(r"[\w .:/=+\-@%]*\Z", re.UNICODE)
@@ -113,8 +123,9 @@ class Engine:
     def _check_name(name) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             if isinstance(name, str) and not 1 <= len(name) <= 128:
-                raise E.validation_error(name, "streamName",
-                                         f"have length {'greater than or equal to 1' if not name else 'less than or equal to 128'}")
+                raise E.validation_error(
+                    name, "streamName",
+                    f"have length {'greater than or equal to 1' if not name else 'less than or equal to 128'}")
             raise E.validation_error(name, "streamName", "satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
 
     def _reap(self, s: Stream) -> None:
@@ -130,8 +141,8 @@ class Engine:
         return list(self._streams.values())
 
     # -- create / delete --------------------------------------------------------------------
-    def create_stream(self, stream_name: str, shard_count: int | None = None, *, stream_mode_details: dict | None = None,
-                      stream_mode: str | None = None, tags: dict | None = None,
+    def create_stream(self, stream_name: str, shard_count: int | None = None, *,
+                      stream_mode_details: dict | None = None, stream_mode: str | None = None, tags: dict | None = None,
                       retention_period_hours: int = RETENTION_HOURS_DEFAULT,
                       max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT, warm_throughput_mibps: int | None = None,
                       storage: str = "full") -> Stream:
@@ -158,10 +169,12 @@ class Engine:
             raise E.ValidationException(f"ShardCount must be an integer, got {type(shard_count).__name__}")
         if shard_count < 1:
             raise E.validation_error(shard_count, "shardCount", "have value greater than or equal to 1")
-        if not isinstance(retention_period_hours, int) or not RETENTION_HOURS_MIN <= retention_period_hours <= RETENTION_HOURS_MAX:
+        if not isinstance(retention_period_hours, int) \
+                or not RETENTION_HOURS_MIN <= retention_period_hours <= RETENTION_HOURS_MAX:
             raise E.InvalidArgumentException(
                 f"Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Maximum allowed retention period is "
-                f"{RETENTION_HOURS_MAX} hours. Requested retention period ({retention_period_hours} hours) is out of range.")
+                f"{RETENTION_HOURS_MAX} hours. Requested retention period ({retention_period_hours} hours) "
+                "is out of range.")
         self._check_max_record_kib(max_record_size_in_kib)
         tags = self._check_tags(tags or {})
         with self._lock:
@@ -341,11 +354,13 @@ class Engine:
             raise E.validation_error(tags, "tags", f"have length less than or equal to {TAGS_MAX}")
         for k, v in tags.items():
             if not isinstance(k, str) or not 1 <= len(k) <= 128 or not _TAG_CHARS.match(k):
-                raise E.InvalidArgumentException(f"Tag key {k!r} is invalid: 1 to 128 letters, digits, spaces or _ . : / = + - @ %.")
+                raise E.InvalidArgumentException(
+                    f"Tag key {k!r} is invalid: 1 to 128 letters, digits, spaces or _ . : / = + - @ %.")
             if v is None:
                 v = ""
             if not isinstance(v, str) or len(v) > 256 or not _TAG_CHARS.match(v):
-                raise E.InvalidArgumentException(f"Tag value {v!r} is invalid: up to 256 letters, digits, spaces or _ . : / = + - @ %.")
+                raise E.InvalidArgumentException(
+                    f"Tag value {v!r} is invalid: up to 256 letters, digits, spaces or _ . : / = + - @ %.")
         return {k: ("" if v is None else v) for k, v in tags.items()}
 
     def add_tags_to_stream(self, tags: dict, stream_name=None, stream_arn=None) -> None:
@@ -383,7 +398,8 @@ class Engine:
     def split_shard(self, shard_to_split: str, new_starting_hash_key: str, stream_name=None, stream_arn=None) -> None:
         topology.split_shard(self.stream(stream_name, stream_arn), shard_to_split, new_starting_hash_key)
 
-    def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str, stream_name=None, stream_arn=None) -> None:
+    def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str, stream_name=None,
+                     stream_arn=None) -> None:
         topology.merge_shards(self.stream(stream_name, stream_arn), shard_to_merge, adjacent_shard_to_merge)
 
     def update_shard_count(self, target_shard_count: int, scaling_type: str = "UNIFORM_SCALING", stream_name=None,
@@ -580,7 +596,8 @@ class Engine:
         page = cs[:max_results]
         out: dict = {"Consumers": [c.summary(now) for c in page]}
         if len(cs) > max_results:
-            out["NextToken"] = self._tokens.next_token("consumers", s.incarnation, math.floor(now * 1000), page[-1].name)
+            out["NextToken"] = self._tokens.next_token("consumers", s.incarnation, math.floor(now * 1000),
+                                                       page[-1].name)
         return out
 
     def subscribe_to_shard(self, consumer_arn: str, shard_id: str, starting_position: dict) -> Subscription:
@@ -619,7 +636,8 @@ class Engine:
             merged = {**c.tags, **tags}
             if len(merged) > TAGS_MAX:
                 raise E.LimitExceededException(
-                    f"Failed to add tags to consumer {c.name} because a resource can have a maximum of {TAGS_MAX} tags.")
+                    f"Failed to add tags to consumer {c.name} because a resource can have a maximum of "
+                    f"{TAGS_MAX} tags.")
             c.tags = merged
 
     def untag_resource(self, resource_arn: str, tag_keys: list) -> None:
@@ -703,7 +721,8 @@ class Engine:
         enhanced fan-out pipe, which has its own 2 MiB/s per consumer."""
         now = self.clock()
         now_ms = math.floor(now * 1000.0)
-        name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms, round(self.limits.iterator_ttl_seconds * 1000))
+        name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms,
+                                                              round(self.limits.iterator_ttl_seconds * 1000))
         s = self.stream(name)
         if s.incarnation != inc:
             raise E.stream_not_found(name, self.account_id)
@@ -740,6 +759,11 @@ class RegionEngines:
     """Mixin for what answers several regions (the boto3 mock, the server): one Engine per region,
     made on first use. The class provides ``_engines`` (region -> Engine), ``_lock``, ``clock`` and
     ``_kw`` (the other Engine arguments)."""
+
+    _engines: dict[str, Engine]
+    _lock: threading.Lock
+    clock: Callable[[], float]
+    _kw: dict[str, Any]
 
     def engine_for(self, region: str) -> Engine:
         e = self._engines.get(region)

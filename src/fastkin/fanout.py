@@ -1,6 +1,7 @@
 """Enhanced fan-out: registered stream consumers and SubscribeToShard subscriptions.
 
-A ``StreamConsumer`` (a registered consumer; not the KCL worker, which is ``fastkin.kcl.Consumer``) is CREATING for ``latency`` engine-seconds after registration, then ACTIVE. Its ARN is
+A ``StreamConsumer`` (a registered consumer; not the KCL worker, which is ``fastkin.kcl.Consumer``) is
+CREATING for ``latency`` engine-seconds after registration, then ACTIVE. Its ARN is
 ``<stream ARN>/consumer/<name>:<creation epoch seconds>``, so re-registering a name gives a new ARN.
 
 A ``Subscription`` is what SubscribeToShard returns: an iterable of ``{"SubscribeToShardEvent": {...}}``
@@ -43,7 +44,7 @@ class StreamConsumer:
         self.arn = f"{stream.arn}/consumer/{name}:{math.floor(now)}"
         self.tags = dict(tags)
         self.policy: str | None = None
-        self._subs: dict[int, "Subscription"] = {}
+        self._subs: dict[int, Subscription] = {}
         self._lock = threading.Lock()
 
     def status_at(self, now: float) -> str:
@@ -53,7 +54,7 @@ class StreamConsumer:
         return {"ConsumerName": self.name, "ConsumerARN": self.arn, "ConsumerStatus": self.status_at(now),
                 "ConsumerCreationTimestamp": _dt.datetime.fromtimestamp(self.created, _dt.timezone.utc)}
 
-    def attach(self, sub: "Subscription", shard: int, now: float) -> None:
+    def attach(self, sub: Subscription, shard: int, now: float) -> None:
         with self._lock:
             old = self._subs.get(shard)
             if old is not None and not old.finished:
@@ -146,7 +147,8 @@ class Subscription:
             self.finished = True
             return None
         if now > self._budget_t:
-            self._budget = min(float(EFO_BYTES_PER_SECOND), self._budget + EFO_BYTES_PER_SECOND * (now - self._budget_t))
+            self._budget = min(float(EFO_BYTES_PER_SECOND),
+                               self._budget + EFO_BYTES_PER_SECOND * (now - self._budget_t))
             self._budget_t = now
         records = []
         children = None

@@ -38,7 +38,7 @@ class Limits:
     on_demand_stream_limit: int = 50
     iterator_ttl_seconds: float = ITERATOR_TTL_SECONDS
 
-    def replace(self, **changes) -> "Limits":
+    def replace(self, **changes) -> Limits:
         return replace(self, **changes)
 
 

@@ -19,7 +19,8 @@ from .metrics import StreamMetrics
 from .topology import ShardInfo
 
 ITERATOR_TYPES = ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
-SHARD_FILTER_TYPES = ("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP")
+SHARD_FILTER_TYPES = ("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP",
+                      "FROM_TIMESTAMP")
 
 
 def to_datetime(t: float) -> _dt.datetime:
@@ -44,7 +45,7 @@ def records_dicts(records) -> list[dict]:
     utc = _dt.timezone.utc
     fromts = _dt.datetime.fromtimestamp
     stamps: dict = {}
-    out = []
+    out: list[dict] = []
     append = out.append
     for r in records:
         t = r.approximate_arrival_timestamp
@@ -154,7 +155,8 @@ class Stream:
     def next_shard_index(self) -> int:
         return max(self._shards) + 1
 
-    def apply_topology(self, now: float, close: list[int], new: list[ShardInfo], transient: set[int] = frozenset()) -> None:
+    def apply_topology(self, now: float, close: list[int], new: list[ShardInfo],
+                       transient: set[int] | frozenset[int] = frozenset()) -> None:
         """Close ``close`` and add ``new`` (children know their parents) in one atomic core change.
 
         Shards in ``transient`` are created and closed within this change (UpdateShardCount's
@@ -283,7 +285,8 @@ class Stream:
     def _check_sfo(self, value) -> None:
         # Sequence numbers are strictly increasing per shard (and a child shard's are above its
         # parents'), so any number this stream issued is below the next one; we only validate it.
-        if not isinstance(value, str) or not value.isdigit() or len(value) > 129 or (len(value) > 1 and value[0] == "0"):
+        if not isinstance(value, str) or not value.isdigit() or len(value) > 129 \
+                or (len(value) > 1 and value[0] == "0"):
             raise E.validation_error(value, "sequenceNumberForOrdering",
                                      "satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
 
@@ -294,14 +297,15 @@ class Stream:
         t = shard_iterator_type
         if t not in ITERATOR_TYPES:
             raise E.validation_error(t, "shardIteratorType",
-                                     "satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]")
+                                     "satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, "
+                                     "TRIM_HORIZON, LATEST, AT_TIMESTAMP]")
         wants_seq = t in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
         if wants_seq != (starting_sequence_number is not None) or (t == "AT_TIMESTAMP") != (timestamp is not None):
             raise E.InvalidArgumentException(
                 "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or "
                 "(2) TRIM_HORIZON or LATEST and no StartingSequenceNumber or (3) AT_TIMESTAMP and Timestamp. "
-                f"Request specified {t} and {'a' if starting_sequence_number is not None else 'no'} StartingSequenceNumber"
-                f" and {'a' if timestamp is not None else 'no'} Timestamp.")
+                f"Request specified {t} and {'a' if starting_sequence_number is not None else 'no'} "
+                f"StartingSequenceNumber and {'a' if timestamp is not None else 'no'} Timestamp.")
         core = self._core
         idx = info.index
         if t == "TRIM_HORIZON":
@@ -327,7 +331,8 @@ class Stream:
             raise E.validation_error(seq, "startingSequenceNumber",
                                      "satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
         parsed = self.engine.core.parse_sequence_number(seq)
-        where = f"used in GetShardIterator on shard {info.shard_id} in stream {self.name} under account {self.engine.account_id}"
+        where = (f"used in GetShardIterator on shard {info.shard_id} in stream {self.name} "
+                 f"under account {self.engine.account_id}")
         if parsed is None:
             raise E.InvalidArgumentException(f"StartingSequenceNumber {seq} {where} is invalid.")
         create, shard, q, _ = parsed
@@ -353,7 +358,8 @@ class Stream:
         info = self._shards.get(shard)
         if info is None or self._expired(info):
             raise E.ResourceNotFoundException(
-                f"Shard {E.shard_name(shard)} in stream {self.name} under account {self.engine.account_id} does not exist")
+                f"Shard {E.shard_name(shard)} in stream {self.name} under account {self.engine.account_id} "
+                "does not exist")
         records, pos, behind = self._core.get_records(shard, pos, limit, now, quota)
         child_shards = []
         if info.closed_at is not None and pos >= self._core.shard_end(shard):
@@ -458,9 +464,11 @@ class Stream:
                                      "satisfy enum value set: [" + ", ".join(SHARD_FILTER_TYPES) + "]")
         t = shard_filter["Type"]
         sid, ts = shard_filter.get("ShardId"), shard_filter.get("Timestamp")
-        if (t == "AFTER_SHARD_ID") != (sid is not None) or (t in ("AT_TIMESTAMP", "FROM_TIMESTAMP")) != (ts is not None):
-            raise E.InvalidArgumentException(
-                f"ShardFilter type {t} requires {'a ShardId' if t == 'AFTER_SHARD_ID' else 'a Timestamp' if 'TIMESTAMP' in t else 'no ShardId or Timestamp'}.")
+        if (t == "AFTER_SHARD_ID") != (sid is not None) \
+                or (t in ("AT_TIMESTAMP", "FROM_TIMESTAMP")) != (ts is not None):
+            needs = ("a ShardId" if t == "AFTER_SHARD_ID" else "a Timestamp" if "TIMESTAMP" in t
+                     else "no ShardId or Timestamp")
+            raise E.InvalidArgumentException(f"ShardFilter type {t} requires {needs}.")
         if t == "AFTER_SHARD_ID":
             start = self._shard_number(sid)
             return [s for s in shards if s.index > start]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 from .engine import Engine
 from .limits import DEFAULT_LIMITS, Limits
@@ -46,7 +47,7 @@ def shard_ranges(shards: list[dict]) -> list[tuple[int, int, str]]:
 class Target:
     """The interface both adapters implement."""
 
-    clock: object                  # zero-argument callable: epoch seconds (the engine's clock, or time.time)
+    clock: Callable[[], float]     # zero-argument callable: epoch seconds (the engine's clock, or time.time)
     limits: Limits                 # the shard limits of the service behind it
     quotas: bool                   # whether those limits are enforced
 
@@ -132,4 +133,5 @@ def adapt(target, required: tuple[str, ...]) -> tuple[Target, str | None]:
         return EngineTarget(target), None
     if all(hasattr(target, m) for m in required):
         return Boto3Target(target), None
-    raise TypeError(f"target must be a fastkin Engine or Stream, or a boto3 Kinesis client, not {type(target).__name__}")
+    raise TypeError("target must be a fastkin Engine or Stream, or a boto3 Kinesis client, "
+                    f"not {type(target).__name__}")

@@ -134,7 +134,7 @@ def plan_uniform(stream, target: int, now: float):
         pieces.append(new[-1] if cuts else sh)
     created = {n.index for n in new}
     k = 0
-    for a, b in ranges:
+    for _a, b in ranges:
         group = []
         while k < len(pieces) and pieces[k].end_hash <= b:
             group.append(pieces[k])
@@ -196,9 +196,10 @@ def _is_uniform(stream) -> bool:
     return [(s.start_hash, s.end_hash) for s in shards] == initial_hash_ranges(len(shards))
 
 
-def update_stream_mode(stream, mode: str) -> None:
+def update_stream_mode(stream, mode: str | None) -> None:
     if mode not in ("PROVISIONED", "ON_DEMAND"):
-        raise E.validation_error(mode, "streamModeDetails.streamMode", "satisfy enum value set: [PROVISIONED, ON_DEMAND]")
+        raise E.validation_error(mode, "streamModeDetails.streamMode",
+                                 "satisfy enum value set: [PROVISIONED, ON_DEMAND]")
     with stream._lock:
         now = stream.require_active()
         recent = [t for t in stream.mode_history if now - t < DAY]

@@ -274,7 +274,7 @@ def test_aws_error_classes_are_named_as_their_codes_and_every_class_is_raised():
 
 def test_no_except_baseexception_swallows_interrupts():
     bad = []
-    for m, path in MODULES.items():
+    for path in MODULES.values():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ExceptHandler) and node.type is not None and \
                     ast.unparse(node.type) in ("BaseException", "KeyboardInterrupt"):

@@ -26,7 +26,8 @@ def test_every_member_reaches_an_engine_argument_and_every_required_argument_has
     problems = []
     for name in S.IMPLEMENTED:
         op = S._Operation(name, fastkin.Engine)
-        members = list(MODEL.operation_model(name).input_shape.members) if MODEL.operation_model(name).input_shape else []
+        input_shape = MODEL.operation_model(name).input_shape
+        members = list(input_shape.members) if input_shape else []
         if name not in S._HANDLERS:
             for m in members:
                 if m not in op.args and m not in S.IGNORED_MEMBERS:

@@ -9,7 +9,7 @@ import botocore.client
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ParamValidationError
-from moto import mock_aws   # imported before any session is made, so its handler is in every session
+from moto import mock_aws  # imported before any session is made, so its handler is in every session
 
 import fastkin
 from fastkin.wire.mock import _ORIGINAL, mock_kinesis
@@ -65,11 +65,14 @@ def test_botocore_validation_still_applies():
         with pytest.raises(ParamValidationError):
             k.create_stream(ShardCount=1)
         with pytest.raises(ParamValidationError):
-            k.put_records(StreamName="s", Records=[{"Data": b"a", "PartitionKey": "k"}, {"Data": 7, "PartitionKey": "k"}])
+            k.put_records(StreamName="s", Records=[{"Data": b"a", "PartitionKey": "k"},
+                                                   {"Data": 7, "PartitionKey": "k"}])
         with pytest.raises(ParamValidationError):
-            k.put_records(StreamName="s", Records=[{"Data": b"a", "PartitionKey": "k"}, {"Data": b"", "PartitionKey": ""}])
+            k.put_records(StreamName="s", Records=[{"Data": b"a", "PartitionKey": "k"},
+                                                   {"Data": b"", "PartitionKey": ""}])
         with pytest.raises(ParamValidationError):
-            k.put_records(StreamName="s", Records=[{"Data": b"a", "PartitionKey": "k"}, {"Data": b"x", "PartitionKey": "k", "Bogus": 1}])
+            k.put_records(StreamName="s", Records=[{"Data": b"a", "PartitionKey": "k"},
+                                                   {"Data": b"x", "PartitionKey": "k", "Bogus": 1}])
         assert k.list_streams()["StreamNames"] == []
 
 
@@ -95,7 +98,8 @@ def test_retries_follow_the_clients_retry_config():
 
 def test_other_services_go_to_moto():
     with mock_aws(), mock_kinesis() as m:
-        sqs = boto3.session.Session().client("sqs", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        sqs = boto3.session.Session().client("sqs", region_name="us-east-1", aws_access_key_id="t",
+                                             aws_secret_access_key="t")
         url = sqs.create_queue(QueueName="q")["QueueUrl"]
         assert "q" in url
         client().create_stream(StreamName="mine", ShardCount=1)
@@ -137,7 +141,8 @@ def test_subscription_events_continuation_and_five_minute_end(mock_kin):
     arn, carn = _efo(k)
     seqs = [k.put_record(StreamName="e", Data=bytes([i]), PartitionKey="p")["SequenceNumber"] for i in range(3)]
     stream = k.subscribe_to_shard(ConsumerARN=carn, ShardId="shardId-000000000000",
-                                  StartingPosition={"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seqs[0]})["EventStream"]
+                                  StartingPosition={"Type": "AFTER_SEQUENCE_NUMBER",
+                                                    "SequenceNumber": seqs[0]})["EventStream"]
     first = next(iter(stream))["SubscribeToShardEvent"]
     assert [r["Data"] for r in first["Records"]] == [b"\x01", b"\x02"]
     assert first["ContinuationSequenceNumber"] == seqs[2]
@@ -186,7 +191,8 @@ def test_consumer_creating_state_and_arn():
         with pytest.raises(k.exceptions.ResourceInUseException):
             k.subscribe_to_shard(ConsumerARN=c["ConsumerARN"], ShardId="0", StartingPosition={"Type": "LATEST"})
         clock.advance(2.0)
-        assert k.describe_stream_consumer(ConsumerARN=c["ConsumerARN"])["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE"
+        desc = k.describe_stream_consumer(ConsumerARN=c["ConsumerARN"])["ConsumerDescription"]
+        assert desc["ConsumerStatus"] == "ACTIVE"
 
 
 def test_consumer_latency_applies_to_a_given_engine_and_its_state_is_the_engines():

@@ -96,13 +96,15 @@ def test_every_operation_answers_with_its_output_shape(kin, shape_ok):
         assert call("GetResourcePolicy", ResourceARN=res)["Policy"] == "{}"
     call("DeregisterStreamConsumer", ConsumerARN=c["ConsumerARN"])
     # account settings and warm throughput
-    assert call("DescribeAccountSettings") == {"ResponseMetadata": call("DescribeAccountSettings")["ResponseMetadata"]} \
+    assert call("DescribeAccountSettings") == \
+        {"ResponseMetadata": call("DescribeAccountSettings")["ResponseMetadata"]} \
         or "MinimumThroughputBillingCommitment" not in call("DescribeAccountSettings")
     s = call("UpdateAccountSettings", MinimumThroughputBillingCommitment={"Status": "ENABLED"})
     assert s["MinimumThroughputBillingCommitment"]["Status"] == "ENABLED"
     w = call("UpdateStreamWarmThroughput", StreamARN=od_arn, WarmThroughputMiBps=100)
     assert w["WarmThroughput"] == {"TargetMiBps": 100, "CurrentMiBps": 100}
-    assert call("DescribeStreamSummary", StreamName="od")["StreamDescriptionSummary"]["WarmThroughput"]["TargetMiBps"] == 100
+    summary = call("DescribeStreamSummary", StreamName="od")["StreamDescriptionSummary"]
+    assert summary["WarmThroughput"]["TargetMiBps"] == 100
     s = call("UpdateAccountSettings", MinimumThroughputBillingCommitment={"Status": "DISABLED"})
     assert s["MinimumThroughputBillingCommitment"]["Status"] == "ENABLED_UNTIL_EARLIEST_ALLOWED_END"
     kin.clock.advance(24 * 3600)

@@ -42,7 +42,8 @@ def post(url: str, op: str, body, ctype: str = JSON_CT, **kw) -> httpx.Response:
 
 def test_json_round_trip_and_error_body(srv):
     assert post(srv.url, "CreateStream", {"StreamName": "s", "ShardCount": 1}).content == b""
-    r = post(srv.url, "PutRecord", {"StreamName": "s", "Data": base64.b64encode(b"\x00hi").decode(), "PartitionKey": "k"})
+    r = post(srv.url, "PutRecord",
+             {"StreamName": "s", "Data": base64.b64encode(b"\x00hi").decode(), "PartitionKey": "k"})
     assert r.status_code == 200 and r.headers["content-type"] == JSON_CT and r.headers["x-amzn-requestid"]
     assert r.json()["ShardId"] == "shardId-000000000000"
     r = post(srv.url, "DescribeStream", {"StreamName": "missing"})
@@ -220,7 +221,8 @@ _PUT_RECORDS_CASES = [
     {"StreamName": "missing", "Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
     {"StreamName": 5, "Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
     {"Records": [{"Data": "aGk=", "PartitionKey": "k"}]},
-    {"StreamName": "s", "Records": [{"Data": base64.b64encode(b"x" * (1024 * 1024 + 1)).decode(), "PartitionKey": "k"}]},
+    {"StreamName": "s",
+     "Records": [{"Data": base64.b64encode(b"x" * (1024 * 1024 + 1)).decode(), "PartitionKey": "k"}]},
 ]
 
 

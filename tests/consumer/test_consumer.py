@@ -5,8 +5,8 @@ import pytest
 
 import fastkin
 from fastkin.errors import ShardEndNotCheckpointedError
-from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kcl.leases import DynamoDBLeaseStore, MemoryLeaseStore, SQLiteLeaseStore
+from fastkin.kcl.worker import Consumer, RecordProcessor, drive
 from fastkin.kpl.producer import Producer
 
 START = 1_700_000_000.0
@@ -85,8 +85,8 @@ def test_single_worker_reads_everything_in_key_order(engine_name):
     drive([w], lambda: len(col.seen) >= 3000, clock)
     assert sorted(col.values()) == list(range(3000))
     assert_key_order(col.seen)
-    leases = {l["leaseKey"]: l for l in w.store.list()}
-    assert all(l["leaseOwner"] == w.worker_id and l["checkpoint"].isdigit() for l in leases.values())
+    leases = {lease["leaseKey"]: lease for lease in w.store.list()}
+    assert all(lease["leaseOwner"] == w.worker_id and lease["checkpoint"].isdigit() for lease in leases.values())
 
 
 def test_workers_balance_leases():
@@ -111,7 +111,7 @@ def test_failover_after_a_worker_dies_with_bounded_duplicates():
     ws[0].kill()
     t0 = clock()
     put_range(s, clock, 2000, 4000)
-    elapsed = drive(ws[1:], lambda: len(set(col.values())) >= 4000, clock, max_seconds=120)
+    drive(ws[1:], lambda: len(set(col.values())) >= 4000, clock, max_seconds=120)
     assert sorted(ws[1].owned_shards) == [f"shardId-{i:012d}" for i in range(4)]
     assert clock() - t0 >= 5.0 and ws[1].metrics.leases_taken >= 2
     assert sorted(set(col.values())) == list(range(4000))
@@ -154,7 +154,7 @@ def test_graceful_shutdown_checkpoints_and_releases():
     w = Consumer(eng, "s", "app", Final, lease_store=store)
     drive([w], lambda: len(col.seen) >= 1000, clock)
     w.shutdown()
-    assert all(l["leaseOwner"] is None and l["checkpoint"].isdigit() for l in store.list())
+    assert all(lease["leaseOwner"] is None and lease["checkpoint"].isdigit() for lease in store.list())
     col2 = Collector()
     w2 = Consumer(eng, "s", "app", col2, lease_store=store)
     put_range(s, clock, 1000, 1200)
@@ -274,8 +274,8 @@ def check_store(store):
 
     assert store.create_if_absent(new_lease("shardId-000000000000", "TRIM_HORIZON", ["p1"], 0, 10))
     assert not store.create_if_absent(new_lease("shardId-000000000000", "LATEST", [], 0, 10))
-    l = store.get("shardId-000000000000")
-    assert l["leaseCounter"] == 0 and l["leaseOwner"] is None and l["parentShardIds"] == ["p1"]
+    lease = store.get("shardId-000000000000")
+    assert lease["leaseCounter"] == 0 and lease["leaseOwner"] is None and lease["parentShardIds"] == ["p1"]
     assert store.take("shardId-000000000000", 0, "a")
     assert not store.take("shardId-000000000000", 0, "b")         # stale counter
     assert not store.renew("shardId-000000000000", 1, "b")        # not the owner
@@ -283,9 +283,9 @@ def check_store(store):
     assert store.checkpoint("shardId-000000000000", 2, "a", "123", 4)
     assert not store.checkpoint("shardId-000000000000", 2, "a", "456", 0)
     assert store.take("shardId-000000000000", 3, "b")             # steal
-    l = store.get("shardId-000000000000")
-    assert (l["leaseOwner"], l["leaseCounter"], l["checkpoint"], l["checkpointSubSequenceNumber"],
-            l["ownerSwitchesSinceCheckpoint"]) == ("b", 4, "123", 4, 1)
+    lease = store.get("shardId-000000000000")
+    assert (lease["leaseOwner"], lease["leaseCounter"], lease["checkpoint"], lease["checkpointSubSequenceNumber"],
+            lease["ownerSwitchesSinceCheckpoint"]) == ("b", 4, "123", 4, 1)
     assert not store.release("shardId-000000000000", 4, "a")
     assert store.release("shardId-000000000000", 4, "b")
     assert store.get("shardId-000000000000")["leaseOwner"] is None
@@ -336,7 +336,7 @@ def test_background_worker_threads_real_clock():
     assert all(w.error is None for w in ws)
     assert sorted(set(col.values())) == list(range(400))
     assert_key_order(col.seen)
-    assert all(l["leaseOwner"] is None for l in store.list())
+    assert all(lease["leaseOwner"] is None for lease in store.list())
 
 
 def test_through_mock_kinesis_boto3_client():

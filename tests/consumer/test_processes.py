@@ -18,7 +18,7 @@ def lines(paths):
     out = []
     for p in paths:
         if p.exists():
-            out += [tuple(l.split()) for l in p.read_text().splitlines() if l.strip()]
+            out += [tuple(line.split()) for line in p.read_text().splitlines() if line.strip()]
     return out
 
 
@@ -49,12 +49,12 @@ def test_processes_share_leases_and_survive_a_kill(tmp_path):
             from fastkin.kcl.leases import SQLiteLeaseStore
 
             store = SQLiteLeaseStore(str(db))
-            assert wait_for(lambda: {l["leaseOwner"] for l in store.list()} == {"w0", "w1"}, 30)
+            assert wait_for(lambda: {lease["leaseOwner"] for lease in store.list()} == {"w0", "w1"}, 30)
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait()
             s.put_records([(f"{i}".encode(), f"k{i % 17}") for i in range(400, 800)])
             assert wait_for(lambda: len({v for _, v in lines(outs)}) >= 800, 60)
-            assert wait_for(lambda: {l["leaseOwner"] for l in store.list()} == {"w1"}, 30)
+            assert wait_for(lambda: {lease["leaseOwner"] for lease in store.list()} == {"w1"}, 30)
         finally:
             for p in procs:
                 if p.poll() is None:

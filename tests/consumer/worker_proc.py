@@ -4,8 +4,8 @@ import time
 
 import boto3
 
-from fastkin.kcl.worker import Consumer, RecordProcessor
 from fastkin.kcl.leases import SQLiteLeaseStore
+from fastkin.kcl.worker import Consumer, RecordProcessor
 
 url, db, out_path, worker_id = sys.argv[1:5]
 out = open(out_path, "a", buffering=1)

@@ -32,12 +32,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, note, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, note, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from fastkin import _core
-from fastkin import errors as E
+from fastkin import _core, errors as E
 from fastkin._common import SEQ_INDEX_END, initial_hash_ranges
 from fastkin._ref.core import format_sequence_number, parse_sequence_number
 from fastkin.limits import GET_RECORDS_MAX_RECORDS, HASH_MAX, Limits
@@ -289,7 +287,8 @@ def data_strategy(max_rec):
     normal = st.binary(max_size=300)
     big = st.builds(lambda n, pat: (pat * (n // len(pat) + 1))[:n],
                     st.integers(max(0, max_rec - 300), max_rec + 40), st.binary(min_size=1, max_size=8))
-    other = st.one_of(st.text(max_size=40), st.binary(max_size=40).map(bytearray), st.binary(max_size=40).map(memoryview),
+    other = st.one_of(st.text(max_size=40), st.binary(max_size=40).map(bytearray),
+                      st.binary(max_size=40).map(memoryview),
                       st.sampled_from([None, 5, 1.5, ["a"], "x\ud800y", object]))
     return weighted((12, normal), (2, big), (1, other))
 
@@ -331,9 +330,11 @@ class CoreMachine(RuleBasedStateMachine):
         okr, r = call(getattr(self.ref, method), *args)
         okc, c = call(getattr(self.cy, method), *args)
         where = f"{method}{short(args, 300)}"
-        assert okr == okc, f"{where}: ref {'returned' if okr else 'raised'} {short(r)} but cy {'returned' if okc else 'raised'} {short(c)}"
+        assert okr == okc, (f"{where}: ref {'returned' if okr else 'raised'} {short(r)} "
+                            f"but cy {'returned' if okc else 'raised'} {short(c)}")
         if not okr:
-            assert type(r) is type(c), f"{where}: ref raised {type(r).__name__}({r}) but cy raised {type(c).__name__}({c})"
+            assert type(r) is type(c), \
+                f"{where}: ref raised {type(r).__name__}({r}) but cy raised {type(c).__name__}({c})"
             assert str(r) == str(c), f"{where}: messages differ:\n ref: {r}\n cy:  {c}"
             return False, r
         return True, (r, c)
@@ -372,7 +373,8 @@ class CoreMachine(RuleBasedStateMachine):
         if kind == "str":
             return str(spec[1])
         if kind == "edge":
-            starts = sorted({s.start for s in self.model.shards.values()} | {s.end_hash for s in self.model.shards.values()})
+            shards = self.model.shards.values()
+            starts = sorted({s.start for s in shards} | {s.end_hash for s in shards})
             v = starts[spec[1] % len(starts)] + spec[2]
             v = min(max(v, 0), HASH_MAX)
             return str(v) if spec[3] else v
@@ -612,7 +614,8 @@ class CoreMachine(RuleBasedStateMachine):
         # beyond 400 s on purpose: the compiled core starts a new segment after an hour of arrivals
         self.now += dt
 
-    @rule(retention=weighted((3, st.floats(0.0, 60.0)), (3, st.floats(0.0, 900.0)), (1, st.sampled_from([0.0, 0.0005, 86400.0]))))
+    @rule(retention=weighted((3, st.floats(0.0, 60.0)), (3, st.floats(0.0, 900.0)),
+                             (1, st.sampled_from([0.0, 0.0005, 86400.0]))))
     def trim(self, retention):
         ok, out = self.both("trim", self.now, retention)
         assert ok
@@ -856,7 +859,7 @@ def test_segment_boundaries_match():
     ref, cy = _pair()
     now = T0
     n = 0
-    for b in range(150):                         # 75,000 records, arrival ms advancing 1 ms per batch
+    for _b in range(150):                         # 75,000 records, arrival ms advancing 1 ms per batch
         _same(ref, cy, "put_records", [(bytes([i % 251]) * (i % 5), f"k{i % 9}") for i in range(500)], now)
         n += 500
         now += 0.001

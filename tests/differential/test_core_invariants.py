@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from hypothesis import settings
 from hypothesis.stateful import invariant
-
 from test_core_differential import _SETTINGS, MetadataOnlyMachine, QuotaMachine, UnthrottledSmallMachine
 
 

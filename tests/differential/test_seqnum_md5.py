@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-
-from fastkin._ref import core as ref
 from fastkin._cy import core as cy
+from fastkin._ref import core as ref
 
 SECS = st.integers(0, 2 ** 36 - 1)
 SHARD = st.integers(0, 2 ** 32 - 1)
@@ -44,7 +42,8 @@ def test_format_matches(create, shard, seq, rec):
 def _mutations(s: str):
     """Strings next to a valid sequence number: one digit changed, dropped, doubled, prefixed, suffixed."""
     return st.one_of(
-        st.tuples(st.integers(0, len(s) - 1), st.sampled_from("0123456789")).map(lambda t: s[:t[0]] + t[1] + s[t[0] + 1:]),
+        st.tuples(st.integers(0, len(s) - 1), st.sampled_from("0123456789"))
+          .map(lambda t: s[:t[0]] + t[1] + s[t[0] + 1:]),
         st.integers(0, len(s) - 1).map(lambda i: s[:i] + s[i + 1:]),
         st.integers(0, len(s) - 1).map(lambda i: s[:i] + s[i] + s[i:]),
         st.sampled_from(["0", "00", " ", "+", "-", "\u0660", "٣", "1", "9", "_", "\x00"]).map(lambda p: p + s),
@@ -92,7 +91,8 @@ def test_parse_non_str_is_none(s):
 
 @S
 @given(key=st.one_of(st.text(max_size=300), st.text(alphabet=st.characters(min_codepoint=0x80), max_size=64),
-                     st.sampled_from(["", "a", "ключ", "键", "🔑" * 64, "x" * 55, "x" * 56, "x" * 63, "x" * 64, "x" * 65, "\ud800", "a\udfff"])))
+                     st.sampled_from(["", "a", "ключ", "键", "🔑" * 64, "x" * 55, "x" * 56, "x" * 63, "x" * 64,
+                                      "x" * 65, "\ud800", "a\udfff"])))
 def test_md5_str_matches(key):
     try:
         kb = key.encode()

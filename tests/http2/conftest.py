@@ -5,11 +5,10 @@ from __future__ import annotations
 import ssl
 
 import pytest
+from h2wire import START
 
 import fastkin
 from fastkin.wire.http import ServerThread
-
-from h2wire import START
 
 
 @pytest.fixture(scope="session")

@@ -209,7 +209,7 @@ class H2Client:
             pass
         self.sock.close()
 
-    def __enter__(self) -> "H2Client":
+    def __enter__(self) -> H2Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -278,7 +278,7 @@ class H2Client:
                 raise TimeoutError("condition not reached")
             try:
                 self.pump_once(left)
-            except socket.timeout:
+            except TimeoutError:
                 raise TimeoutError("condition not reached") from None
 
     def pump_for(self, seconds: float) -> None:
@@ -286,7 +286,7 @@ class H2Client:
         while (left := deadline - time.monotonic()) > 0:
             try:
                 self.pump_once(left)
-            except socket.timeout:
+            except TimeoutError:
                 return
 
     def _handle(self, evs) -> None:

@@ -8,8 +8,18 @@ import json
 
 import httpx
 import pytest
-from h2wire import CBOR_CT, START, TARGET, JavaDate, Millis, check_java_shape, event_payload, events, java_cbor, \
-    java_read
+from h2wire import (
+    CBOR_CT,
+    START,
+    TARGET,
+    JavaDate,
+    Millis,
+    check_java_shape,
+    event_payload,
+    events,
+    java_cbor,
+    java_read,
+)
 
 from fastkin.wire.service import IMPLEMENTED, service_model
 
@@ -94,8 +104,9 @@ def test_every_operation_in_java_cbor(java, h2c):
     # data: byte strings in, byte strings out; AT_TIMESTAMP iterators the Java way
     r1 = call("PutRecord", StreamName="a", Data=b"\x00\x01first", PartitionKey="k1", ExplicitHashKey="0")
     clock.advance(1.5)
-    put = call("PutRecords", StreamARN=arn, Records=[{"Data": b"\xffsecond", "PartitionKey": "k2", "ExplicitHashKey": "0"},
-                                                     {"Data": b"", "PartitionKey": "k3"}])
+    put = call("PutRecords", StreamARN=arn,
+               Records=[{"Data": b"\xffsecond", "PartitionKey": "k2", "ExplicitHashKey": "0"},
+                        {"Data": b"", "PartitionKey": "k3"}])
     assert put["FailedRecordCount"] == 0
     it = call("GetShardIterator", StreamName="a", ShardId=r1["ShardId"], ShardIteratorType="AT_TIMESTAMP",
               Timestamp=JavaDate(MS + 1000))["ShardIterator"]
@@ -171,8 +182,9 @@ def test_error_bodies_in_java_cbor(java, h2c):
     java.error("CreateStream", 400, "ValidationException", StreamName="bad name!", ShardCount=1)
     java.error("PutRecord", 400, "SerializationException", StreamName="e", Data="text, not bytes", PartitionKey="k")
     # a timestamp read as seconds instead of milliseconds would be ~54,000 years ahead; an hour ahead is refused
-    msg = java.error("GetShardIterator", 400, "InvalidArgumentException", StreamName="e", ShardId="shardId-000000000000",
-                     ShardIteratorType="AT_TIMESTAMP", Timestamp=JavaDate(MS + 3_600_000))
+    msg = java.error("GetShardIterator", 400, "InvalidArgumentException", StreamName="e",
+                     ShardId="shardId-000000000000", ShardIteratorType="AT_TIMESTAMP",
+                     Timestamp=JavaDate(MS + 3_600_000))
     assert "future" in msg.lower() or "timestamp" in msg.lower()
     r = java.post("GetShardIterator", {"StreamName": "e", "ShardId": "shardId-000000000000",
                                        "ShardIteratorType": "AT_TIMESTAMP", "Timestamp": JavaDate(MS - 1)})

@@ -23,7 +23,6 @@ import fastkin
 from fastkin.wire.http import KinesisApp, ServerThread, self_signed_certificate
 
 
-
 def post(client: httpx.Client, url: str, op: str, body: dict, **headers) -> httpx.Response:
     return client.post(url + "/", content=json.dumps(body).encode(),
                        headers={"X-Amz-Target": TARGET + op, "Content-Type": JSON_CT, **headers}, timeout=10)

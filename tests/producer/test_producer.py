@@ -4,8 +4,8 @@ import pytest
 
 import fastkin
 from fastkin import Limits, ProvisionedThroughputExceededException, ResourceNotFoundException
-from fastkin.kpl.aggregation import deaggregate
 from fastkin.errors import BufferFullError
+from fastkin.kpl.aggregation import deaggregate
 from fastkin.kpl.producer import Producer
 
 
@@ -133,7 +133,7 @@ def test_buffer_full_raises():
     eng = fastkin.Engine(clock=clock)
     eng.create_stream("s", shard_count=1)
     p = Producer(eng, "s", max_buffered_records=10, on_full="raise", linger=60)
-    for i in range(10):
+    for _i in range(10):
         p.put(b"x", "k")
     with pytest.raises(BufferFullError):
         p.put(b"x", "k")

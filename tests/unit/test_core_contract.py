@@ -19,9 +19,7 @@ import typing
 import numpy as np
 import pytest
 
-from fastkin import _core, metrics
-from fastkin import _protocols as P
-from fastkin import errors as E
+from fastkin import _core, _protocols as P, errors as E, metrics
 from fastkin._common import initial_hash_ranges
 from fastkin.limits import HASH_MAX, Limits
 

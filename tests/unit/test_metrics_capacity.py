@@ -1,6 +1,6 @@
 import pytest
 
-from fastkin import InvalidArgumentException, ProvisionedThroughputExceededException
+from fastkin import InvalidArgumentException, ProvisionedThroughputExceededException, ValidationException
 
 
 def test_stream_metrics_per_second_and_minute(make_engine, clock):
@@ -38,7 +38,8 @@ def test_enhanced_monitoring_enables_shard_level_metrics(make_engine, clock):
     with pytest.raises(InvalidArgumentException):
         s.metrics.series("IncomingBytes", 1, shard_id="shardId-000000000000")
     out = eng.enable_enhanced_monitoring(["IncomingRecords", "OutgoingRecords"], stream_name="s")
-    assert out["CurrentShardLevelMetrics"] == [] and out["DesiredShardLevelMetrics"] == ["IncomingRecords", "OutgoingRecords"]
+    assert out["CurrentShardLevelMetrics"] == [] \
+        and out["DesiredShardLevelMetrics"] == ["IncomingRecords", "OutgoingRecords"]
     s.put_records([(b"x", "k", "0")] * 7 + [(b"x", "k", str(2**127 + 1))] * 3)
     clock.advance(1.0)
     assert s.metrics.series("IncomingRecords", 1, shard_id="shardId-000000000000")[1][0] == 7
@@ -47,7 +48,7 @@ def test_enhanced_monitoring_enables_shard_level_metrics(make_engine, clock):
     assert d["EnhancedMonitoring"] == [{"ShardLevelMetrics": ["IncomingRecords", "OutgoingRecords"]}]
     out = eng.disable_enhanced_monitoring(["ALL"], stream_name="s")
     assert out["DesiredShardLevelMetrics"] == []
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationException):
         eng.enable_enhanced_monitoring(["NoSuchMetric"], stream_name="s")
 
 
@@ -59,7 +60,7 @@ def test_on_demand_splits_hot_shards_and_keeps_headroom(make_engine, clock):
     import random
     rng = random.Random(3)
     counts = []
-    for sec in range(6 * 60):
+    for _sec in range(6 * 60):
         s.put_records([(rec[0], f"{rng.getrandbits(48):012x}") for _ in range(60)])     # ~6 MB/s offered
         clock.advance(1.0)
         counts.append(len(s.open_shards()))
@@ -78,12 +79,12 @@ def test_on_demand_releases_idle_capacity_slowly(make_engine, clock):
     s.scaler.PEAK_WINDOW = 600                            # shorten the 30-day memory for the test
     import random
     rng = random.Random(4)
-    for sec in range(3 * 60):
+    for _sec in range(3 * 60):
         s.put_records([(b"x" * 99_988, f"{rng.getrandbits(48):012x}") for _ in range(40)])
         clock.advance(1.0)
     peak = len(s.open_shards())
     assert peak > 4
-    for hour in range(30):
+    for _hour in range(30):
         clock.advance(3600.0)
         s.put_record(b"x", "k")
     assert 4 <= len(s.open_shards()) < peak
@@ -93,8 +94,8 @@ def test_on_demand_releases_idle_capacity_slowly(make_engine, clock):
 def test_provisioned_stream_does_not_scale(make_engine, clock):
     eng = make_engine()
     s = eng.create_stream("p", shard_count=1)
-    for sec in range(180):
-        s.put_records([(b"x" * 20_000, "k%d" % i) for i in range(100)])
+    for _sec in range(180):
+        s.put_records([(b"x" * 20_000, f"k{i}") for i in range(100)])
         clock.advance(1.0)
     assert len(s.open_shards()) == 1
 

@@ -9,7 +9,7 @@ def test_put_records_one_result_per_record_in_order(engine):
     recs = [(f"d{i}".encode(), f"k{i}") for i in range(500)]
     res = s.put_records(recs)
     assert len(res) == 500 and res.failed_record_count == 0
-    for (d, k), r in zip(recs, res):
+    for (_d, k), r in zip(recs, res):
         assert r.error_code is None and r.shard_id == f"shardId-{s.core.shard_for_key(k):012d}"
         assert len(r.sequence_number) == 56
 
@@ -83,7 +83,7 @@ def test_sequence_number_for_ordering(engine):
     s = engine.create_stream("s", shard_count=3)
     prev = None
     seqs = []
-    for i in range(50):
+    for _i in range(50):
         r = s.put_record(b"x", "same", sequence_number_for_ordering=prev)
         seqs.append(int(r.sequence_number))
         prev = r.sequence_number
@@ -95,7 +95,7 @@ def test_sequence_number_for_ordering(engine):
 def test_sequence_numbers_unique_increasing_and_encode_shard(engine, clock):
     s = engine.create_stream("s", shard_count=4)
     per_shard = {}
-    for i in range(20):
+    for _i in range(20):
         res = s.put_records([(b"x", f"k{j}") for j in range(100)])
         clock.advance(0.3)
         for r in res:
@@ -111,4 +111,5 @@ def test_sequence_numbers_unique_increasing_and_encode_shard(engine, clock):
 
 def test_real_aws_sequence_number_layout_parses():
     # From aws-cli's describe-stream example output.
-    assert parse_sequence_number("49600871682957036442365024926191073437251060580128653314") == (1572297165, 0, 0, 1572297165)
+    assert parse_sequence_number("49600871682957036442365024926191073437251060580128653314") \
+        == (1572297165, 0, 0, 1572297165)

@@ -8,7 +8,7 @@ MiB = 1024 * 1024
 def test_write_records_per_second(engine, clock):
     s = engine.create_stream("s", shard_count=1)
     accepted = 0
-    for second in range(10):
+    for _second in range(10):
         for _ in range(3):
             res = s.put_records([(b"x", "k")] * 500)
             accepted += 500 - res.failed_record_count
@@ -28,7 +28,8 @@ def test_throttled_records_inside_a_batch_the_rest_lands(engine):
     res = s.put_records(hot[:10] + cold)
     assert res.failed_record_count == 10
     assert all(r.error_code == "ProvisionedThroughputExceededException" for r in res.records[:10])
-    assert "Rate exceeded for shard shardId-000000000000 in stream s under account 123456789012." == res[0].error_message
+    assert res[0].error_message == \
+        "Rate exceeded for shard shardId-000000000000 in stream s under account 123456789012."
     assert all(r.error_code is None for r in res.records[10:])
 
 

@@ -2,8 +2,7 @@ import datetime as dt
 
 import pytest
 
-from fastkin import (ExpiredIteratorException, InvalidArgumentException, ResourceNotFoundException,
-                     ValidationException)
+from fastkin import ExpiredIteratorException, InvalidArgumentException, ResourceNotFoundException, ValidationException
 
 S0 = "shardId-000000000000"
 
@@ -29,7 +28,8 @@ def test_iterator_types(make_engine, clock):
     for i in range(10):
         seqs.append(s.put_record(f"{i}".encode(), "k").sequence_number)
         clock.advance(1.0)
-    data = lambda it: [r.data for r in drain(s, it)[0]]
+    def data(it):
+        return [r.data for r in drain(s, it)[0]]
     assert data(s.get_shard_iterator(S0, "TRIM_HORIZON")) == [f"{i}".encode() for i in range(10)]
     assert data(s.get_shard_iterator(S0, "LATEST")) == []
     assert data(s.get_shard_iterator(S0, "AT_SEQUENCE_NUMBER", starting_sequence_number=seqs[3]))[0] == b"3"
@@ -72,7 +72,8 @@ def test_iterator_argument_errors(engine, clock):
 def test_sequence_number_from_another_shard_is_rejected(engine):
     s = engine.create_stream("s", shard_count=2)
     r = s.put_record(b"x", "k", explicit_hash_key="0")
-    with pytest.raises(InvalidArgumentException, match="It encodes shardId-000000000000, while it was used in a call to a shard with shardId-000000000001"):
+    with pytest.raises(InvalidArgumentException, match="It encodes shardId-000000000000, while it was used in a call "
+                                                       "to a shard with shardId-000000000001"):
         s.get_shard_iterator("shardId-000000000001", "AT_SEQUENCE_NUMBER", starting_sequence_number=r.sequence_number)
 
 
@@ -158,7 +159,8 @@ def test_starting_and_ending_sequence_numbers_bracket_the_records(make_engine):
         it = s.get_shard_iterator(S0, t, starting_sequence_number=start)
         assert [r.data for r in s.get_records(it).records] == [b"r0", b"r1"]
     eng.split_shard(S0, str(2**127), stream_name="s")
-    end = eng.describe_stream(stream_name="s")["StreamDescription"]["Shards"][0]["SequenceNumberRange"]["EndingSequenceNumber"]
+    shard0 = eng.describe_stream(stream_name="s")["StreamDescription"]["Shards"][0]
+    end = shard0["SequenceNumberRange"]["EndingSequenceNumber"]
     got = s.get_records(s.get_shard_iterator(S0, "AT_SEQUENCE_NUMBER", starting_sequence_number=end))
     assert got.records == [] and got.next_shard_iterator is None and len(got.child_shards) == 2
 

@@ -2,8 +2,7 @@ import random
 
 import pytest
 
-from fastkin import (InvalidArgumentException, LimitExceededException, ResourceInUseException,
-                     ValidationException)
+from fastkin import InvalidArgumentException, LimitExceededException, ResourceInUseException, ValidationException
 from fastkin._common import initial_hash_ranges
 from fastkin._ref.core import parse_sequence_number
 from fastkin.limits import HASH_MAX
@@ -38,7 +37,7 @@ def test_split_creates_children_with_next_ids_and_closes_parent(make_engine):
 def test_reading_a_closed_shard_ends_with_child_shards(make_engine):
     eng = make_engine(quotas=False)
     s = eng.create_stream("s", shard_count=1)
-    s.put_records([(b"p%d" % i, "k%d" % i) for i in range(5)])
+    s.put_records([(b"p%d" % i, f"k{i}") for i in range(5)])
     it = s.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON")
     eng.split_shard("shardId-000000000000", str(HALF), stream_name="s")
     got = s.get_records(it, limit=3)
@@ -208,7 +207,7 @@ def test_split_does_not_copy_records():
     eng = fastkin.Engine(clock=fastkin.VirtualClock(1_700_000_000.0), core="cy", quotas=False)
     s = eng.create_stream("s", shard_count=1)
     for _ in range(200):
-        s.put_records([(b"x" * 100, "k%d" % i) for i in range(500)])
+        s.put_records([(b"x" * 100, f"k{i}") for i in range(500)])
     mem = eng.memory_bytes()
     eng.split_shard("shardId-000000000000", str(HALF), stream_name="s")
     assert s.core.shard_end(1) == 0 and s.core.shard_end(2) == 0 and s.core.shard_end(0) == 100_000

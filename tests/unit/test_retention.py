@@ -74,7 +74,7 @@ def test_storage_overhead_per_record_is_small():
     eng = fastkin.Engine(clock=fastkin.VirtualClock(start=1_700_000_000.0), core="cy", quotas=False)
     s = eng.create_stream("s", shard_count=1)
     n = 200 * 500
-    for i in range(200):
+    for _i in range(200):
         s.put_records([(b"d" * 100, f"key-{j:05d}") for j in range(500)])   # 100 + 9 bytes each
     overhead = (eng.memory_bytes() - n * 109) / n
     assert overhead <= 32, overhead

@@ -29,7 +29,7 @@ def test_initial_ranges_tile_the_hash_space(n):
 
 
 def test_describe_shows_exact_ranges(engine):
-    s = engine.create_stream("s", shard_count=3)
+    engine.create_stream("s", shard_count=3)
     shards = engine.describe_stream(stream_name="s")["StreamDescription"]["Shards"]
     assert [(int(x["HashKeyRange"]["StartingHashKey"]), int(x["HashKeyRange"]["EndingHashKey"])) for x in shards] \
         == initial_hash_ranges(3)

@@ -35,8 +35,19 @@ import numpy as np
 from .. import errors as E
 from .._common import SEQ_INDEX_END, parse_hash_key
 from .._protocols import (
-    C_AGE_MAX, C_GET_CALLS, C_IN_BYTES, C_IN_RECORDS, C_OUT_BYTES, C_OUT_RECORDS, C_PR_RECORDS, C_PR_THROTTLED,
-    C_R_THR_CALLS, C_W_THR_BYTES, C_W_THR_RECORDS, COUNTER_LAYOUT, NCTR,
+    C_AGE_MAX,
+    C_GET_CALLS,
+    C_IN_BYTES,
+    C_IN_RECORDS,
+    C_OUT_BYTES,
+    C_OUT_RECORDS,
+    C_PR_RECORDS,
+    C_PR_THROTTLED,
+    C_R_THR_CALLS,
+    C_W_THR_BYTES,
+    C_W_THR_RECORDS,
+    COUNTER_LAYOUT,
+    NCTR,
 )
 from ..limits import GET_RECORDS_MAX_RECORDS, PARTITION_KEY_MAX_CHARS, PUT_RECORDS_MAX_RECORDS, Limits
 
@@ -155,7 +166,8 @@ class Record:
         self.approximate_arrival_timestamp = arrival_ms / 1000.0
 
     def __repr__(self):
-        return f"Record(sequence_number={self.sequence_number!r}, partition_key={self.partition_key!r}, data={self.data[:32]!r})"
+        return (f"Record(sequence_number={self.sequence_number!r}, partition_key={self.partition_key!r}, "
+                f"data={self.data[:32]!r})")
 
 
 class Shard:
@@ -373,22 +385,26 @@ class StreamCore:
 
     def put_records(self, records, now: float) -> PutRecordsResult:
         if not isinstance(records, (list, tuple)):
-            raise E.ValidationException(f"records must be a list of (data, partition_key[, explicit_hash_key]) tuples, got {type(records).__name__}")
+            raise E.ValidationException("records must be a list of (data, partition_key[, explicit_hash_key]) tuples, "
+                                        f"got {type(records).__name__}")
         n = len(records)
         if n < 1:
             raise E.validation_error("[]", "records", "have length greater than or equal to 1")
         if n > PUT_RECORDS_MAX_RECORDS:
-            raise E.validation_error(f"[{n} records]", "records", f"have length less than or equal to {PUT_RECORDS_MAX_RECORDS}")
+            raise E.validation_error(f"[{n} records]", "records",
+                                     f"have length less than or equal to {PUT_RECORDS_MAX_RECORDS}")
         checked = []
         total = 0
         for i, rec in enumerate(records):
             if not isinstance(rec, (tuple, list)) or not 2 <= len(rec) <= 3:
-                raise E.ValidationException(f"records.{i + 1}.member must be a (data, partition_key[, explicit_hash_key]) tuple")
+                raise E.ValidationException(
+                    f"records.{i + 1}.member must be a (data, partition_key[, explicit_hash_key]) tuple")
             data, kb, h = self._check(i, rec[0], rec[1], rec[2] if len(rec) == 3 else None)
             total += len(data) + len(kb)
             checked.append((data, rec[1], len(data) + len(kb), h))
         if total > self.limits.put_records_max_bytes:
-            raise E.InvalidArgumentException(f"Records size of {total} bytes exceeds the PutRecords request limit of {self.limits.put_records_max_bytes} bytes.")
+            raise E.InvalidArgumentException(f"Records size of {total} bytes exceeds the PutRecords request limit of "
+                                             f"{self.limits.put_records_max_bytes} bytes.")
         out = []
         with self._lock:
             for data, key, size, h in checked:
@@ -429,7 +445,7 @@ class StreamCore:
                 s._ctr[C_R_THR_CALLS] += 1
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
             pos = max(pos, s.base)
-            out = []
+            out: list[Record] = []
             nbytes = 0
             cap = self.limits.get_records_max_bytes
             cut = False

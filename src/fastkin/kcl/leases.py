@@ -38,20 +38,35 @@ def new_lease(shard_id: str, checkpoint: str, parents: list[str], start: int, en
 class LeaseStore:
     """The interface. Conditional methods return False (and change nothing) when the condition fails."""
 
-    def create_if_absent(self, lease: dict) -> bool: ...
-    def list(self) -> list[dict]: ...
-    def get(self, key: str) -> dict | None: ...
-    def take(self, key: str, counter: int, owner: str) -> bool: ...
-    def renew(self, key: str, counter: int, owner: str) -> bool: ...
-    def checkpoint(self, key: str, counter: int, owner: str, checkpoint: str, sub: int) -> bool: ...
-    def release(self, key: str, counter: int, owner: str) -> bool: ...
-    def delete(self, key: str) -> None: ...
+    def create_if_absent(self, lease: dict) -> bool:
+        raise NotImplementedError
+
+    def list(self) -> list[dict]:
+        raise NotImplementedError
+
+    def get(self, key: str) -> dict | None:
+        raise NotImplementedError
+
+    def take(self, key: str, counter: int, owner: str) -> bool:
+        raise NotImplementedError
+
+    def renew(self, key: str, counter: int, owner: str) -> bool:
+        raise NotImplementedError
+
+    def checkpoint(self, key: str, counter: int, owner: str, checkpoint: str, sub: int) -> bool:
+        raise NotImplementedError
+
+    def release(self, key: str, counter: int, owner: str) -> bool:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
 
 
 class MemoryLeaseStore(LeaseStore):
     """A lease table in this process's memory; ``MemoryLeaseStore.shared(name)`` gives one per name."""
 
-    _registry: dict[str, "MemoryLeaseStore"] = {}
+    _registry: dict[str, MemoryLeaseStore] = {}
     _registry_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -59,7 +74,7 @@ class MemoryLeaseStore(LeaseStore):
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, name: str) -> "MemoryLeaseStore":
+    def shared(cls, name: str) -> MemoryLeaseStore:
         with cls._registry_lock:
             store = cls._registry.get(name)
             if store is None:

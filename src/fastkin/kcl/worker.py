@@ -30,13 +30,15 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from .. import errors as E
-from ..kpl.aggregation import deaggregate
 from ..clock import VirtualClock
-from .leases import SHARD_END, LeaseStore, MemoryLeaseStore, new_lease
+from ..kpl.aggregation import deaggregate
 from ..target import adapt, error_code
+from .leases import SHARD_END, LeaseStore, MemoryLeaseStore, new_lease
 
 SENTINELS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", SHARD_END)
 
@@ -47,16 +49,16 @@ class RecordProcessor:
     def initialize(self, shard_id: str, starting_position: tuple[str, int]) -> None:
         pass
 
-    def process_records(self, records: list, checkpointer: "Checkpointer") -> None:
+    def process_records(self, records: list, checkpointer: Checkpointer) -> None:
         pass
 
     def lease_lost(self) -> None:
         pass
 
-    def shard_ended(self, checkpointer: "Checkpointer") -> None:
+    def shard_ended(self, checkpointer: Checkpointer) -> None:
         checkpointer.checkpoint()
 
-    def shutdown_requested(self, checkpointer: "Checkpointer") -> None:
+    def shutdown_requested(self, checkpointer: Checkpointer) -> None:
         pass
 
 
@@ -80,7 +82,7 @@ class ConsumerMetrics:
 
 
 class Checkpointer:
-    def __init__(self, sc: "_ShardConsumer") -> None:
+    def __init__(self, sc: _ShardConsumer) -> None:
         self._sc = sc
 
     def checkpoint(self, sequence_number: str | None = None, sub_sequence_number: int | None = None) -> None:
@@ -99,16 +101,16 @@ class Checkpointer:
 
 
 class _ShardConsumer:
-    def __init__(self, worker: "Consumer", lease: dict) -> None:
+    def __init__(self, worker: Consumer, lease: dict) -> None:
         self.worker = worker
         self.shard_id = lease["leaseKey"]
         self.lease = lease
         self.state = "WAITING"          # WAITING (on parents) -> PROCESSING -> ENDED
-        self.processor = None
-        self.iterator = None
-        self.subscription = None
-        self.skip = None                # (seq, sub): skip user records up to here after a resume
-        self.last_delivered = None      # (seq, sub) of the last user record handed over
+        self.processor: RecordProcessor | None = None
+        self.iterator: str | None = None
+        self.subscription: Iterator[dict] | None = None
+        self.skip: tuple[str, int] | None = None            # (seq, sub): skip user records up to here after a resume
+        self.last_delivered: tuple[str, int] | None = None  # (seq, sub) of the last user record handed over
         self.ended = False
         self.next_read = 0.0
         self.next_parent_check = 0.0
@@ -157,11 +159,11 @@ class Consumer:
         self._consumer_arn = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def start(self) -> "Consumer":
+    def start(self) -> Consumer:
         if self.background:
             self._thread = threading.Thread(target=self._run, name=f"fastkin-consumer-{self.worker_id}", daemon=True)
             self._thread.start()
@@ -239,7 +241,7 @@ class Consumer:
     def _sync_shards(self) -> None:
         shards = self._list_shards()
         by_id = {s["ShardId"]: s for s in shards}
-        leases = {l["leaseKey"]: l for l in self.store.list()}
+        leases = {lease["leaseKey"]: lease for lease in self.store.list()}
         if not leases:
             # the first worker of the application seeds the roots
             if self.initial_position == "TRIM_HORIZON":
@@ -291,17 +293,19 @@ class Consumer:
             sc.subscription = None
 
     def _take(self, now: float) -> None:
-        leases = [l for l in self.store.list() if l["checkpoint"] != SHARD_END]
-        expired, alive_owner = [], {}
-        for l in leases:
-            key, counter = l["leaseKey"], l["leaseCounter"]
+        leases = [lease for lease in self.store.list() if lease["checkpoint"] != SHARD_END]
+        expired: list[tuple[dict, float]] = []
+        alive_owner: dict[str, list[dict]] = {}
+        for lease in leases:
+            key, counter = lease["leaseKey"], lease["leaseCounter"]
             seen = self._seen.get(key)
             if seen is None or seen[0] != counter:
                 self._seen[key] = seen = (counter, now)
-            if l["leaseOwner"] is None or (l["leaseOwner"] != self.worker_id and now - seen[1] >= self.failover_time):
-                expired.append((l, seen[1]))
-            elif l["leaseOwner"] is not None:
-                alive_owner.setdefault(l["leaseOwner"], []).append(l)
+            owner = lease["leaseOwner"]
+            if owner is None or (owner != self.worker_id and now - seen[1] >= self.failover_time):
+                expired.append((lease, seen[1]))
+            elif lease["leaseOwner"] is not None:
+                alive_owner.setdefault(lease["leaseOwner"], []).append(lease)
         workers = set(alive_owner) | {self.worker_id}
         target = math.ceil(len(leases) / len(workers)) if leases else 0
         mine = len(self._shards)
@@ -309,20 +313,20 @@ class Consumer:
         if want <= 0:
             return
         taken = 0
-        for l, since in sorted(expired, key=lambda x: x[0]["leaseKey"]):
+        for lease, since in sorted(expired, key=lambda x: x[0]["leaseKey"]):
             if taken >= want:
                 break
-            if self._try_take(l, now):
+            if self._try_take(lease, now):
                 taken += 1
                 self.metrics.leases_taken += 1
-                if l["leaseOwner"] is not None:
+                if lease["leaseOwner"] is not None:
                     self.metrics.rebalance_seconds.append(now - since - self.failover_time)
         if taken == 0 and not expired:
             others = {w: ls for w, ls in alive_owner.items() if w != self.worker_id}
             if others:
                 busiest = max(others, key=lambda w: (len(others[w]), w))
                 if len(others[busiest]) > target or (len(others[busiest]) > mine + 1):
-                    victim = sorted(others[busiest], key=lambda l: l["leaseKey"])[-1]
+                    victim = sorted(others[busiest], key=lambda x: x["leaseKey"])[-1]
                     if self._try_take(victim, now):
                         self.metrics.leases_stolen += 1
 
@@ -372,8 +376,9 @@ class Consumer:
 
     def _initialize(self, sc: _ShardConsumer) -> None:
         cp, sub = sc.lease["checkpoint"], sc.lease["checkpointSubSequenceNumber"]
-        sc.processor = self.factory() if not isinstance(self.factory, type) else self.factory()
-        sc.processor.initialize(sc.shard_id, (cp, sub))
+        processor = self.factory() if not isinstance(self.factory, type) else self.factory()
+        sc.processor = processor
+        processor.initialize(sc.shard_id, (cp, sub))
         if cp not in SENTINELS:
             sc.skip = (cp, sub)
         sc.state = "PROCESSING"
@@ -391,15 +396,17 @@ class Consumer:
 
     def _deliver(self, sc: _ShardConsumer, raw: list, behind) -> None:
         users = deaggregate(raw, sc.hash_range)
-        if sc.last_delivered is not None or sc.skip is not None:
-            mark = sc.last_delivered or sc.skip
+        mark = sc.last_delivered or sc.skip         # None when both are (a set one is a non-empty tuple)
+        if mark is not None:
             users = [u for u in users if _after(u, mark)]
         self.metrics.millis_behind_latest[sc.shard_id] = behind
         if not users:
             return
-        sc.last_delivered = (users[-1].sequence_number, users[-1].sub_sequence_number or 0)
+        # records read from a shard always carry a sequence number (UserRecord allows None for foreign dicts)
+        sc.last_delivered = (cast(str, users[-1].sequence_number), users[-1].sub_sequence_number or 0)
         self.metrics.records_processed += len(users)
         self.metrics.batches += 1
+        assert sc.processor is not None                     # PROCESSING: _initialize made it
         sc.processor.process_records(users, sc.checkpointer)
 
     def _poll(self, sc: _ShardConsumer, now: float) -> None:
@@ -468,7 +475,8 @@ class Consumer:
         summ = t.call("DescribeStreamSummary", StreamName=self.stream_name)["StreamDescriptionSummary"]
         self._stream_arn = summ["StreamARN"]
         try:
-            c = t.call("RegisterStreamConsumer", StreamARN=self._stream_arn, ConsumerName=self.application_name)["Consumer"]
+            c = t.call("RegisterStreamConsumer", StreamARN=self._stream_arn,
+                       ConsumerName=self.application_name)["Consumer"]
         except Exception as exc:
             if error_code(exc) != "ResourceInUseException":
                 raise
@@ -481,6 +489,7 @@ class Consumer:
 
     def _finish(self, sc: _ShardConsumer) -> None:
         sc.ended = True
+        assert sc.processor is not None                     # ENDED after PROCESSING: _initialize made it
         try:
             sc.processor.shard_ended(sc.checkpointer)
         except E.LeaseLostError:

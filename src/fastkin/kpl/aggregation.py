@@ -16,7 +16,7 @@ length-delimited fields) rather than through a protobuf runtime.
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import errors as E
 from .._core import core as _core
@@ -61,6 +61,7 @@ def _field(number: int, payload: bytes) -> bytes:
 def _fields(buf: bytes):
     """Yield (field number, wire type, value) over a message: value is an int (varint) or bytes."""
     i = 0
+    value: int | bytes
     while i < len(buf):
         key, i = _read_varint(buf, i)
         number, wire = key >> 3, key & 7
@@ -202,6 +203,8 @@ def deaggregate(records, hash_range: tuple[int, int] | None = None) -> list[User
     ``hash_range`` (the shard's inclusive range), sub-records whose hash falls outside it are dropped."""
     out: list[UserRecord] = []
     for r in records:
+        data: Any           # bytes, and pk a str: the values of a boto3 dict are untyped
+        pk: Any
         if isinstance(r, dict):
             data, pk, seq, ts = r.get("Data"), r.get("PartitionKey"), r.get("SequenceNumber"), \
                 r.get("ApproximateArrivalTimestamp")

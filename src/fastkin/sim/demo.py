@@ -28,7 +28,7 @@ def run(seconds: int = 20, shards: int = 4, tick: float = 0.1, core: str | None 
     # offered load: 1,500 records/s of ~100 B per shard spread over keys, plus a hot key at 800/s
     per_tick_spread = int(1500 * shards * tick)
     per_tick_hot = int(800 * tick)
-    iterators = {sid: stream.get_shard_iterator(sid, "TRIM_HORIZON") for sid in ids}
+    iterators: dict[str, str | None] = {sid: stream.get_shard_iterator(sid, "TRIM_HORIZON") for sid in ids}
     hot_shard = stream.core.shards[stream.core.shard_for_key("hot-customer")].shard_id
     t0 = time.perf_counter()
     for step in range(int(seconds / tick)):

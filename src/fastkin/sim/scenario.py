@@ -206,7 +206,8 @@ def load_scenario(scenario, *, source: str | None = None) -> Scenario:
     duration = parse_duration(sim["duration"], f"{src}: [simulation].duration", allow_zero=False)
     step = parse_duration(sim.get("step", 0.1), f"{src}: [simulation].step", allow_zero=False)
     if step > 1.0:
-        raise E.ScenarioError(f"{src}: [simulation].step must be at most 1 s (the quotas refill per second), got {step}")
+        raise E.ScenarioError(
+            f"{src}: [simulation].step must be at most 1 s (the quotas refill per second), got {step}")
     res = sim.get("resolution")
     if res is not None and res not in (1, 60):
         raise E.ScenarioError(f"{src}: [simulation].resolution must be 1 or 60 (seconds), got {res!r}")
@@ -274,7 +275,8 @@ def load_scenario(scenario, *, source: str | None = None) -> Scenario:
                 p = _table(p, pw, {"at", "rate"}, ("at", "rate"))
                 at = parse_duration(p["at"], f"{pw}.at")
                 if schedule and at <= schedule[-1][0]:
-                    raise E.ScenarioError(f"{pw}.at: schedule times must increase ({at:g} s after {schedule[-1][0]:g} s)")
+                    raise E.ScenarioError(
+                        f"{pw}.at: schedule times must increase ({at:g} s after {schedule[-1][0]:g} s)")
                 schedule.append((at, *parse_rate(p["rate"], f"{pw}.rate")))
         keys = d.get("keys", "uniform")
         if isinstance(keys, list):
@@ -358,7 +360,7 @@ def _toml_loads(text: str, where: str) -> dict:
         import tomllib
     except ModuleNotFoundError:                      # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ModuleNotFoundError:
             raise E.ScenarioError("reading TOML on Python 3.10 needs tomli: pip install 'fastkin[sim]'") from None
     try:

@@ -312,11 +312,13 @@ class SimulationResult:
             for i in range(1, len(shards)):
                 if shards[i] != shards[i - 1]:
                     changes.append(f"{int(shards[i])} at {_clock(t[i])}")
-            lines.append(f"  open shards: {int(shards[0])}" + (" -> " + ", ".join(changes) if changes else " throughout"))
+            lines.append(f"  open shards: {int(shards[0])}"
+                         + (" -> " + ", ".join(changes) if changes else " throughout"))
             if len(acc_b):
                 tail = slice(max(0, len(t) - max(1, 60 // self.resolution)), len(t))
                 per = (self.column("offered_bytes_per_s", st.name)[tail] / shards[tail]).mean()
-                lines.append(f"  last minute: offered {self.column('offered_bytes_per_s', st.name)[tail].mean() / 1e6:.2f} MB/s"
+                offered = self.column("offered_bytes_per_s", st.name)[tail].mean()
+                lines.append(f"  last minute: offered {offered / 1e6:.2f} MB/s"
                              f" = {per / 1e6:.3f} MB/s per shard on {int(shards[-1])} shards")
         for ev in self.events:
             if ev.kind not in ("split", "merge"):
@@ -469,21 +471,21 @@ def _apply(eng, stream, a: ActionSpec, t: float) -> Event:
 def _timeline(sc: Scenario, streams: dict, res: int, modes, events: list[Event], cons) -> dict[str, list]:
     cols: dict[str, list] = {c: [] for c in COLUMNS}
     end = START + sc.duration - 1
+
+    def get(m, metric):
+        return m.series(metric, res, start=START, end=end)[1]
+
     for st in sc.streams:
         m = streams[st.name].metrics
-
-        def get(metric):
-            return m.series(metric, res, start=START, end=end)[1]
-
         times = m.series("IncomingBytes", res, start=START, end=end)[0]
         n = len(times)
         rel = times - int(START)
-        offered_r = get("PutRecords.Records") / res
-        accepted_r = get("IncomingRecords") / res
-        thr_r = get("PutRecords.ThrottledRecords") / res
-        offered_b = get("OfferedBytes") / res
-        accepted_b = get("IncomingBytes") / res
-        shards = get("OpenShardCount")
+        offered_r = get(m, "PutRecords.Records") / res
+        accepted_r = get(m, "IncomingRecords") / res
+        thr_r = get(m, "PutRecords.ThrottledRecords") / res
+        offered_b = get(m, "OfferedBytes") / res
+        accepted_b = get(m, "IncomingBytes") / res
+        shards = get(m, "OpenShardCount")
         lag = np.zeros(n)
         for c in cons.values():
             if c.stream == st.name and len(c.lag_ms):
@@ -509,10 +511,10 @@ def _timeline(sc: Scenario, streams: dict, res: int, modes, events: list[Event],
         cols["offered_bytes_per_s"] += offered_b.tolist()
         cols["accepted_bytes_per_s"] += accepted_b.tolist()
         cols["accepted_bytes_per_shard"] += (accepted_b / np.maximum(shards, 1)).tolist()
-        cols["read_records_per_s"] += (get("GetRecords.Records") / res).tolist()
-        cols["read_bytes_per_s"] += (get("GetRecords.Bytes") / res).tolist()
-        cols["read_throttled_per_s"] += (get("ReadProvisionedThroughputExceeded") / res).tolist()
-        cols["iterator_age_ms"] += get("GetRecords.IteratorAgeMilliseconds").tolist()
+        cols["read_records_per_s"] += (get(m, "GetRecords.Records") / res).tolist()
+        cols["read_bytes_per_s"] += (get(m, "GetRecords.Bytes") / res).tolist()
+        cols["read_throttled_per_s"] += (get(m, "ReadProvisionedThroughputExceeded") / res).tolist()
+        cols["iterator_age_ms"] += get(m, "GetRecords.IteratorAgeMilliseconds").tolist()
         cols["consumer_lag_ms"] += lag.tolist()
         cols["events"] += ["; ".join(_compact(ev_at.get(int(r), []))) for r in rel]
     return cols

@@ -48,16 +48,19 @@ class ShardEstimate:
             f"  records per second       {rps}",
             f"  consumers                {self.consumers}",
             "arithmetic:",
-            f"  incoming write bandwidth = {self.record_kib_rounded} KiB x {rps} records/s = {_num(self.incoming_kib)} KiB/s",
-            f"  outgoing read bandwidth  = {_num(self.incoming_kib)} KiB/s x {self.consumers} consumer{'s' if self.consumers != 1 else ''} = "
-            f"{_num(self.outgoing_kib)} KiB/s",
+            f"  incoming write bandwidth = {self.record_kib_rounded} KiB x {rps} records/s = "
+            f"{_num(self.incoming_kib)} KiB/s",
+            f"  outgoing read bandwidth  = {_num(self.incoming_kib)} KiB/s x {self.consumers} "
+            f"consumer{'s' if self.consumers != 1 else ''} = {_num(self.outgoing_kib)} KiB/s",
             f"  number_of_shards = max({_num(self.incoming_kib)}/1024, {_num(self.outgoing_kib)}/2048)"
-            f" = max({_dec(self.write_shards)}, {_dec(self.read_shards)}) = {_dec(max(self.write_shards, self.read_shards))}"
+            f" = max({_dec(self.write_shards)}, {_dec(self.read_shards)})"
+            f" = {_dec(max(self.write_shards, self.read_shards))}"
             f" -> {self.number_of_shards} shard{'s' if self.number_of_shards != 1 else ''} (rounded up)",
         ]
         if self.records_limit_shards > self.number_of_shards:
             lines.append(
-                f"note: {self.number_of_shards} shard{'s take' if self.number_of_shards != 1 else ' takes'} at most {self.number_of_shards * RECORDS_PER_SHARD:,} "
+                f"note: {self.number_of_shards} shard{'s take' if self.number_of_shards != 1 else ' takes'} at most "
+                f"{self.number_of_shards * RECORDS_PER_SHARD:,} "
                 f"records/s (1,000 per shard); {rps} records/s needs {self.records_limit_shards} shards. "
                 "AWS's formula counts bandwidth only.")
         return "\n".join(lines)

@@ -40,8 +40,8 @@ from .. import errors as E
 from ..clock import RealClock
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
-from .model import cbor_dumps, cbor_loads, from_wire, put_records_params, service_model, to_wire
 from .eventstream import encode_event
+from .model import cbor_dumps, cbor_loads, from_wire, put_records_params, service_model, to_wire
 from .service import Service, service_for
 from .sigv4 import CREDENTIAL, verify
 from .tls import _cert_hosts, self_signed_certificate
@@ -131,8 +131,9 @@ class KinesisApp(RegionEngines):
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         rid = str(uuid.uuid4())
         if scope["method"] in ("GET", "HEAD") and scope["path"] in ("/health", "/_health", "/"):
-            body = json.dumps({"status": "ok", "streams": sum(len(e._live_streams()) for e in self._engines.values())})
-            await _send(send, 200, "application/json", body.encode(), rid)
+            health = json.dumps({"status": "ok",
+                                 "streams": sum(len(e._live_streams()) for e in self._engines.values())})
+            await _send(send, 200, "application/json", health.encode(), rid)
             return
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         cbor = ctype == CBOR_TYPE
@@ -338,7 +339,7 @@ class ServerThread:
     def cafile(self) -> str | None:
         return self.certfile if self.tls else None
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         import socket
         import time
 
@@ -374,7 +375,7 @@ class ServerThread:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         return self.start()
 
     def __exit__(self, *exc) -> None:

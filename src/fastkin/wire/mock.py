@@ -39,7 +39,7 @@ from .service import Service, service_for
 
 __all__ = ["mock_kinesis"]
 
-_STACK: list["mock_kinesis"] = []
+_STACK: list[mock_kinesis] = []
 _STACK_LOCK = threading.RLock()
 _ORIGINAL = botocore.client.BaseClient._make_api_call
 _RETRYABLE = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException",
@@ -70,8 +70,8 @@ class mock_kinesis(RegionEngines):
 
     Options: ``engine`` (an Engine to serve its region; others get fresh engines on its clock),
     ``clock`` (e.g. a VirtualClock), ``quotas`` (per-shard limits on/off), ``limits``,
-    ``create_latency`` / ``delete_latency`` / ``update_latency`` / ``consumer_latency`` (engine seconds; default ACTIVE at
-    once), ``account_id`` (default 123456789012), ``core`` ("cy" or "ref"). The region of each client
+    ``create_latency`` / ``delete_latency`` / ``update_latency`` / ``consumer_latency`` (engine seconds; default
+    ACTIVE at once), ``account_id`` (default 123456789012), ``core`` ("cy" or "ref"). The region of each client
     selects its engine.
     """
 
@@ -113,7 +113,7 @@ class mock_kinesis(RegionEngines):
         return s
 
     # -- activation -------------------------------------------------------------------------------
-    def start(self) -> "mock_kinesis":
+    def start(self) -> mock_kinesis:
         with _STACK_LOCK:
             if self._depth == 0 and self._given is None:
                 self.reset()
@@ -132,7 +132,7 @@ class mock_kinesis(RegionEngines):
             if not _STACK:
                 _uninstall()
 
-    def __enter__(self) -> "mock_kinesis":
+    def __enter__(self) -> mock_kinesis:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -50,7 +50,8 @@ class Checker:
         self._patterns: dict[str, re.Pattern] = {}
 
     def _bad(self, value, where: str, constraint: str) -> None:
-        self.errors.append(f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must {constraint}")
+        self.errors.append(
+            f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must {constraint}")
 
     def _type_error(self, value, shape) -> None:
         raise E.SerializationException(
@@ -253,7 +254,7 @@ def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
     recs = raw.get("Records")
     if type(recs) is not list or not 1 <= len(recs) <= 500:
         return None
-    out = []
+    out: list[dict] = []
     append = out.append
     try:
         for r in recs:
@@ -280,7 +281,7 @@ def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
             append({"Data": data, "PartitionKey": pk, "ExplicitHashKey": ehk})
     except (binascii.Error, ValueError):
         return None
-    params = {"Records": out}
+    params: dict[str, object] = {"Records": out}
     members = shape.members
     for k, v in raw.items():
         if k == "Records" or v is None or k not in members:

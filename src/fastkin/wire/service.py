@@ -100,7 +100,7 @@ class _Operation:
     def normalise_timestamps(self, params: dict) -> dict:
         """Copy of params with every timestamp member as epoch seconds (strings parsed as botocore does)."""
         for path in self.timestamps:
-            node = params
+            node: object = params
             for name in path[:-1]:
                 node = node.get(name) if isinstance(node, dict) else None
             if isinstance(node, dict) and node.get(path[-1]) is not None:
