@@ -1,4 +1,4 @@
-"""Shared fixtures: every unit test runs on both engines (the reference and the compiled core)."""
+"""Shared fixtures: every unit test runs on both cores (the reference and the compiled one)."""
 from __future__ import annotations
 
 import os
@@ -22,13 +22,13 @@ def pytest_sessionstart(session):
 
 
 @pytest.fixture(params=ENGINES)
-def engine_name(request) -> str:
+def core_name(request) -> str:
     return request.param
 
 
 @pytest.fixture
-def core(engine_name):
-    return _core.get_core(engine_name)
+def core(core_name):
+    return _core.get_core(core_name)
 
 
 @pytest.fixture
@@ -37,14 +37,14 @@ def clock():
 
 
 @pytest.fixture
-def engine(engine_name, clock):
-    return fastkin.Engine(clock=clock, core=engine_name)
+def engine(core_name, clock):
+    return fastkin.Engine(clock=clock, core=core_name)
 
 
 @pytest.fixture
-def make_engine(engine_name, clock):
+def make_engine(core_name, clock):
     def make(**kw):
         kw.setdefault("clock", clock)
-        return fastkin.Engine(core=engine_name, **kw)
+        return fastkin.Engine(core=core_name, **kw)
 
     return make

@@ -1,4 +1,4 @@
-"""Pure-Python helpers shared by both engines and the API layer (no per-record hot path here).
+"""Pure-Python helpers shared by both cores and the API layer (no per-record hot path here).
 
 Sequence numbers are formatted and parsed by the core (``format_sequence_number`` /
 ``parse_sequence_number`` of fastkin._ref.core, C versions in fastkin._cy.core; the layout is

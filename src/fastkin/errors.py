@@ -1,4 +1,4 @@
-"""The one exception module of fastkin, shared by both engines and every interface.
+"""The one exception module of fastkin, shared by both cores and every interface.
 
 Each AWS error class is named exactly as AWS names the error code, so ``type(e).__name__ == e.code``,
 and carries the HTTP status AWS answers it with (all modeled Kinesis errors are 400; boto3's retry

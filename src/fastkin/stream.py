@@ -1,4 +1,4 @@
-"""A stream: Kinesis semantics (names, validation, response shapes, iterators) over one engine core.
+"""A stream: Kinesis semantics (names, validation, response shapes, iterators) over one data-plane core.
 
 Data-plane calls make exactly one core call per request (never a Python loop per record).
 Control-plane calls return the same dicts boto3 returns (without ResponseMetadata), with
@@ -179,7 +179,7 @@ class Stream:
 
     @property
     def core(self):
-        """The engine core behind this stream (fastkin._cy.core.StreamCore or its reference twin)."""
+        """The data-plane core behind this stream (fastkin._cy.core.StreamCore or its reference twin)."""
         return self._core
 
     @property

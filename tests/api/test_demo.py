@@ -4,9 +4,9 @@ import sys
 from fastkin.sim.demo import run
 
 
-def test_demo_throttles_at_the_shard_limits(engine_name):
+def test_demo_throttles_at_the_shard_limits(core_name):
     lines = []
-    res = run(seconds=5, shards=2, core=engine_name, out=lines.append)
+    res = run(seconds=5, shards=2, core=core_name, out=lines.append)
     for sid, acc in res["accepted"].items():
         assert res["offered"][sid] > acc
         assert acc <= 1000 * 5 + 1000            # 1,000 records/s plus one second of burst

@@ -6,8 +6,8 @@ import fastkin
 
 
 @pytest.mark.parametrize("explicit_hash_keys", [False, True])
-def test_threads_lose_and_duplicate_nothing(engine_name, explicit_hash_keys):
-    eng = fastkin.Engine(core=engine_name, quotas=False)
+def test_threads_lose_and_duplicate_nothing(core_name, explicit_hash_keys):
+    eng = fastkin.Engine(core=core_name, quotas=False)
     s = eng.create_stream("s", shard_count=4)
     n_threads, batches = 4, 40
     seen_put = []

@@ -44,9 +44,9 @@ class Collector:
         return [v for _, v, _ in self.seen]
 
 
-def setup(engine_name="cy", shards=4, quotas=True):
+def setup(core_name="cy", shards=4, quotas=True):
     clock = fastkin.VirtualClock(START)
-    eng = fastkin.Engine(clock=clock, core=engine_name, quotas=quotas)
+    eng = fastkin.Engine(clock=clock, core=core_name, quotas=quotas)
     s = eng.create_stream("s", shard_count=shards)
     return clock, eng, s
 
@@ -77,8 +77,8 @@ def assert_key_order(seen):
         assert dedup == sorted(dedup)
 
 
-def test_single_worker_reads_everything_in_key_order(engine_name):
-    clock, eng, s = setup(engine_name)
+def test_single_worker_reads_everything_in_key_order(core_name):
+    clock, eng, s = setup(core_name)
     put_range(s, clock, 0, 3000)
     col = Collector()
     w = Consumer(eng, "s", "app", col, lease_store=MemoryLeaseStore())
@@ -162,8 +162,8 @@ def test_graceful_shutdown_checkpoints_and_releases():
     assert sorted(col2.values()) == list(range(1000, 1200))
 
 
-def test_parents_before_children_through_splits_and_merges(engine_name):
-    clock, eng, s = setup(engine_name, shards=2, quotas=False)
+def test_parents_before_children_through_splits_and_merges(core_name):
+    clock, eng, s = setup(core_name, shards=2, quotas=False)
     store = MemoryLeaseStore()
     col = Collector()
     ws = [Consumer(eng, "s", "app", col, worker_id=f"w{i}", lease_store=store, failover_time=3.0,
@@ -227,8 +227,8 @@ def test_aggregated_records_resume_mid_aggregate():
     assert got + col.values() == list(range(500))
 
 
-def test_enhanced_fan_out_retrieval(engine_name):
-    clock, eng, s = setup(engine_name, shards=2)
+def test_enhanced_fan_out_retrieval(core_name):
+    clock, eng, s = setup(core_name, shards=2)
     put_range(s, clock, 0, 1500)
     col = Collector()
     w = Consumer(eng, "s", "app", col, retrieval="fanout", lease_store=MemoryLeaseStore())
@@ -294,10 +294,10 @@ def check_store(store):
     assert store.list() == []
 
 
-def test_children_wait_for_parents_with_a_backlog(engine_name):
+def test_children_wait_for_parents_with_a_backlog(core_name):
     """Everything is written and resharded before any worker starts: children hold later records of the
     same keys, so reading a child before its parents ends would break the per-key order."""
-    clock, eng, s = setup(engine_name, shards=2, quotas=False)
+    clock, eng, s = setup(core_name, shards=2, quotas=False)
     rng = random.Random(11)
     n = 0
     for step in range(6):

@@ -1,4 +1,4 @@
-"""Differential tests of the data-plane core: reference engine vs compiled engine vs a tiny model.
+"""Differential tests of the data-plane core: reference core vs compiled core vs a tiny model.
 
 Hypothesis state machines drive ``fastkin._ref.core.StreamCore`` (the behaviour's definition) and
 ``fastkin._cy.core.StreamCore`` side by side with identical arguments and compare, after every step:
@@ -9,7 +9,7 @@ Hypothesis state machines drive ``fastkin._ref.core.StreamCore`` (the behaviour'
 * exceptions: exact type and ``str(e)``;
 * state: record_count(), shard_end(i), shard_horizon(i) and counters() of every shard.
 
-A third, deliberately trivial model checks the results independently of both engines:
+A third, deliberately trivial model checks the results independently of both cores:
 
 * routing = md5(key) as a big-endian int (or the explicit hash key) + ``bisect`` over the open
   shards' start keys (and the open shards must tile [0, 2^128-1]);
@@ -326,7 +326,7 @@ class CoreMachine(RuleBasedStateMachine):
 
     # -- plumbing --------------------------------------------------------------------------
     def both(self, method, *args):
-        """Call method on both engines; (ref_result, cy_result) or raise-compare and return the exception."""
+        """Call method on both cores; (ref_result, cy_result) or raise-compare and return the exception."""
         okr, r = call(getattr(self.ref, method), *args)
         okc, c = call(getattr(self.cy, method), *args)
         where = f"{method}{short(args, 300)}"
@@ -640,7 +640,7 @@ class CoreMachine(RuleBasedStateMachine):
         return max(self.model.all_indices) + 1
 
     def reshard(self, close, add):
-        """reshard on both engines and the model; add = [(index, start, end, open)]."""
+        """reshard on both cores and the model; add = [(index, start, end, open)]."""
         created = int(self.now)
         ok, out = self.both("reshard", list(close), [(i, a, b, created, o) for i, a, b, o in add])
         assert ok, out

@@ -23,9 +23,9 @@ def read_all(engine, stream, clock):
     return out
 
 
-def naive_loop_throttles(engine_name, n, shards):
+def naive_loop_throttles(core_name, n, shards):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, core=engine_name)
+    eng = fastkin.Engine(clock=clock, core=core_name)
     s = eng.create_stream("s", shard_count=shards)
     pending = [(f"{i}".encode(), f"key-{i % 97}") for i in range(n)]
     throttled = 0
@@ -42,9 +42,9 @@ def naive_loop_throttles(engine_name, n, shards):
 
 
 @pytest.mark.parametrize("ordered", [False, True])
-def test_three_times_overload_is_delivered_completely(engine_name, ordered):
+def test_three_times_overload_is_delivered_completely(core_name, ordered):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, core=engine_name)
+    eng = fastkin.Engine(clock=clock, core=core_name)
     s = eng.create_stream("s", shard_count=4)
     n = 12_000                                         # 3x the 4,000 records/s capacity, offered in 1 s
     futs = []
@@ -68,9 +68,9 @@ def test_three_times_overload_is_delivered_completely(engine_name, ordered):
     assert p.metrics.records_sent == n and p.metrics.failed == 0
 
 
-def test_aggregation_round_trip(engine_name):
+def test_aggregation_round_trip(core_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, core=engine_name)
+    eng = fastkin.Engine(clock=clock, core=core_name)
     s = eng.create_stream("s", shard_count=3)
     sent = [(f"payload-{i}".encode() * (1 + i % 5), f"k{i % 31}") for i in range(3000)]
     with Producer(eng, "s", aggregate=True, ordered=True) as p:
@@ -94,9 +94,9 @@ def test_aggregation_round_trip(engine_name):
     assert all(v == [d for d, k in sent if k == key] for key, v in by_key.items())
 
 
-def test_failures_resolve_every_future(engine_name):
+def test_failures_resolve_every_future(core_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, core=engine_name)
+    eng = fastkin.Engine(clock=clock, core=core_name)
     eng.create_stream("s", shard_count=2)
     p = Producer(eng, "s", linger=10.0)
     futs = [p.put(b"x", f"k{i}") for i in range(50)]
@@ -116,9 +116,9 @@ def test_failures_resolve_every_future(engine_name):
     assert all(isinstance(f.exception(), ResourceNotFoundException) for f in futs)
 
 
-def test_record_ttl_ends_retries_with_the_last_error(engine_name):
+def test_record_ttl_ends_retries_with_the_last_error(core_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, core=engine_name, limits=Limits(write_records_per_second=5))
+    eng = fastkin.Engine(clock=clock, core=core_name, limits=Limits(write_records_per_second=5))
     eng.create_stream("s", shard_count=1)
     with Producer(eng, "s", rate_limit=100.0, record_ttl=2.0, seed=3) as p:   # a producer that overshoots
         futs = [p.put(b"x", "k") for _ in range(200)]
@@ -141,8 +141,8 @@ def test_buffer_full_raises():
     assert p.buffered == 0
 
 
-def test_background_threads_with_real_clock(engine_name):
-    eng = fastkin.Engine(core=engine_name, quotas=False)
+def test_background_threads_with_real_clock(core_name):
+    eng = fastkin.Engine(core=core_name, quotas=False)
     s = eng.create_stream("s", shard_count=4)
     futs = []
     lock = threading.Lock()
@@ -163,9 +163,9 @@ def test_background_threads_with_real_clock(engine_name):
     assert s.core.record_count() == 2000
 
 
-def test_resharding_refreshes_the_shard_map(engine_name):
+def test_resharding_refreshes_the_shard_map(core_name):
     clock = fastkin.VirtualClock(1_700_000_000.0)
-    eng = fastkin.Engine(clock=clock, core=engine_name)
+    eng = fastkin.Engine(clock=clock, core=core_name)
     eng.create_stream("s", shard_count=1)
     with Producer(eng, "s") as p:
         p.put(b"a", "k")
@@ -205,3 +205,22 @@ def test_background_aggregation_with_requests_in_flight_loses_nothing(frequent_t
             if not got.records:
                 break
     assert sorted(int(u.data) for u in users) == list(range(n))
+
+
+def test_a_record_failing_with_internal_failure_is_retried_then_fails_with_it(core_name):
+    clock = fastkin.VirtualClock(1_700_000_000.0)
+    eng = fastkin.Engine(clock=clock, core=core_name)
+    eng.create_stream("s", shard_count=1)
+    p = Producer(eng, "s", linger=0.0, record_ttl=2.0)
+    calls = []
+
+    def internal_failure(stream_name, wire):
+        calls.append(len(wire))
+        return [(None, None, "InternalFailure", "Internal service failure.") for _ in wire]
+
+    p._target.put_records = internal_failure
+    fut = p.put(b"x", "k")
+    p.flush()
+    exc = fut.exception()
+    assert isinstance(exc, fastkin.errors.InternalFailure) and exc.code == "InternalFailure"
+    assert len(calls) > 1                                   # retried before the record's TTL ran out

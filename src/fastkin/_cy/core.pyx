@@ -1118,7 +1118,7 @@ cdef class StreamCore:
     def counters(self, indices, bint reset_age=False):
         """Cumulative counters of the given shards as a uint64 array (len(indices), NCTR); see core.pxd C_*.
         ``reset_age`` zeroes each shard's max-iterator-age after all rows are read (a shard listed
-        twice shows the same values in both rows, as in the reference engine)."""
+        twice shows the same values in both rows, as in the reference core)."""
         cdef Py_ssize_t i, j, n = len(indices)
         cdef Shard s
         out = np.zeros((n, NCTR), dtype=np.uint64)

@@ -59,7 +59,7 @@ END_SEQ_INDEX = SEQ_INDEX_END
 
 # memory_bytes() of the reference counts a record as its payload (data + key bytes; none when
 # metadata-only) plus this many bytes: the compiled core's per-record index (offset u32, data length
-# u32, key length u16, arrival ms i64), so both engines report comparable figures. It is a model of
+# u32, key length u16, arrival ms i64), so both cores report comparable figures. It is a model of
 # the storage, not the Python objects' real size.
 _RECORD_OVERHEAD = 18
 

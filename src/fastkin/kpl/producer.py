@@ -534,11 +534,9 @@ class Producer:
                         if b is not None:              # the service says the shard is full: believe it
                             b.records = min(b.records, 0.0)
                             b.bytes = min(b.bytes, 0.0)
-                    # BUG, left as is (a fix changes behaviour): fastkin.errors has no InternalFailureException
-                    # (it has InternalFailure), so a record failing with InternalFailure raises AttributeError here
                     err = (E.ProvisionedThroughputExceededException(msg)
                            if code == "ProvisionedThroughputExceededException"
-                           else E.InternalFailureException(msg or code))  # type: ignore[attr-defined]
+                           else E.InternalFailure(msg or code))
                     for it in members:
                         it.attempts += 1
                         self._schedule_retry(it, now, err, counted=True)

@@ -61,7 +61,8 @@ class KinesisApp(RegionEngines):
     def __init__(self, engine: Engine | None = None, *, clock=None, region: str = "us-east-1",
                  account_id: str = "123456789012", limits=DEFAULT_LIMITS, quotas: bool = True,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
-                 consumer_latency: float | None = None, core: str | None = None, credentials: dict[str, str] | None = None,
+                 consumer_latency: float | None = None, core: str | None = None,
+                 credentials: dict[str, str] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY, max_concurrency: int = 256) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())

@@ -77,7 +77,8 @@ class mock_kinesis(RegionEngines):
 
     def __init__(self, engine: Engine | None = None, *, clock=None, quotas: bool = True, limits=DEFAULT_LIMITS,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
-                 consumer_latency: float | None = None, account_id: str = "123456789012", core: str | None = None) -> None:
+                 consumer_latency: float | None = None, account_id: str = "123456789012",
+                 core: str | None = None) -> None:
         self._given = engine
         if engine is not None and consumer_latency is not None:
             engine.consumer_latency = float(consumer_latency)      # given: it applies to that engine too
