@@ -281,3 +281,15 @@ def test_no_except_baseexception_swallows_interrupts():
                 if not any(isinstance(x, ast.Raise) and x.exc is None for x in ast.walk(node)):
                     bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not bad, "except BaseException without re-raising: " + ", ".join(bad)
+
+
+def test_every_reference_to_an_error_class_names_one_that_exists():
+    from fastkin import errors as E
+
+    bad = []
+    for m, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "E" \
+                    and not hasattr(E, node.attr):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: E.{node.attr}")
+    assert not bad, "\n".join(bad)
