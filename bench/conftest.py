@@ -75,7 +75,7 @@ def fill_pool() -> list[list[tuple[bytes, str]]]:
 
 def make_stream(engine: str, shards: int, quotas: bool):
     clock = fastkin.VirtualClock(start=START)
-    eng = fastkin.Engine(clock=clock, engine=engine, quotas=quotas)
+    eng = fastkin.Engine(clock=clock, core=engine, quotas=quotas)
     return clock, eng, eng.create_stream("bench", shard_count=shards)
 
 
