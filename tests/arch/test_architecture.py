@@ -239,6 +239,9 @@ def test_producer_and_consumer_round_trip_with_only_numpy(tmp_path):
     r = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("ok ")
+    r = subprocess.run([str(python), "-m", "fastkin", "serve"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "pip install 'fastkin[server]'" in r.stderr, r.stderr
 
 
 def _exception_classes(path: pathlib.Path) -> list[tuple[str, int]]:

@@ -64,6 +64,9 @@ def run(seconds: int = 20, shards: int = 4, tick: float = 0.1, core: str | None 
             f"{accepted[sid] / seconds:>11,.0f}{nbytes[sid] / seconds / 1024:>11,.0f}")
     tot_off, tot_acc = sum(offered.values()), sum(accepted.values())
     out(f"{'total':<22}{tot_off:>10,}{tot_acc:>10,}{tot_off - tot_acc:>11,}")
+    out(f"\nwhy more than 1,000 records/s per shard got in: a shard's quota is a token bucket that starts full "
+        f"(one second's allowance) and refills at 1,000 records/s, so {seconds} s admit at most "
+        f"{(seconds + 1) * 1000:,} records ({(seconds + 1) * 1000 / seconds:,.0f}/s)")
     out(f"\nreads: {reads_ok:,} GetRecords calls served, {reads_throttled:,} throttled (5 calls/s per shard), "
         f"{records_read:,} records read")
     out(f"replayed {seconds} engine-seconds in {wall:.2f} s of wall time")

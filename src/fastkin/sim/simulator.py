@@ -297,8 +297,11 @@ class SimulationResult:
             thr_r = self.column("throttled_records_per_s", st.name) * self.resolution
             shards = self.column("open_shards", st.name)
             pct = 100.0 * thr_r.sum() / off_r.sum() if off_r.sum() else 0.0
-            lines.append(f"stream {st.name}: {st.mode.lower()} {int(shards[0]) if len(shards) else st.shards} shards, "
-                         f"storage={st.storage}, retention {_clock(st.retention)}")
+            modes = self.column("mode", st.name)
+            first_mode, last_mode = (modes[0], modes[-1]) if len(modes) else (st.mode, st.mode)
+            first_n, last_n = (int(shards[0]), int(shards[-1])) if len(shards) else (st.shards, st.shards)
+            lines.append(f"stream {st.name}: {first_mode} with {first_n} shards at the start, {last_mode} with "
+                         f"{last_n} at the end; storage={st.storage}, retention {_clock(st.retention)}")
             lines.append(f"  offered {off_b.sum() / 1e6:,.1f} MB in {off_r.sum():,.0f} records; accepted "
                          f"{acc_b.sum() / 1e6:,.1f} MB; throttled {thr_r.sum():,.0f} records ({pct:.1f} %)")
             iv = self.throttle_intervals(st.name)
@@ -549,11 +552,12 @@ def add_arguments(p) -> None:
     p.add_argument("scenario", nargs="?", help="scenario TOML file")
     p.add_argument("--builtin", metavar="NAME", help="run a built-in scenario instead (--list to see them)")
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
-    p.add_argument("--out", default=".", metavar="DIR", help="where to write NAME.csv and NAME.png (default: .)")
+    p.add_argument("--out", default=".", metavar="DIR", help="where to write NAME.csv and NAME.png")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--core", "--engine", dest="core", choices=["cy", "ref"], default=None,
-                   help="data-plane core: cy (compiled, default) or ref (pure-Python reference)")
+                   help="data-plane core: cy (compiled) or ref (the pure-Python reference); default: the "
+                        "scenario's [simulation].core, else cy")
 
 
 def main(args) -> int:
@@ -570,9 +574,26 @@ def main(args) -> int:
     except ScenarioError as e:
         print(f"fastkin simulate: {e}", file=sys.stderr)
         return 2
+    problem = _unwritable(args.out)
+    if problem:
+        print(f"fastkin simulate: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     run(sc, out_dir=args.out, plot=not args.no_plot, progress=False if args.no_progress else None,
         core=args.core, out=print)
     return 0
+
+
+def _unwritable(directory: str) -> str | None:
+    """Why files cannot be written into ``directory`` (made if missing), or None: checked before a run, not after."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, f".fastkin-write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
 
 
 __all__ = ["run", "load_scenario", "builtin", "builtin_names", "Scenario", "ScenarioError", "SimulationResult",

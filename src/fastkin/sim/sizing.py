@@ -18,8 +18,11 @@ rounded up to 1 KiB the formula can ask for fewer shards than the record rate ne
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
+
+from ..limits import MAX_RECORD_KIB_DEFAULT as MAX_RECORD_KIB
 
 WRITE_KIB_PER_SHARD = 1024      # 1 MiB/s per shard
 READ_KIB_PER_SHARD = 2048       # 2 MiB/s per shard, shared by the consumers that poll it
@@ -95,10 +98,14 @@ def _dec(v: Fraction) -> str:
 
 def main(args) -> int:
     """`python -m fastkin shards`: print the inputs and the arithmetic."""
+    if not 0 < args.record_kib <= MAX_RECORD_KIB:
+        print(f"fastkin shards: --record-kib must be more than 0 and at most {MAX_RECORD_KIB} (a record's maximum "
+              f"size on a shard's 1 MiB/s write limit), got {args.record_kib:g}", file=sys.stderr)
+        return 2
     try:
         est = shards_needed(args.record_kib, args.records_per_second, args.consumers)
     except ValueError as e:
-        print(f"fastkin shards: {e}")
+        print(f"fastkin shards: {e}", file=sys.stderr)
         return 2
     print(est.explain())
     return 0
@@ -109,4 +116,4 @@ def add_arguments(p) -> None:
                    help="average record size in KiB (data + partition key); rounded up to a whole KiB")
     p.add_argument("--records-per-second", type=float, required=True, help="records written per second")
     p.add_argument("--consumers", type=int, default=1,
-                   help="applications reading the whole stream concurrently and independently (default 1)")
+                   help="applications reading the whole stream concurrently and independently")

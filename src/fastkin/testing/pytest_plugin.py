@@ -1,35 +1,54 @@
 """pytest fixtures for code that talks to Kinesis through boto3 (registered by the ``pytest11`` entry point).
 
-    def test_orders(fastkin_kinesis, fastkin_clock):
+    def test_orders(fastkin_kinesis):
         fastkin_kinesis.create_stream(StreamName="orders", ShardCount=1)
-        fastkin_clock.advance(1.0)
+        ...                                   # your code: sleeps and retries behave as against AWS
+
+    def test_orders_deterministic(fastkin_kinesis, fastkin_virtual_clock):
+        fastkin_kinesis.create_stream(StreamName="orders", ShardCount=1)
+        fastkin_virtual_clock.advance(1.0)    # engine time moves only here
 
 Fixtures (each test gets fresh ones, so tests are isolated):
-  fastkin_clock    a VirtualClock at 2023-11-14T22:13:20Z that moves only when advanced
-  fastkin_engine   an Engine (us-east-1, account 123456789012) on that clock
-  fastkin_mock     a started ``mock_kinesis`` serving that engine; every boto3 Kinesis client is routed to it
-  fastkin_kinesis  a boto3 Kinesis client in us-east-1, answered by the engine
-  fastkin_server   a ``fastkin serve`` on a free loopback port in a thread (``.url``, ``.app``)
+  fastkin_engine          an Engine (us-east-1, account 123456789012). Its clock is the real clock, so code under
+                          test that sleeps and retries (on ProvisionedThroughputExceededException, say) gets through
+                          as against AWS, and botocore's retry sleeps really wait; unless the test also asks for
+                          fastkin_virtual_clock, which then drives it.
+  fastkin_virtual_clock   a VirtualClock at 2023-11-14T22:13:20Z that moves only when advanced (also named
+                          fastkin_clock): for deterministic tests of quotas, retention and iterator expiry. Sleeping
+                          does not move it, so a sleep-and-retry loop under it never gets through by itself.
+  fastkin_mock            a started ``mock_kinesis`` serving that engine; every boto3 Kinesis client is routed to it
+  fastkin_kinesis         a boto3 Kinesis client in us-east-1, answered by the engine
+  fastkin_server          a ``fastkin serve`` on a free loopback port in a thread (``.url``, ``.app``)
 """
 from __future__ import annotations
 
 import pytest
 
 START = 1_700_000_000.0
+_VIRTUAL = ("fastkin_virtual_clock", "fastkin_clock")
 
 
 @pytest.fixture
-def fastkin_clock():
+def fastkin_virtual_clock():
     from ..clock import VirtualClock
 
     return VirtualClock(start=START)
 
 
 @pytest.fixture
-def fastkin_engine(fastkin_clock):
+def fastkin_clock(fastkin_virtual_clock):
+    """The same VirtualClock as fastkin_virtual_clock (its older name)."""
+    return fastkin_virtual_clock
+
+
+@pytest.fixture
+def fastkin_engine(request):
+    from ..clock import RealClock
     from ..engine import Engine
 
-    return Engine(clock=fastkin_clock)
+    virtual = any(name in request.fixturenames for name in _VIRTUAL)
+    clock = request.getfixturevalue("fastkin_virtual_clock") if virtual else RealClock()
+    return Engine(clock=clock)
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ from .._lazy import lazy_getattr
 try:
     import botocore  # noqa: F401 - only to say which extra is missing, once, in one line
 except ImportError:
-    raise ImportError("fastkin.wire (mock_kinesis, fastkin serve) needs botocore: "
-                      "pip install 'fastkin[boto]' (in-process) or 'fastkin[server]' (the server)") from None
+    raise ImportError("fastkin.wire (mock_kinesis, fastkin serve) needs botocore: pip install 'fastkin[boto]' "
+                      "(in-process) or 'fastkin[server]' (the server); from a checkout: "
+                      "pip install '.[server]'") from None
 
 __getattr__ = lazy_getattr(__name__, frozenset({"model", "service", "mock", "http", "eventstream", "sigv4", "tls"}),
                            {"mock_kinesis": "mock", "ServerThread": "http", "KinesisApp": "http"})

@@ -31,6 +31,7 @@ import asyncio
 import collections
 import json
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -272,12 +273,13 @@ async def _send(send, status: int, ctype: str, payload: bytes, rid: str, extra=(
 # ---------------------------------------------------------------------------------------------
 
 def hypercorn_config(host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None,
-                     certfile: str | None = None, keyfile: str | None = None):
+                     certfile: str | None = None, keyfile: str | None = None, fd: int | None = None):
     """hypercorn's Config for one listening socket: HTTP/1.1 and HTTP/2 (h2c in cleartext; with
-    ``certfile``/``keyfile``, TLS with ALPN ``h2`` then ``http/1.1``)."""
+    ``certfile``/``keyfile``, TLS with ALPN ``h2`` then ``http/1.1``). ``fd``: an already bound socket's
+    file descriptor, which hypercorn then owns (host and port are not used)."""
     from hypercorn.config import Config
     cfg = Config()
-    cfg.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    cfg.bind = [f"fd://{fd}"] if fd is not None else [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     cfg.accesslog = access_log
     cfg.errorlog = "-"
     cfg.graceful_timeout = 5.0
@@ -291,9 +293,9 @@ def hypercorn_config(host: str = "127.0.0.1", port: int = 4567, access_log: str 
 
 async def serve_async(app: KinesisApp, host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None,
                       shutdown: asyncio.Event | None = None, on_ready=None, certfile: str | None = None,
-                      keyfile: str | None = None) -> None:
+                      keyfile: str | None = None, fd: int | None = None) -> None:
     """Serve until ``shutdown`` is set (or SIGTERM/SIGINT in the main thread). With ``certfile`` and
-    ``keyfile``, serve TLS."""
+    ``keyfile``, serve TLS. ``fd``: serve on this already bound socket (see listen())."""
     from hypercorn.asyncio import serve
 
     shutdown = shutdown or asyncio.Event()
@@ -306,7 +308,7 @@ async def serve_async(app: KinesisApp, host: str = "127.0.0.1", port: int = 4567
         await shutdown.wait()
         app.close_subscriptions()
 
-    cfg = hypercorn_config(host, port, access_log, certfile, keyfile)
+    cfg = hypercorn_config(host, port, access_log, certfile, keyfile, fd)
     if on_ready is not None:
         loop.call_soon(on_ready)
     await serve(app, cfg, shutdown_trigger=trigger, mode="asgi")
@@ -383,17 +385,38 @@ class ServerThread:
         self.stop()
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (SO_REUSEADDR, as hypercorn sets it); OSError when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import shutil
 
-    p = argparse.ArgumentParser(prog="fastkin serve", description="Serve the Kinesis wire protocol over HTTP.")
+    p = argparse.ArgumentParser(prog="fastkin serve", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="Serve the Kinesis wire protocol (JSON 1.1 and CBOR; HTTP/1.1, HTTP/2 "
+                                            "by prior knowledge or upgrade, TLS with ALPN) for any AWS SDK and the "
+                                            "AWS CLI. Each region has its own streams; state lives in memory.")
     add_arguments(p)
     args = p.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        print(f"fastkin serve: --port must be between 0 and 65535, got {args.port}", file=sys.stderr)
+        return 2
     try:
         import hypercorn  # noqa: F401 - the HTTP server: say which extra is missing, in one line
     except ImportError:
-        print("fastkin serve needs hypercorn: pip install 'fastkin[server]'", file=sys.stderr)
+        print("fastkin serve needs hypercorn: pip install 'fastkin[server]' (from a checkout: pip install "
+              "'.[server]')", file=sys.stderr)
         return 2
     if (args.cert is None) != (args.key is None):
         p.error("--cert and --key go together")
@@ -402,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     creds = None
     if args.credentials:
         creds = dict(c.split(":", 1) for c in args.credentials)
-    limits = DEFAULT_LIMITS.replace(shard_limit=args.shard_limit) if args.shard_limit else DEFAULT_LIMITS
+    limits = DEFAULT_LIMITS.replace(shard_limit=args.shard_limit)
     app = KinesisApp(region=args.region, account_id=args.account_id, limits=limits, quotas=not args.no_quotas,
                      create_latency=args.create_stream_ms / 1000.0, delete_latency=args.delete_stream_ms / 1000.0,
                      update_latency=args.update_stream_ms / 1000.0,
@@ -415,17 +438,28 @@ def main(argv: list[str] | None = None) -> int:
         if directory is None:
             directory = tmpdir = tempfile.mkdtemp(prefix="fastkin-tls-")
         certfile, keyfile = self_signed_certificate(directory, _cert_hosts(args.host))
+    try:                                      # bind first: only a server that listens is announced
+        sock = listen(args.host, args.port)
+    except OSError as e:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        print(f"fastkin serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
     scheme = "https" if tls else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"{scheme}://{host}:{port}"
     protocols = "HTTP/1.1 and HTTP/2 (ALPN h2, http/1.1)" if tls else "HTTP/1.1 and HTTP/2 (h2c)"
-    print(f"fastkin serving Kinesis on {scheme}://{host}:{args.port} over {protocols} "
-          f"(region {args.region}, account {args.account_id})", flush=True)
+    print(f"fastkin serving Kinesis on {url} over {protocols} (region {args.region}, account {args.account_id})",
+          flush=True)
+    print(f"  AWS CLI and SDKs: export AWS_ENDPOINT_URL_KINESIS={url} AWS_DEFAULT_REGION={args.region} "
+          "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test", flush=True)
     if tls:
         generated = "self-signed, generated now" if args.cert is None else "given"
-        print(f"TLS certificate ({generated}): {certfile}", flush=True)
+        print(f"TLS certificate ({generated}): {certfile} (trust it: AWS_CA_BUNDLE={certfile})", flush=True)
     try:
-        asyncio.run(serve_async(app, args.host, args.port, access_log="-" if args.access_log else None,
-                                certfile=certfile, keyfile=keyfile))
+        asyncio.run(serve_async(app, args.host, port, access_log="-" if args.access_log else None,
+                                certfile=certfile, keyfile=keyfile, fd=sock.detach()))
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -434,15 +468,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=int, default=4567, help="port (default 4567)")
-    p.add_argument("--region", default="us-east-1", help="region for requests that carry none (default us-east-1)")
-    p.add_argument("--account-id", default="123456789012", help="12-digit account id (default 123456789012)")
-    p.add_argument("--create-stream-ms", type=float, default=0.0, help="CREATING -> ACTIVE delay (default 0)")
-    p.add_argument("--delete-stream-ms", type=float, default=0.0, help="DELETING -> gone delay (default 0)")
-    p.add_argument("--update-stream-ms", type=float, default=0.0, help="UPDATING -> ACTIVE delay (default 0)")
-    p.add_argument("--consumer-ms", type=float, default=0.0, help="consumer CREATING -> ACTIVE delay (default 0)")
-    p.add_argument("--shard-limit", type=int, default=None, help="open shards per account (default 20000)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (the default is loopback only)")
+    p.add_argument("--port", type=int, default=4567, help="port (0: any free port, printed on start)")
+    p.add_argument("--region", default="us-east-1", help="region for requests that carry none")
+    p.add_argument("--account-id", default="123456789012", help="12-digit account id")
+    p.add_argument("--create-stream-ms", type=float, default=0.0, help="CREATING -> ACTIVE delay")
+    p.add_argument("--delete-stream-ms", type=float, default=0.0, help="DELETING -> gone delay")
+    p.add_argument("--update-stream-ms", type=float, default=0.0, help="UPDATING -> ACTIVE delay")
+    p.add_argument("--consumer-ms", type=float, default=0.0, help="consumer CREATING -> ACTIVE delay")
+    p.add_argument("--shard-limit", type=int, default=DEFAULT_LIMITS.shard_limit, help="open shards per account")
     p.add_argument("--no-quotas", action="store_true", help="do not enforce per-shard read/write limits")
     p.add_argument("--credentials", action="append", metavar="AKID:SECRET",
                    help="verify SigV4 against these credentials (repeatable; default: no verification)")
