@@ -7,8 +7,10 @@ Protocol (as AWS speaks it): ``POST`` with ``X-Amz-Target: Kinesis_20131202.<Ope
 ignored); bodies in JSON 1.1 (``application/x-amz-json-1.1``: blobs base64, timestamps epoch seconds)
 or CBOR (``application/x-amz-cbor-1.1``, the Java SDK's default: blobs as byte strings, timestamps as
 CBOR tag 1 holding epoch MILLISECONDS, as the Java SDK writes them). Errors are
-``{"__type": Code, "message": ...}`` with AWS's status. SubscribeToShard answers with an AWS event
-stream (``application/vnd.amazon.eventstream``) whose first message is the ``initial-response``.
+``{"__type": Code, "message": ...}`` with AWS's status (``"Message"`` for SerializationException, and no
+message field where AWS sends none: UnknownOperationException, an empty or malformed body).
+SubscribeToShard answers with an AWS event stream (``application/vnd.amazon.eventstream``) whose first
+message is the ``initial-response``.
 ``GET /health`` answers ``{"status": "ok"}``.
 
 Transports (all hypercorn's, through the h11 and h2 libraries): HTTP/1.1 and HTTP/2 on the same port. In
@@ -42,7 +44,7 @@ from ..clock import RealClock
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
 from .eventstream import encode_event
-from .model import cbor_dumps, cbor_loads, from_wire, put_records_params, service_model, to_wire
+from .model import cbor_dumps, cbor_loads, from_wire, json_loads, put_records_params, service_model, to_wire
 from .service import Service, service_for
 from .sigv4 import CREDENTIAL, verify
 from .tls import _cert_hosts, self_signed_certificate
@@ -195,21 +197,27 @@ class KinesisApp(RegionEngines):
         if not cbor and ctype not in JSON_TYPES:
             raise E.SerializationException(f"Unsupported content type {ctype or '(none)'}.")
         if not body:
-            raw = {}
+            raise E.SerializationException("")         # AWS: {"__type":"SerializationException"}, no message
+        if cbor:
+            raw = cbor_loads(body)
         else:
             try:
-                raw = cbor_loads(body) if cbor else json.loads(body)
-            except Exception:  # noqa: BLE001 - any decoder failure is the client's malformed body
-                raise E.SerializationException("Start of structure or map found where not expected." if not cbor
-                                         else "The request body is not valid CBOR.") from None
-        if not isinstance(raw, dict):
-            raise E.SerializationException("Start of structure or map found where not expected.")
+                raw = json_loads(body)
+            except Exception:  # noqa: BLE001 - any decoder failure (or RecursionError) is a malformed body
+                raise E.SerializationException("") from None
+        if type(raw) is not dict:
+            raise E.SerializationException("")
         ishape = self._model.operation_model(op).input_shape
         if op == "PutRecords":
             params = put_records_params(ishape, raw, cbor)
             if params is not None:
                 return op, params, region, True
-        params = from_wire(ishape, raw, cbor) if ishape is not None else {}
+        try:
+            params = from_wire(ishape, raw, cbor) if ishape is not None else {}
+        except (RecursionError, ValueError, OverflowError, ArithmeticError, TypeError) as exc:
+            if isinstance(exc, E.FastkinError):
+                raise
+            raise E.SerializationException("") from None  # a value no decoder rule foresaw: still the caller's
         return op, params, region, False
 
     async def _too_large(self, send, rid: str, cbor: bool = False) -> None:
@@ -218,7 +226,11 @@ class KinesisApp(RegionEngines):
                     cbor_dumps(doc) if cbor else json.dumps(doc).encode(), rid)
 
     async def _error(self, send, code: str, message: str, status: int, cbor: bool, rid: str) -> None:
-        doc = {"__type": code, "message": message}
+        # AWS's bodies: SerializationException carries "Message" (capital M), every other error "message";
+        # errors without a text (UnknownOperationException, a malformed body) carry no message field at all.
+        doc = {"__type": code}
+        if message:
+            doc["Message" if code == "SerializationException" else "message"] = message
         payload = cbor_dumps(doc) if cbor else json.dumps(doc).encode()
         await _send(send, status, CBOR_TYPE if cbor else "application/x-amz-json-1.1", payload, rid,
                     [(b"x-amzn-errortype", code.encode())])

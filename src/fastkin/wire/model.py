@@ -8,10 +8,16 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import io
+import json
 import math
 import re
 import sys
 import threading
+import zlib
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 import botocore.session
 
@@ -33,126 +39,285 @@ def service_model():
 
 # ---------------------------------------------------------------------------------------------
 # Server-side constraint checks from the model (botocore checks types, required and min only).
+#
+# AWS's ValidationException text (facts §1, recorded against the service by kinesalite's tests):
+#   "{N} validation error{s} detected: " + "; ".join(errors), N capped at 10 and at most 10 errors listed,
+#   each "Value {v} at '{path}' failed to satisfy constraint: {constraint}".
+# Paths are member names in lowerCamel, list entries "records.1.member.partitionKey" (1-based).
+# Values: null unquoted; strings and numbers in single quotes ('abc', '0'); lists of strings '[a, b]';
+# lists of structures as Java prints them, '[com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310,
+# ...]', where fastkin's "hash" is the CRC-32 of the entry's members (blobs by length), so it is stable
+# for the same request (AWS's varies); maps '{k=v}' (Java's Map.toString); blobs print no value at all
+# ("Value at 'records.1.member.data' ...", the newer service's form).
+# Order: members in the order AWS emitted them where recorded (_MEMBER_ORDER), else model order; within a
+# member enum or pattern before length. Lists of scalars and maps are checked as a whole, as AWS words it:
+# "Member must satisfy constraint: [...]", "Map keys must satisfy constraint: [...]".
+
+MAX_ERRORS = 10
+
+# AWS's member order in its messages where recorded (kinesalite's validations/*.js list the members in the
+# order AWS emitted them; facts §1). Members not listed follow in model order.
+_MEMBER_ORDER: dict[str, tuple[str, ...]] = {
+    "CreateStreamInput": ("ShardCount", "StreamName"),
+    "PutRecordInput": ("SequenceNumberForOrdering", "PartitionKey", "ExplicitHashKey", "Data", "StreamName"),
+    "PutRecordsInput": ("Records", "StreamName"),
+    "PutRecordsRequestEntry": ("PartitionKey", "ExplicitHashKey", "Data"),
+    "GetShardIteratorInput": ("ShardId", "ShardIteratorType", "StartingSequenceNumber", "StreamName"),
+    "GetRecordsInput": ("Limit", "ShardIterator"),
+    "SplitShardInput": ("NewStartingHashKey", "StreamName", "ShardToSplit"),
+    "MergeShardsInput": ("ShardToMerge", "AdjacentShardToMerge", "StreamName"),
+    "ListShardsInput": ("ExclusiveStartShardId", "MaxResults", "NextToken", "StreamCreationTimestamp", "StreamName"),
+    "DescribeStreamInput": ("Limit", "ExclusiveStartShardId", "StreamName"),
+    "ListStreamsInput": ("Limit", "ExclusiveStartStreamName"),
+    "ListTagsForStreamInput": ("Limit", "ExclusiveStartTagKey", "StreamName"),
+    "AddTagsToStreamInput": ("Tags", "StreamName"),
+    "RemoveTagsFromStreamInput": ("TagKeys", "StreamName"),
+    "UpdateShardCountInput": ("ScalingType", "StreamName", "TargetShardCount"),
+    "IncreaseStreamRetentionPeriodInput": ("RetentionPeriodHours", "StreamName"),
+    "DecreaseStreamRetentionPeriodInput": ("RetentionPeriodHours", "StreamName"),
+}
+
+# Enum value sets in the order AWS prints them (a Java hash-set order, so only a recording tells; facts §1).
+# Enums not listed print in model order.
+_ENUM_ORDER: dict[str, tuple[str, ...]] = {
+    "ShardIteratorType": ("AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"),
+}
+
+# Members AWS still requires on ordinary streams though the newest model marks them optional (PartitionKey
+# since AUTO record distribution; UpdateMaxRecordSize names its stream by ARN only). Missing or null, they
+# get "Member must not be null" like any required member.
+AWS_REQUIRED: dict[str, tuple[str, ...]] = {
+    "PutRecordInput": ("PartitionKey",),
+    "PutRecordsRequestEntry": ("PartitionKey",),
+    "UpdateMaxRecordSizeInput": ("StreamARN",),
+}
+
 
 def _lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-class Checker:
-    """Walks an input shape and collects AWS-style constraint violations.
+def printed_pattern(pattern: str) -> str:
+    """A model pattern as AWS prints it: the model's ``^(...)$`` wrapping (botocore's newer models anchor
+    some patterns) dropped, so ``^(0|([1-9]\\d{0,38}))$`` prints ``0|([1-9]\\d{0,38})``; others verbatim."""
+    if pattern.startswith("^(") and pattern.endswith(")$"):
+        depth = 0
+        inner = pattern[1:-1]
+        for i, ch in enumerate(inner):
+            if ch == "(" and (i == 0 or inner[i - 1] != "\\"):
+                depth += 1
+            elif ch == ")" and inner[i - 1] != "\\":
+                depth -= 1
+                if depth == 0 and i != len(inner) - 1:
+                    return pattern          # the first group closes early: not one wrapping group
+        return inner[1:-1]
+    return pattern
 
-    With ``types=True`` (requests that did not pass through botocore's own validator, i.e. the
-    HTTP server) wrong JSON types raise SerializationException, as AWS answers them."""
+
+_SHAPE_INFO: dict[int, tuple] = {}
+
+
+def _members(shape) -> tuple[tuple[tuple[str, Any], ...], frozenset[str]]:
+    """(name, member shape) in AWS's order, and the required names, of a structure shape (cached)."""
+    info = _SHAPE_INFO.get(id(shape))
+    if info is None:
+        members = shape.members
+        first = [n for n in _MEMBER_ORDER.get(shape.name, ()) if n in members]
+        order = tuple((n, members[n]) for n in first + [n for n in members if n not in first])
+        required = frozenset(shape.required_members) | frozenset(AWS_REQUIRED.get(shape.name, ()))
+        info = _SHAPE_INFO[id(shape)] = (shape, order, required)
+    return info[1], info[2]
+
+
+def _scalar_constraints(shape) -> list[str]:
+    """The constraints of a list's or map's scalar members, as AWS lists them inside "[...]"."""
+    md = shape.metadata
+    out = []
+    if md.get("max") is not None:
+        out.append(f"Member must have length less than or equal to {md['max']}")
+    if md.get("min") is not None:
+        out.append(f"Member must have length greater than or equal to {md['min']}")
+    if md.get("pattern"):
+        out.append(f"Member must satisfy regular expression pattern: {printed_pattern(md['pattern'])}")
+    if md.get("enum"):
+        out.append(f"Member must satisfy enum value set: [{', '.join(_ENUM_ORDER.get(shape.name, md['enum']))}]")
+    return out
+
+
+def _java_str(shape, value) -> str:
+    """A value inside a list or map as Java's toString prints it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if shape is not None and shape.type_name == "structure" and isinstance(value, dict):
+        h = zlib.crc32(repr(sorted((k, len(v) if isinstance(v, (bytes, bytearray, memoryview)) else v)
+                                   for k, v in value.items())).encode("utf-8", "replace"))
+        return f"com.amazonaws.kinesis.v20131202.{shape.name}@{h:x}"
+    if isinstance(value, (list, tuple)):
+        m = shape.member if shape is not None and shape.type_name == "list" else None
+        return "[" + ", ".join(_java_str(m, v) for v in value) + "]"
+    if isinstance(value, dict):
+        v_shape = shape.value if shape is not None and shape.type_name == "map" else None
+        return "{" + ", ".join(f"{k}={_java_str(v_shape, v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"java.nio.HeapByteBuffer[pos=0 lim={len(value)} cap={len(value)}]"
+    return str(value)
+
+
+# The Python types a botocore-shaped param may have (after from_wire, or as boto3 users pass them).
+_PY_TYPES: dict[str, tuple] = {
+    "string": (str,), "integer": (int,), "long": (int,), "boolean": (bool,),
+    "blob": (bytes, bytearray, memoryview, str), "timestamp": (int, float, str, _dt.datetime)}
+
+
+class Checker:
+    """Walks an input shape and collects AWS-style constraint violations (at most MAX_ERRORS).
+
+    With ``types=True`` (requests that did not pass through botocore's own validator) a value of the
+    wrong type raises SerializationException with AWS's text (the HTTP server decodes bodies with
+    from_wire, which does the same on the wire's types first)."""
 
     def __init__(self, types: bool) -> None:
         self.types = types
         self.errors: list[str] = []
         self._patterns: dict[str, re.Pattern] = {}
 
-    def _bad(self, value, where: str, constraint: str) -> None:
-        self.errors.append(
-            f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must {constraint}")
+    def add(self, shown: str | None, where: str, constraint: str) -> None:
+        value = "Value" if shown is None else f"Value {shown}"
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(f"{value} at '{where}' failed to satisfy constraint: {constraint}")
 
-    def _type_error(self, value, shape) -> None:
-        raise E.SerializationException(
-            f"Unexpected value type {type(value).__name__} for {shape.type_name} member {shape.name}")
+    def run(self, shape, value, where: str = "") -> None:
+        self.check(shape, value, where)
+
+    def _mistyped(self, shape, value) -> None:
+        if self.types:
+            raise E.SerializationException(type_error_text(shape.type_name, value, cbor=False))
 
     def check(self, shape, value, where: str) -> None:
         t = shape.type_name
         md = shape.metadata
         if t == "structure":
             if not isinstance(value, dict):
-                if self.types:
-                    self._type_error(value, shape)
-                return
-            for name in shape.required_members:
-                if value.get(name) is None:
-                    self.errors.append(f"Value null at '{_join(where, _lower_camel(name))}' failed to satisfy "
-                                       "constraint: Member must not be null")
-            members = shape.members
-            for k, v in value.items():
-                m = members.get(k)
-                if m is not None and v is not None:     # AWS ignores unknown members
-                    self.check(m, v, _join(where, _lower_camel(k)))
+                return self._mistyped(shape, value)
+            order, required = _members(shape)
+            for name, m in order:
+                if len(self.errors) >= MAX_ERRORS:
+                    return                              # ten collected: AWS lists no more
+                v = value.get(name)
+                if v is None:
+                    if name in required:
+                        self.add("null", _join(where, _lower_camel(name)), "Member must not be null")
+                    continue
+                self.check(m, v, _join(where, _lower_camel(name)))
         elif t == "list":
             if not isinstance(value, (list, tuple)):
-                if self.types:
-                    self._type_error(value, shape)
+                return self._mistyped(shape, value)
+            member = shape.member
+            if member.type_name == "structure":
+                self._length(shape, value, len(value), md, where)
+                for i, v in enumerate(value):
+                    if len(self.errors) >= MAX_ERRORS:
+                        return
+                    if v is None:
+                        self.add("null", f"{where}.{i + 1}.member", "Member must not be null")
+                    else:
+                        self.check(member, v, f"{where}.{i + 1}.member")
                 return
-            self._length(value, len(value), md, where)
-            for i, v in enumerate(value):
-                self.check(shape.member, v, f"{where}.{i + 1}.member")
+            for v in value:
+                if self.types and v is not None:
+                    self._scalar_type(member, v)
+            self._length(shape, value, len(value), md, where)
+            if any(v is None or self._violations(member, v) for v in value):
+                self.add(f"'{_java_str(shape, value)}'", where,
+                         "Member must satisfy constraint: [" + ", ".join(_scalar_constraints(member)) + "]")
         elif t == "map":
             if not isinstance(value, dict):
-                if self.types:
-                    self._type_error(value, shape)
-                return
-            self._length(value, len(value), md, where)
-            for k, v in value.items():
-                self.check(shape.key, k, f"{where}.key")
-                self.check(shape.value, v, f"{where}.value")
-        elif t == "string":
+                return self._mistyped(shape, value)
+            if self.types:
+                for k, v in value.items():
+                    self._scalar_type(shape.key, k)
+                    if v is not None:
+                        self._scalar_type(shape.value, v)
+            self._length(shape, value, len(value), md, where)
+            shown = _java_str(shape, value)
+            if any(self._violations(shape.key, k) for k in value):
+                self.add(f"'{shown}'", where,
+                         "Map keys must satisfy constraint: [" + ", ".join(_scalar_constraints(shape.key)) + "]")
+            if any(v is None or self._violations(shape.value, v) for v in value.values()):
+                self.add(f"'{shown}'", where,
+                         "Map value must satisfy constraint: [" + ", ".join(_scalar_constraints(shape.value)) + "]")
+        else:
+            if self.types:
+                self._scalar_type(shape, value)
+            for constraint in self._violations(shape, value):
+                self.add(None if t == "blob" else f"'{_java_str(shape, value)}'", where, constraint)
+
+    def _scalar_type(self, shape, value) -> None:
+        t = shape.type_name
+        ok = _PY_TYPES.get(t)
+        if ok is not None and (not isinstance(value, ok) or (isinstance(value, bool) and t not in ("boolean",))):
+            raise E.SerializationException(type_error_text(t, value, cbor=False))
+
+    def _violations(self, shape, value) -> list[str]:
+        """The constraints a scalar value breaks, in AWS's order (enum or pattern, then length or range)."""
+        t = shape.type_name
+        md = shape.metadata
+        out: list[str] = []
+        if t == "string":
             if not isinstance(value, str):
-                if self.types:
-                    self._type_error(value, shape)
-                return
-            self._length(value, len(value), md, where)
+                return out
             enum = md.get("enum")
             if enum and value not in enum:
-                self._bad(value, where, f"satisfy enum value set: [{', '.join(enum)}]")
+                out.append("Member must satisfy enum value set: [" + ", ".join(_ENUM_ORDER.get(shape.name, enum)) + "]")
             pat = md.get("pattern")
             if pat:
                 rx = self._patterns.get(pat)
                 if rx is None:
                     rx = self._patterns[pat] = re.compile(pat)
                 if rx.fullmatch(value) is None:
-                    self._bad(value, where, f"satisfy regular expression pattern: {pat}")
+                    out.append(f"Member must satisfy regular expression pattern: {printed_pattern(pat)}")
+            n = len(value)
         elif t in ("integer", "long"):
             if isinstance(value, bool) or not isinstance(value, int):
-                if self.types:
-                    self._type_error(value, shape)
-                return
+                return out
             lo, hi = md.get("min"), md.get("max")
             if lo is not None and value < lo:
-                self._bad(value, where, f"have value greater than or equal to {lo}")
+                out.append(f"Member must have value greater than or equal to {lo}")
             elif hi is not None and value > hi:
-                self._bad(value, where, f"have value less than or equal to {hi}")
-        elif t == "boolean":
-            if self.types and not isinstance(value, bool):
-                self._type_error(value, shape)
+                out.append(f"Member must have value less than or equal to {hi}")
+            return out
         elif t == "blob":
             if isinstance(value, str):
                 value = value.encode()
             if not isinstance(value, (bytes, bytearray, memoryview)):
-                if self.types:
-                    self._type_error(value, shape)
-                return
-            hi = md.get("max")
-            if hi is not None and len(value) > hi:
-                self._bad(f"java.nio.HeapByteBuffer[pos=0 lim={len(value)} cap={len(value)}]", where,
-                          f"have length less than or equal to {hi}")
-        elif t == "timestamp":
-            if self.types and (isinstance(value, bool) or not isinstance(value, (int, float, _dt.datetime))):
-                self._type_error(value, shape)
-
-    def _length(self, value, n: int, md: dict, where: str) -> None:
+                return out
+            n = len(value)
+        else:
+            return out
         lo, hi = md.get("min"), md.get("max")
         if lo is not None and n < lo:
-            self._bad(value, where, f"have length greater than or equal to {lo}")
+            out.append(f"Member must have length greater than or equal to {lo}")
         elif hi is not None and n > hi:
-            self._bad(value, where, f"have length less than or equal to {hi}")
+            out.append(f"Member must have length less than or equal to {hi}")
+        return out
+
+    def _length(self, shape, value, n: int, md: dict, where: str) -> None:
+        lo, hi = md.get("min"), md.get("max")
+        if lo is not None and n < lo:
+            self.add(f"'{_java_str(shape, value)}'", where, f"Member must have length greater than or equal to {lo}")
+        elif hi is not None and n > hi:
+            self.add(f"'{_java_str(shape, value)}'", where, f"Member must have length less than or equal to {hi}")
 
 
 def _join(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-def _show(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_show(v)}" for k, v in value.items()) + "}"
-    return str(value)
+def validation_message(errors: list[str]) -> str:
+    n = min(len(errors), MAX_ERRORS)
+    return f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(errors[:MAX_ERRORS])
 
 
 def check_request(op_model, params: dict, types: bool) -> None:
@@ -161,55 +326,208 @@ def check_request(op_model, params: dict, types: bool) -> None:
     if shape is None:
         return
     c = Checker(types)
-    c.check(shape, params, "")
+    c.run(shape, params, "")
     if c.errors:
-        n = len(c.errors)
-        raise E.ValidationException(
-            f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(c.errors))
+        raise E.ValidationException(validation_message(c.errors))
 
 
 # ---------------------------------------------------------------------------------------------
 # wire <-> botocore shapes
+#
+# Decoding checks the wire types as AWS's (Java, Coral) deserializer does and raises SerializationException
+# with its texts (facts §2, recorded for JSON 1.1): "class java.lang.Boolean can not be converted to an
+# String", "class com.amazon.coral.value.json.numbers.TruncatingBigNumber can not be converted to an
+# Integer" (any number where a string, blob or, for integers, boolean is expected), "Start of list found where
+# not expected", "Start of structure or map found where not expected.", "Expected list or null", "Expected
+# map or null", "Expected null" (a scalar for a structure), base64 errors for blobs, "... can not be
+# converted to milliseconds since epoch" for timestamps. Integers accept numbers with a fraction (floored)
+# and clamp to the Java int (long) range, so validation then reports the clamped value. Booleans accept
+# 'true'/'false'/'yes'/'no'/'1'/'0' and numbers with a fraction (AWS does). null means absent.
+# CBOR uses the same rules and texts (AWS's CBOR texts are not recorded): text strings are strings, byte
+# strings blobs (a byte string elsewhere is "class java.nio.HeapByteBuffer ...", a text string for a blob
+# "class java.lang.String can not be converted to a Blob"), tag 1 an epoch-milliseconds timestamp.
+# Timestamps whose milliseconds do not fit a Java long (or are NaN/infinite) are refused with the
+# TruncatingBigNumber text (AWS's answer unknown).
+
+_INT_RANGE = {"integer": (-2 ** 31, 2 ** 31 - 1), "long": (-2 ** 63, 2 ** 63 - 1)}
+_TARGET = {"string": "an String", "integer": "an Integer", "long": "an Long", "boolean": "an Boolean",
+           "blob": "a Blob", "timestamp": "milliseconds since epoch", "float": "an Float", "double": "an Double"}
+_NUMBER_CLASS = "com.amazon.coral.value.json.numbers.TruncatingBigNumber"
+_LONG_MAX = 2 ** 63 - 1
+_B64_BAD = re.compile(r"[^A-Za-z0-9+/=]|=[^=]")
+
+
+class EpochMillis:
+    """A CBOR tag-1 value: epoch milliseconds, as the Java SDK writes timestamps."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, Decimal, Fraction)) and not isinstance(value, bool)
+
+
+def _java_class(value) -> str:
+    if isinstance(value, bool):
+        return "java.lang.Boolean"
+    if _is_number(value):
+        return _NUMBER_CLASS
+    if isinstance(value, str):
+        return "java.lang.String"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "java.nio.HeapByteBuffer"
+    if isinstance(value, (EpochMillis, _dt.datetime)):
+        return "java.util.Date"
+    return "java.lang.Object"
+
+
+def type_error_text(t: str, value, cbor: bool = False) -> str:
+    """AWS's SerializationException text for ``value`` where a ``t`` (model type name) is expected."""
+    if isinstance(value, (list, tuple)):
+        return "Start of list found where not expected"
+    if isinstance(value, dict):
+        return "Start of structure or map found where not expected."
+    if t == "list":
+        return "Expected list or null"
+    if t == "map":
+        return "Expected map or null"
+    if t == "structure":
+        return "Expected null"
+    if t == "boolean" and isinstance(value, str):
+        return f"'{value.upper()}' can not be converted to an Boolean"
+    return f"class {_java_class(value)} can not be converted to {_TARGET.get(t, 'an ' + t.capitalize())}"
+
+
+def _bad_type(t: str, value, cbor: bool) -> E.SerializationException:
+    return E.SerializationException(type_error_text(t, value, cbor))
+
+
+def _canonical_tail(s: str, data: bytes) -> bool:
+    """A padded base64 string whose last group has no stray bits (what Java's decoder insists on)."""
+    tail = data[-(1 if s.endswith("==") else 2):]      # the bytes of the last group
+    return bool(tail) and base64.b64encode(tail) == s[-4:].encode()
+
+
+def decode_base64(s: str) -> bytes:
+    """A JSON blob: strict, canonical base64, else SerializationException with AWS's text."""
+    try:
+        data = _b64(s)
+        if not s.endswith("=") or _canonical_tail(s, data):
+            return data
+    except (binascii.Error, ValueError):
+        pass
+    prefix = f"'{s}' can not be converted to a Blob: "
+    if len(s) % 4:
+        raise E.SerializationException(
+            f"{prefix}Base64 encoded length is expected a multiple of 4 bytes but found: {len(s)}")
+    m = _B64_BAD.search(s)
+    if m is not None:
+        raise E.SerializationException(f"{prefix}Invalid Base64 character: '{m.group()[0]}'")
+    raise E.SerializationException(f"{prefix}Invalid last non-pad Base64 character dectected")
+
+
+def _to_int(t: str, value, cbor: bool) -> int:
+    if not _is_number(value) or value != value:         # NaN: refused (AWS's answer unknown)
+        raise _bad_type(t, value, cbor)
+    lo, hi = _INT_RANGE[t]
+    if value > hi:
+        return hi
+    if value < lo:
+        return lo
+    return value if type(value) is int else math.floor(value)
+
+
+def _to_timestamp(value, cbor: bool):
+    if isinstance(value, _dt.datetime):
+        return value
+    millis = isinstance(value, EpochMillis)
+    if millis:
+        value = value.value
+    if not _is_number(value):
+        raise _bad_type("timestamp", value, cbor)
+    try:
+        secs = float(value) / 1000.0 if millis else float(value)
+    except (OverflowError, ValueError, ArithmeticError):
+        secs = math.inf
+    if not math.isfinite(secs) or abs(secs * 1000.0) > _LONG_MAX:
+        raise E.SerializationException(f"class {_NUMBER_CLASS} can not be converted to milliseconds since epoch")
+    return secs
+
 
 def from_wire(shape, value, cbor: bool):
-    """Decode blobs and timestamps of a request body into botocore-shaped params. Values of the
-    wrong JSON type are left for the service's type check (SerializationException)."""
+    """Decode a request body (JSON or CBOR, already parsed) into botocore-shaped params: blobs as bytes,
+    timestamps as epoch seconds, members of the wrong wire type refused with AWS's SerializationException.
+    Unknown members and null members are dropped (null means absent); nulls inside lists stay (validation
+    reports them)."""
     t = shape.type_name
     if t == "structure":
-        if not isinstance(value, dict):
-            return value
+        if type(value) is not dict:
+            raise _bad_type(t, value, cbor)
         members = shape.members
-        return {k: (from_wire(members[k], v, cbor) if k in members and v is not None else v)
-                for k, v in value.items() if k in members}
+        out = {}
+        for k, v in value.items():
+            m = members.get(k) if type(k) is str else None
+            if m is not None and v is not None:
+                out[k] = from_wire(m, v, cbor)
+        return out
     if t == "list":
-        if not isinstance(value, list):
-            return value
+        if type(value) is not list:
+            raise _bad_type(t, value, cbor)
         m = shape.member
-        return [from_wire(m, v, cbor) for v in value]
+        return [None if v is None else from_wire(m, v, cbor) for v in value]
     if t == "map":
-        if not isinstance(value, dict):
+        if type(value) is not dict:
+            raise _bad_type(t, value, cbor)
+        ks, vs = shape.key, shape.value
+        return {from_wire(ks, k, cbor): (None if v is None else from_wire(vs, v, cbor)) for k, v in value.items()}
+    if t == "string":
+        if type(value) is str:
             return value
-        return {k: from_wire(shape.value, v, cbor) for k, v in value.items()}
+        raise _bad_type(t, value, cbor)
+    if t in _INT_RANGE:
+        return _to_int(t, value, cbor)
     if t == "blob":
         if cbor:
             if isinstance(value, (bytes, bytearray)):
                 return bytes(value)
-            raise E.SerializationException(f"Expected a byte string for {shape.name}")
-        if not isinstance(value, str):
-            raise E.SerializationException(f"Expected a base64 string for {shape.name}")
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise E.SerializationException(f"Value for {shape.name} is not valid base64 data.") from None
-    if t == "timestamp":
-        if isinstance(value, _dt.datetime):
+            raise _bad_type(t, value, cbor)
+        if type(value) is not str:
+            raise _bad_type(t, value, cbor)
+        return decode_base64(value)
+    if t == "boolean":
+        if isinstance(value, bool):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         if isinstance(value, str):
-            return value
-        raise E.SerializationException(f"Expected a timestamp for {shape.name}")
+            v = value.lower()
+            if v in ("true", "yes", "1"):
+                return True
+            if v in ("false", "no", "0"):
+                return False
+        elif isinstance(value, float):
+            return value != 0.0                         # AWS accepts numbers with a fraction here
+        raise _bad_type(t, value, cbor)
+    if t == "timestamp":
+        return _to_timestamp(value, cbor)
     return value
+
+
+def _json_int(s: str):
+    # Python refuses int() of more than 4,300 digits; such a number is out of every range anyway.
+    if len(s) > 4000:
+        return -math.inf if s.startswith("-") else math.inf
+    return int(s)
+
+
+def _json_constant(s: str):
+    raise ValueError(f"{s} is not JSON")
+
+
+def json_loads(body: bytes):
+    """Parse a JSON 1.1 body (NaN/Infinity literals are not JSON; huge integers become infinities)."""
+    return json.loads(body, parse_int=_json_int, parse_constant=_json_constant)
 
 
 def to_wire(shape, value, cbor: bool):
@@ -243,6 +561,33 @@ else:  # pragma: no cover
         return base64.b64decode(s, validate=True)
 
 
+_STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}")
+_STREAM_ARN = re.compile(r"arn:aws.*:kinesis:.*:\d{12}:stream/\S+")
+
+
+def put_records_ok(params: dict) -> bool:
+    """True for the common well-formed PutRecords params (botocore-shaped): 1-500 entries, each with a
+    partition key of 1-256 characters, data of at most 10 MiB and a well-formed ExplicitHashKey if any, and
+    a well-formed StreamName/StreamARN. Anything else takes the generic walk (check_request), which then
+    words AWS's errors. The engine checks the rest (record sizes, the hash key's range)."""
+    recs = params.get("Records")
+    if type(recs) is not list or not 1 <= len(recs) <= 500:
+        return False
+    for r in recs:
+        if type(r) is not dict:
+            return False
+        pk, data = r.get("PartitionKey"), r.get("Data")
+        if type(pk) is not str or not 1 <= len(pk) <= 256 or data is None or len(data) > _BLOB_MAX:
+            return False
+        ehk = r.get("ExplicitHashKey")
+        if ehk is not None and (type(ehk) is not str or _EXPLICIT_HASH_KEY.fullmatch(ehk) is None):
+            return False
+    name, arn = params.get("StreamName"), params.get("StreamARN")
+    if name is not None and (type(name) is not str or _STREAM_NAME.fullmatch(name) is None):
+        return False
+    return arn is None or (type(arn) is str and len(arn) <= 2048 and _STREAM_ARN.fullmatch(arn) is not None)
+
+
 def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
     """PutRecords params decoded in one pass, when the request is well-formed: the right types, 1-500
     entries, partition keys of 1-256 characters, ExplicitHashKeys matching the model's pattern, blobs of at
@@ -267,7 +612,9 @@ def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
                 if type(data) is not bytes:
                     return None
             elif type(data) is str:
-                data = _b64(data)
+                s, data = data, _b64(data)
+                if s.endswith("=") and not _canonical_tail(s, data):
+                    return None                         # non-canonical padding bits: the generic walk words it
             else:
                 return None
             if len(data) > _BLOB_MAX:
@@ -297,14 +644,19 @@ def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:
 
 
 def cbor_loads(body: bytes):
+    """Parse a CBOR body: exactly one top-level item (bytes after it are refused, as JSON refuses trailing
+    text); tag 1 gives an EpochMillis. Any decoder failure (including cbor2's nesting cap of 400) is the
+    client's malformed body: SerializationException without a message."""
     import cbor2
 
-    def epoch_millis(value, immutable):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value / 1000.0               # the Java SDK writes epoch milliseconds under tag 1
-        raise E.SerializationException("CBOR tag 1 must hold a number of epoch milliseconds.")
-
-    return cbor2.loads(body, semantic_decoders={1: epoch_millis})
+    fp = io.BytesIO(body)
+    try:
+        value = cbor2.CBORDecoder(fp, semantic_decoders={1: lambda value, immutable: EpochMillis(value)}).decode()
+    except Exception:  # noqa: BLE001 - cbor2 raises several types (CBORDecodeError, ValueError, RecursionError)
+        raise E.SerializationException("") from None
+    if fp.tell() != len(body):
+        raise E.SerializationException("")
+    return value
 
 
 def cbor_dumps(obj) -> bytes:

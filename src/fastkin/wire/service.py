@@ -22,7 +22,7 @@ from botocore import xform_name
 
 from .. import errors as E
 from ..stream import records_dicts, to_epoch
-from .model import _lower_camel, check_request, service_model
+from .model import _lower_camel, check_request, put_records_ok, service_model
 
 # The 39 operations of the 2026-02 Kinesis model; newer botocore models add more (queues, channels),
 # which are answered with UnknownOperationException until fastkin implements them.
@@ -38,8 +38,9 @@ IMPLEMENTED = (
     "UpdateStreamWarmThroughput",
 )
 
-# Data-plane operations whose members the engine validates itself (kept off the generic walk for speed).
-_ENGINE_CHECKED = frozenset({"PutRecord", "PutRecords", "GetRecords"})
+# Data-plane operations checked by a fast test of the common well-formed request first (their handlers
+# below); only a request that fails it takes the generic walk, which then words AWS's errors.
+_ENGINE_CHECKED = frozenset({"PutRecords", "GetRecords"})
 
 # xform_name splits unit suffixes ("MiBps" -> "mi_bps"); the Engine spells them as one word.
 _ARG_ALIASES = {"max_record_size_in_ki_b": "max_record_size_in_kib", "warm_throughput_mi_bps": "warm_throughput_mibps"}
@@ -68,8 +69,14 @@ def _parse_timestamp(v, where: str) -> float:
         from botocore.utils import parse_timestamp
         try:
             v = parse_timestamp(v)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise E.ValidationException(f"{where} is not a valid timestamp: {v!r}") from None
+    elif isinstance(v, int) and not isinstance(v, bool):
+        try:
+            v = float(v)
+        except OverflowError:       # as the wire refuses a number beyond every timestamp
+            raise E.SerializationException("class com.amazon.coral.value.json.numbers.TruncatingBigNumber "
+                                           "can not be converted to milliseconds since epoch") from None
     return to_epoch(v, where)
 
 
@@ -149,9 +156,11 @@ class Service:
             if operation in service_model().operation_names:
                 raise E.UnknownOperationException(
                     f"fastkin does not implement the Kinesis operation {operation} (newer than the 2026-02 model).")
-            raise E.UnknownOperationException(f"Operation {operation} is not supported.")
+            raise E.UnknownOperationException("")      # AWS's answer carries no message
         if (self.validate and operation not in _ENGINE_CHECKED) or types:
             check_request(service_model().operation_model(operation), params, types)
+        elif self.validate and not _well_formed(operation, params):
+            check_request(service_model().operation_model(operation), params, False)
         if op.timestamps:
             params = op.normalise_timestamps(params)
         handler = _HANDLERS.get(operation)
@@ -173,16 +182,19 @@ def _put_record(engine, p: dict) -> dict:
     return out
 
 
+def _well_formed(operation: str, p: dict) -> bool:
+    """The common well-formed PutRecords / GetRecords request, tested quickly (the rest takes the walk)."""
+    if operation == "PutRecords":
+        return put_records_ok(p)
+    it, limit = p.get("ShardIterator"), p.get("Limit")
+    return (type(it) is str and 1 <= len(it) <= 512 and p.get("StreamARN") is None
+            and (limit is None or (type(limit) is int and 1 <= limit <= 10000)))
+
+
 def _put_records(engine, p: dict) -> dict:
     s = engine.stream(p.get("StreamName"), p.get("StreamARN"))
-    recs = p["Records"]
-    if not isinstance(recs, list):
-        raise E.ValidationException("records must be a list")
-    try:
-        batch = [(r["Data"], r["PartitionKey"], r["ExplicitHashKey"]) if "ExplicitHashKey" in r
-                 else (r["Data"], r["PartitionKey"]) for r in recs]
-    except (KeyError, TypeError):
-        raise E.ValidationException("Each record needs Data and PartitionKey.") from None
+    batch = [(r["Data"], r["PartitionKey"], r["ExplicitHashKey"]) if r.get("ExplicitHashKey") is not None
+             else (r["Data"], r["PartitionKey"]) for r in p["Records"]]
     res = s.put_records(batch)
     out_recs = []
     for r in res:
@@ -203,13 +215,9 @@ def _get_shard_iterator(engine, p: dict) -> dict:
 
 
 def _get_records(engine, p: dict) -> dict:
-    it = p["ShardIterator"]
-    if not isinstance(it, str) or not 1 <= len(it) <= 512:
-        raise E.validation_error(it, "shardIterator", "have length between 1 and 512")
-    limit = p.get("Limit", 10000)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
-        raise E.validation_error(limit, "limit", "have value between 1 and 10000")
-    return records_response(engine.get_records(it, limit, stream_arn=p.get("StreamARN")))
+    limit = p.get("Limit")
+    return records_response(engine.get_records(p["ShardIterator"], 10000 if limit is None else limit,
+                                               stream_arn=p.get("StreamARN")))
 
 
 def records_response(res) -> dict:
