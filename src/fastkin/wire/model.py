@@ -582,10 +582,36 @@ def put_records_ok(params: dict) -> bool:
         ehk = r.get("ExplicitHashKey")
         if ehk is not None and (type(ehk) is not str or _EXPLICIT_HASH_KEY.fullmatch(ehk) is None):
             return False
+    return _stream_ok(params)
+
+
+def _stream_ok(params: dict) -> bool:
     name, arn = params.get("StreamName"), params.get("StreamARN")
     if name is not None and (type(name) is not str or _STREAM_NAME.fullmatch(name) is None):
         return False
     return arn is None or (type(arn) is str and len(arn) <= 2048 and _STREAM_ARN.fullmatch(arn) is not None)
+
+
+_PUT_RECORD_MEMBERS = frozenset({"StreamName", "StreamARN", "Data", "PartitionKey", "ExplicitHashKey",
+                                 "SequenceNumberForOrdering"})
+_SEQUENCE_NUMBER = re.compile(r"0|([1-9]\d{0,128})")
+
+
+def put_record_ok(params: dict) -> bool:
+    """True for the common well-formed PutRecord params (botocore-shaped), tested quickly: anything else (another
+    member, a bad type or constraint) takes the generic walk, which words AWS's errors.
+    NOTE: the walk costs ~3 us per call, a sixth of a PutRecord through the mock."""
+    if not _PUT_RECORD_MEMBERS.issuperset(params):
+        return False
+    pk, data = params.get("PartitionKey"), params.get("Data")
+    if type(pk) is not str or not 1 <= len(pk) <= 256 or data is None or len(data) > _BLOB_MAX:
+        return False
+    ehk, sfo = params.get("ExplicitHashKey"), params.get("SequenceNumberForOrdering")
+    if ehk is not None and (type(ehk) is not str or _EXPLICIT_HASH_KEY.fullmatch(ehk) is None):
+        return False
+    if sfo is not None and (type(sfo) is not str or _SEQUENCE_NUMBER.fullmatch(sfo) is None):
+        return False
+    return _stream_ok(params)
 
 
 def put_records_params(shape, raw: dict, cbor: bool) -> dict | None:

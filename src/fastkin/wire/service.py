@@ -22,7 +22,7 @@ from botocore import xform_name
 
 from .. import errors as E
 from ..stream import records_dicts, to_epoch
-from .model import _lower_camel, check_request, put_records_ok, service_model
+from .model import _lower_camel, check_request, put_record_ok, put_records_ok, service_model
 
 # The 39 operations of the 2026-02 Kinesis model; newer botocore models add more (queues, channels),
 # which are answered with UnknownOperationException until fastkin implements them.
@@ -40,7 +40,7 @@ IMPLEMENTED = (
 
 # Data-plane operations checked by a fast test of the common well-formed request first (their handlers
 # below); only a request that fails it takes the generic walk, which then words AWS's errors.
-_ENGINE_CHECKED = frozenset({"PutRecords", "GetRecords"})
+_ENGINE_CHECKED = frozenset({"PutRecord", "PutRecords", "GetRecords"})
 
 # xform_name splits unit suffixes ("MiBps" -> "mi_bps"); the Engine spells them as one word.
 _ARG_ALIASES = {"max_record_size_in_ki_b": "max_record_size_in_kib", "warm_throughput_mi_bps": "warm_throughput_mibps"}
@@ -183,9 +183,11 @@ def _put_record(engine, p: dict) -> dict:
 
 
 def _well_formed(operation: str, p: dict) -> bool:
-    """The common well-formed PutRecords / GetRecords request, tested quickly (the rest takes the walk)."""
+    """The common well-formed PutRecord(s) / GetRecords request, tested quickly (the rest takes the walk)."""
     if operation == "PutRecords":
         return put_records_ok(p)
+    if operation == "PutRecord":
+        return put_record_ok(p)
     it, limit = p.get("ShardIterator"), p.get("Limit")
     return (type(it) is str and 1 <= len(it) <= 512 and p.get("StreamARN") is None
             and (limit is None or (type(limit) is int and 1 <= limit <= 10000)))
