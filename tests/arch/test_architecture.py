@@ -287,7 +287,7 @@ def test_every_reference_to_an_error_class_names_one_that_exists():
     from fastkin import errors as E
 
     bad = []
-    for m, path in MODULES.items():
+    for _m, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "E" \
                     and not hasattr(E, node.attr):
