@@ -32,7 +32,7 @@ from .limits import (
     Limits,
 )
 from .metrics import SHARD_LEVEL_NAMES
-from .stream import Stream, to_datetime, to_epoch
+from .stream import Stream, parse_shard_id, shard_not_found, to_datetime, to_epoch
 from .tokens import TokenCodec
 
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
@@ -40,6 +40,12 @@ _TAG_CHARS = re.compile(r"[\w .:/=+\-@%]*\Z", re.UNICODE)
 _ARN = re.compile(r"arn:aws[\w-]*:kinesis:([\w-]+):(\d{12}):stream/([a-zA-Z0-9_.-]{1,128})\Z")
 _CONSUMER_ARN = re.compile(
     r"(arn:aws[\w-]*:kinesis:[\w-]+:\d{12}:stream/[a-zA-Z0-9_.-]+)/consumer/([a-zA-Z0-9_.-]+):(\d+)\Z")
+# The order AWS lists shard-level metrics in (aws-cli's recorded EnableEnhancedMonitoring ["ALL"] output, facts
+# §10: "ALL" is expanded, never echoed). Explicitly named metrics are listed in the same order whatever the
+# request's order (AWS's order for those is unrecorded; its metric set prints in one fixed order).
+SHARD_LEVEL_METRICS_AWS_ORDER = ("IncomingBytes", "OutgoingRecords", "IteratorAgeMilliseconds", "IncomingRecords",
+                                 "ReadProvisionedThroughputExceeded", "WriteProvisionedThroughputExceeded",
+                                 "OutgoingBytes")
 LIST_TOKEN_TTL_MS = 300_000
 CONSUMERS_PER_STREAM = 20
 CONSUMERS_CREATING_MAX = 5
@@ -95,11 +101,21 @@ class Engine:
         """The Stream named by name or ARN; ResourceNotFoundException when there is none."""
         name = self._resolve_name(stream_name, stream_arn)
         s = self._streams.get(name)
-        if s is None or (s.deleting_at is not None and self.clock() >= s.deleting_at):
+        if s is None or (s.deleting_at is not None and s.now() >= s.deleting_at):
             if s is not None:
                 self._reap(s)
             raise E.stream_not_found(name, self.account_id)
         return s
+
+    def _stream_for_shards(self, stream_name, stream_arn, *shard_ids) -> Stream:
+        """The stream of an operation on named shards. A shard id that does not parse (see
+        stream.parse_shard_id) is reported before the stream is looked up, as AWS does:
+        ``Could not find shard {raw} in stream {name} ...`` whether or not the stream exists."""
+        name = self._resolve_name(stream_name, stream_arn)
+        for raw in shard_ids:
+            if isinstance(raw, str) and parse_shard_id(raw) is None:
+                raise shard_not_found(raw, name, self.account_id)
+        return self.stream(stream_name, stream_arn)
 
     def _resolve_name(self, stream_name, stream_arn) -> str:
         if stream_name is None and stream_arn is None:
@@ -134,9 +150,8 @@ class Engine:
                 del self._streams[s.name]
 
     def _live_streams(self) -> list[Stream]:
-        now = self.clock()
         for s in list(self._streams.values()):
-            if s.deleting_at is not None and now >= s.deleting_at:
+            if s.deleting_at is not None and s.now() >= s.deleting_at:
                 self._reap(s)
         return list(self._streams.values())
 
@@ -146,8 +161,11 @@ class Engine:
                       retention_period_hours: int = RETENTION_HOURS_DEFAULT,
                       max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT, warm_throughput_mibps: int | None = None,
                       storage: str = "full") -> Stream:
-        """Create a stream and return it. ``stream_mode`` (or boto3's ``stream_mode_details``) is
-        PROVISIONED (default; needs shard_count) or ON_DEMAND (starts with 4 shards unless given).
+        """Create a stream and return it. boto3's ``stream_mode_details`` (or fastkin's ``stream_mode``) is
+        PROVISIONED (needs shard_count) or ON_DEMAND (4 shards); with neither and no shard_count the stream
+        is ON_DEMAND, as AWS makes it. ShardCount with ``stream_mode_details`` ON_DEMAND is a
+        ValidationException (AWS's text is unrecorded; fastkin uses CloudFormation's); fastkin's own
+        ``stream_mode="ON_DEMAND"`` may start with ``shard_count`` shards (for simulations).
         ``warm_throughput_mibps`` (ON_DEMAND, with a billing commitment) keeps that write capacity ready.
         ``storage="metadata"`` keeps only each record's sizes and times (reads return empty data and
         keys): for simulations that send more than memory holds; quotas and metrics are unchanged."""
@@ -155,12 +173,17 @@ class Engine:
             raise ValueError(f"storage must be 'full' or 'metadata', got {storage!r}")
         if warm_throughput_mibps is not None:
             self._check_warm(warm_throughput_mibps,
-                             stream_mode or (stream_mode_details or {}).get("StreamMode", "PROVISIONED"))
+                             stream_mode or (stream_mode_details or {}).get(
+                                 "StreamMode", "PROVISIONED" if shard_count is not None else "ON_DEMAND"))
         self._check_name(stream_name)
-        mode = stream_mode or (stream_mode_details or {}).get("StreamMode", "PROVISIONED")
+        mode = stream_mode or (stream_mode_details or {}).get("StreamMode")
+        if mode is None:
+            mode = "PROVISIONED" if shard_count is not None else "ON_DEMAND"
         if mode not in ("PROVISIONED", "ON_DEMAND"):
             raise E.validation_error(mode, "streamModeDetails.streamMode",
                                      "satisfy enum value set: [PROVISIONED, ON_DEMAND]")
+        if shard_count is not None and mode == "ON_DEMAND" and stream_mode is None:
+            raise E.ValidationException("ShardCount is not expected when StreamMode=ON_DEMAND")
         if shard_count is None:
             if mode == "PROVISIONED":
                 raise E.InvalidArgumentException("ShardCount is required for a stream in PROVISIONED mode.")
@@ -169,12 +192,7 @@ class Engine:
             raise E.ValidationException(f"ShardCount must be an integer, got {type(shard_count).__name__}")
         if shard_count < 1:
             raise E.validation_error(shard_count, "shardCount", "have value greater than or equal to 1")
-        if not isinstance(retention_period_hours, int) \
-                or not RETENTION_HOURS_MIN <= retention_period_hours <= RETENTION_HOURS_MAX:
-            raise E.InvalidArgumentException(
-                f"Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Maximum allowed retention period is "
-                f"{RETENTION_HOURS_MAX} hours. Requested retention period ({retention_period_hours} hours) "
-                "is out of range.")
+        self._check_retention(retention_period_hours)
         self._check_max_record_kib(max_record_size_in_kib)
         tags = self._check_tags(tags or {})
         with self._lock:
@@ -234,7 +252,7 @@ class Engine:
             s.consumers.clear()
             if s.deleting_at is not None:
                 return
-            s.deleting_at = self.clock() + self.delete_latency
+            s.deleting_at = s.now() + self.delete_latency
             if self.delete_latency <= 0:
                 self._reap(s)
 
@@ -340,10 +358,14 @@ class Engine:
     def _check_retention(h) -> None:
         if isinstance(h, bool) or not isinstance(h, int):
             raise E.ValidationException(f"RetentionPeriodHours must be an integer, got {type(h).__name__}")
-        if not RETENTION_HOURS_MIN <= h <= RETENTION_HOURS_MAX:
+        if h < RETENTION_HOURS_MIN:
             raise E.InvalidArgumentException(
-                f"Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Maximum allowed retention period is "
-                f"{RETENTION_HOURS_MAX} hours. Requested retention period ({h} hours) is out of range.")
+                f"Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. "
+                f"Requested retention period ({h} hours) is too short.")
+        if h > RETENTION_HOURS_MAX:
+            raise E.InvalidArgumentException(
+                f"Maximum allowed retention period is {RETENTION_HOURS_MAX} hours. "
+                f"Requested retention period ({h} hours) is too long.")
 
     # -- tags -----------------------------------------------------------------------------------
     @staticmethod
@@ -396,11 +418,13 @@ class Engine:
 
     # -- resharding and capacity mode --------------------------------------------------------------
     def split_shard(self, shard_to_split: str, new_starting_hash_key: str, stream_name=None, stream_arn=None) -> None:
-        topology.split_shard(self.stream(stream_name, stream_arn), shard_to_split, new_starting_hash_key)
+        topology.split_shard(self._stream_for_shards(stream_name, stream_arn, shard_to_split), shard_to_split,
+                             new_starting_hash_key)
 
     def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str, stream_name=None,
                      stream_arn=None) -> None:
-        topology.merge_shards(self.stream(stream_name, stream_arn), shard_to_merge, adjacent_shard_to_merge)
+        topology.merge_shards(self._stream_for_shards(stream_name, stream_arn, shard_to_merge, adjacent_shard_to_merge),
+                              shard_to_merge, adjacent_shard_to_merge)
 
     def update_shard_count(self, target_shard_count: int, scaling_type: str = "UNIFORM_SCALING", stream_name=None,
                            stream_arn=None) -> dict:
@@ -524,32 +548,44 @@ class Engine:
 
     # -- registered consumers (enhanced fan-out) ----------------------------------------------------
     def _consumer(self, stream_arn=None, consumer_name=None, consumer_arn=None) -> tuple[Stream, StreamConsumer]:
-        """(stream, consumer) named by ConsumerARN, or by StreamARN + ConsumerName."""
+        """(stream, consumer) named by ConsumerARN, or by StreamARN + ConsumerName.
+
+        ConsumerARN may come with StreamARN and/or ConsumerName: AWS answers when they agree (facts §12).
+        When they disagree (AWS's answer is unrecorded) fastkin raises InvalidArgumentException naming
+        both. An unknown consumer is ResourceNotFoundException naming what was given (the ARN, or the
+        name), ``Consumer {arn}, account {acct} not found.``; also when the ARN's stream does not exist."""
+        acct = self.account_id
         if consumer_arn is not None:
-            if consumer_name is not None or stream_arn is not None:
-                raise E.InvalidArgumentException("ConsumerARN cannot be combined with StreamARN or ConsumerName.")
-            m = _CONSUMER_ARN.match(consumer_arn)
+            m = _CONSUMER_ARN.match(consumer_arn) if isinstance(consumer_arn, str) else None
             if m is None:
-                raise E.ResourceNotFoundException(f"Consumer {consumer_arn} not found.")
-            s = self.stream(None, m.group(1))
+                raise E.ResourceNotFoundException(f"Consumer {consumer_arn}, account {acct} not found.")
+            if stream_arn is not None and stream_arn != m.group(1):
+                raise E.InvalidArgumentException(
+                    f"ConsumerARN {consumer_arn} does not belong to the stream StreamARN {stream_arn} names.")
+            if consumer_name is not None and consumer_name != m.group(2):
+                raise E.InvalidArgumentException(
+                    f"ConsumerARN {consumer_arn} does not name the consumer ConsumerName {consumer_name} names.")
+            try:
+                s = self.stream(None, m.group(1))
+            except E.ResourceNotFoundException:
+                raise E.ResourceNotFoundException(f"Consumer {consumer_arn}, account {acct} not found.") from None
             c = s.consumers.get(m.group(2))
             if c is None or c.arn != consumer_arn:
-                raise E.ResourceNotFoundException(f"Consumer {consumer_arn} not found.")
+                raise E.ResourceNotFoundException(f"Consumer {consumer_arn}, account {acct} not found.")
             return s, c
         if consumer_name is None or stream_arn is None:
             raise E.InvalidArgumentException("Either ConsumerARN, or both StreamARN and ConsumerName, must be given.")
         s = self.stream(None, stream_arn)
         c = s.consumers.get(consumer_name)
         if c is None:
-            raise E.ResourceNotFoundException(
-                f"Consumer {consumer_name} under stream {s.name} under account {self.account_id} not found.")
+            raise E.ResourceNotFoundException(f"Consumer {consumer_name}, account {acct} not found.")
         return s, c
 
     def register_stream_consumer(self, stream_arn: str, consumer_name: str, tags: dict | None = None) -> dict:
         """Register an enhanced fan-out consumer: CREATING for ``consumer_latency`` engine seconds, then ACTIVE."""
         s = self.stream(None, stream_arn)
         tags = self._check_tags(tags or {})
-        now = self.clock()
+        now = s.now()
         with self._lock:
             if consumer_name in s.consumers:
                 raise E.ResourceInUseException(
@@ -569,7 +605,7 @@ class Engine:
     def describe_stream_consumer(self, stream_arn: str | None = None, consumer_name: str | None = None,
                                  consumer_arn: str | None = None) -> dict:
         s, c = self._consumer(stream_arn, consumer_name, consumer_arn)
-        d = c.summary(self.clock())
+        d = c.summary(s.now())
         d["StreamARN"] = s.arn
         return {"ConsumerDescription": d}
 
@@ -584,7 +620,7 @@ class Engine:
     def list_stream_consumers(self, stream_arn: str, next_token: str | None = None, max_results: int = 100,
                               stream_creation_timestamp=None) -> dict:
         s = self.stream(None, stream_arn)
-        now = self.clock()
+        now = s.now()
         if stream_creation_timestamp is not None and \
                 math.floor(to_epoch(stream_creation_timestamp, "streamCreationTimestamp")) != math.floor(s.created):
             raise E.ResourceNotFoundException(
@@ -604,7 +640,7 @@ class Engine:
         """An enhanced fan-out subscription: an iterable of ``{"SubscribeToShardEvent": ...}`` events (see
         fastkin.fanout.Subscription) with its own 2 MiB/s per shard, for 5 minutes of engine time."""
         s, c = self._consumer(consumer_arn=consumer_arn)
-        now = self.clock()
+        now = s.now()
         if c.status_at(now) != "ACTIVE":
             raise E.ResourceInUseException(f"Consumer {c.arn} is not ACTIVE.")
         info = s.shard(shard_id)
@@ -620,11 +656,15 @@ class Engine:
     # -- resource tags and policies (streams and consumers by ARN) ----------------------------------
     def _resource(self, arn: str) -> tuple[Stream, StreamConsumer | None]:
         """(stream, consumer or None) named by a ResourceARN."""
-        if _CONSUMER_ARN.match(arn) is not None:
+        if isinstance(arn, str) and _CONSUMER_ARN.match(arn) is not None:
             return self._consumer(consumer_arn=arn)
-        if _ARN.match(arn) is None:
+        if not isinstance(arn, str) or _ARN.match(arn) is None:
             raise E.InvalidArgumentException(f"Invalid ResourceARN {arn}.")
-        return self.stream(None, arn), None
+        try:
+            return self.stream(None, arn), None
+        except E.ResourceNotFoundException:
+            # as moto answers (AWS's text unrecorded): the ARN given where the stream name would be
+            raise E.ResourceNotFoundException(f"Stream {arn} under account {self.account_id} not found.") from None
 
     def tag_resource(self, resource_arn: str, tags: dict) -> None:
         s, c = self._resource(resource_arn)
@@ -695,7 +735,7 @@ class Engine:
         with s._lock:
             current = list(s.shard_level_metrics)
             new = set(current) | chosen if enable else set(current) - chosen
-            s.shard_level_metrics = [m for m in SHARD_LEVEL_NAMES if m in new]
+            s.shard_level_metrics = [m for m in SHARD_LEVEL_METRICS_AWS_ORDER if m in new]
             s.metrics.set_enhanced(s.shard_level_metrics)
         return {"StreamName": s.name, "CurrentShardLevelMetrics": current,
                 "DesiredShardLevelMetrics": list(s.shard_level_metrics), "StreamARN": s.arn}
@@ -711,7 +751,7 @@ class Engine:
 
     def get_shard_iterator(self, shard_id, shard_iterator_type, stream_name=None, stream_arn=None,
                            starting_sequence_number=None, timestamp=None) -> str:
-        return self.stream(stream_name, stream_arn).get_shard_iterator(
+        return self._stream_for_shards(stream_name, stream_arn, shard_id).get_shard_iterator(
             shard_id, shard_iterator_type, starting_sequence_number, timestamp)
 
     def get_records(self, shard_iterator: str, limit: int = GET_RECORDS_MAX_RECORDS, stream_arn=None, *,
@@ -723,9 +763,7 @@ class Engine:
         now_ms = math.floor(now * 1000.0)
         name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms,
                                                               round(self.limits.iterator_ttl_seconds * 1000))
-        s = self.stream(name)
-        if s.incarnation != inc:
-            raise E.stream_not_found(name, self.account_id)
+        s = self._iterator_stream(name, inc, shard)
         if stream_arn is not None and stream_arn != s.arn:
             raise E.InvalidArgumentException(f"The shard iterator does not belong to stream {stream_arn}.")
         return s._get_records(shard, pos, limit, s._check_io(), quota)
@@ -736,10 +774,19 @@ class Engine:
         now_ms = math.floor(self.clock() * 1000.0)
         name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms,
                                                               round(self.limits.iterator_ttl_seconds * 1000))
-        s = self.stream(name)
-        if s.incarnation != inc:
-            raise E.stream_not_found(name, self.account_id)
-        return s, E.shard_name(shard), pos
+        return self._iterator_stream(name, inc, shard), E.shard_name(shard), pos
+
+    def _iterator_stream(self, name: str, incarnation: int, shard: int) -> Stream:
+        """The stream of a decoded iterator. Its stream deleted (or re-created since): AWS answers as for a
+        deleted shard, ``Shard ... does not exist`` (facts §4)."""
+        try:
+            s = self.stream(name)
+        except E.ResourceNotFoundException:
+            s = None
+        if s is None or s.incarnation != incarnation:
+            raise E.ResourceNotFoundException(
+                f"Shard {E.shard_name(shard)} in stream {name} under account {self.account_id} does not exist")
+        return s
 
     # -- introspection ----------------------------------------------------------------------------
     def memory_bytes(self) -> int:

@@ -142,7 +142,7 @@ class Subscription:
         """The next event, or None when the subscription has ended. Never blocks."""
         if self.finished:
             return None
-        now = self.engine.clock()
+        now = self.stream.now()
         if now >= self.ends_at or self._iterator is None:
             self.finished = True
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -21,6 +22,25 @@ from .topology import ShardInfo
 ITERATOR_TYPES = ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 SHARD_FILTER_TYPES = ("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP",
                       "FROM_TIMESTAMP")
+
+
+_SHARD_DIGITS = re.compile(r"[0-9]+\Z")
+SHARD_INDEX_MAX = 2_147_483_647
+
+
+def parse_shard_id(shard_id: str) -> int | None:
+    """A ShardId's index, parsed as leniently as AWS does: the part after the last ``-`` (or the whole id)
+    is a decimal integer 0..2147483647, so ``shardId-000000000005``, ``shardId-5``, ``shard-5``, ``abc-5`` and
+    ``5`` name the same shard; anything else (``2147483648``, ``ABKLFD8``, ``2.14E4``) is None."""
+    digits = shard_id.rsplit("-", 1)[-1]
+    if not _SHARD_DIGITS.match(digits):
+        return None
+    n = int(digits)
+    return n if n <= SHARD_INDEX_MAX else None
+
+
+def shard_not_found(shard_id: str, stream: str, account: str) -> E.ResourceNotFoundException:
+    return E.ResourceNotFoundException(f"Could not find shard {shard_id} in stream {stream} under account {account}.")
 
 
 def to_datetime(t: float) -> _dt.datetime:
@@ -81,8 +101,9 @@ class Stream:
         self.encryption_type = "NONE"
         self.key_id: str | None = None
         self.shard_level_metrics: list[str] = []
-        self._clock = engine.clock
+        self._clock = engine.clock              # the engine's clock, raw (the core's put fast path reads it)
         now = self._clock()
+        self._latest = now                      # the latest engine time this stream has seen (see now())
         self.created = now
         self._ready_at = now + engine.create_latency
         self._deleting_at: float | None = None
@@ -112,6 +133,19 @@ class Stream:
             self.scaler = OnDemandScaler(self, now)
 
     # -- bookkeeping ------------------------------------------------------------------------
+    def now(self) -> float:
+        """Engine time for this stream: the clock, but never earlier than a time the stream already saw.
+
+        A clock that goes back (freezegun's ``freeze_time`` to before the stream existed, a wall clock
+        stepped back by NTP) reads as the latest time seen: the stream stays ACTIVE, iterators do not
+        expire early, and arrival times stay monotonic per shard. A VirtualClock never goes back, so
+        there this is the clock itself."""
+        t = self._clock()
+        if t > self._latest:
+            self._latest = t
+            return t
+        return self._latest
+
     def _add_shard(self, index: int, start: int, end: int, now: float) -> ShardInfo:
         info = ShardInfo(index, start, end, now, int(now))
         self._shards[index] = info
@@ -123,7 +157,7 @@ class Stream:
     def status(self) -> str:
         if self.deleting_at is not None:
             return "DELETING"
-        now = self._clock()
+        now = self.now()
         if now < self._ready_at:
             return "CREATING"
         return "UPDATING" if now < self._updating_until else "ACTIVE"
@@ -134,7 +168,7 @@ class Stream:
         if st != "ACTIVE":
             raise E.ResourceInUseException(
                 f"Stream {self.name} under account {self.engine.account_id} not ACTIVE, instead in state {st}")
-        return self._clock()
+        return self.now()
 
     def set_mode(self, mode: str, now: float) -> None:
         """Switch capacity mode; the shard count is kept in both directions."""
@@ -213,8 +247,10 @@ class Stream:
         self._core.set_io_gate(self._ready_at, hi)
 
     def _check_io(self, now: float | None = None) -> float:
-        if now is None:
-            now = self._clock()
+        if now is None or now < self._latest:
+            now = self.now()
+        else:
+            self._latest = now
         if now < self._ready_at or (self.deleting_at is not None and now >= self.deleting_at):
             raise E.stream_not_found(self.name, self.engine.account_id)
         if now >= self._next_tick:
@@ -240,21 +276,21 @@ class Stream:
 
     def trim(self) -> int:
         """Apply retention now (it is also applied at most once per engine second on I/O)."""
-        return self._core.trim(self._clock(), self.retention_seconds)
+        return self._core.trim(self.now(), self.retention_seconds)
 
     def shard(self, shard_id: object) -> ShardInfo:
+        """The shard a ShardId names (parsed leniently, see parse_shard_id); ResourceNotFoundException
+        ``Could not find shard ...`` naming the normalised id (or the raw one when it does not parse)."""
         if not isinstance(shard_id, str):
             raise E.ValidationException(f"ShardId must be a string, got {type(shard_id).__name__}")
-        # Lookup is loose like AWS's: "shardId-000000000001", "shard-1" and "1" name the same shard.
-        digits = shard_id.rsplit("-", 1)[-1]
-        info = self._shards.get(int(digits)) if digits.isdigit() and len(digits) <= 12 else None
+        n = parse_shard_id(shard_id)
+        info = None if n is None else self._shards.get(n)
         if info is None or self._expired(info):
-            raise E.ResourceNotFoundException(
-                f"Shard {shard_id} in stream {self.name} under account {self.engine.account_id} does not exist")
+            raise shard_not_found(shard_id if n is None else E.shard_name(n), self.name, self.engine.account_id)
         return info
 
     def _expired(self, info: ShardInfo) -> bool:
-        return info.closed_at is not None and self._clock() - info.closed_at >= self.retention_seconds
+        return info.closed_at is not None and self.now() - info.closed_at >= self.retention_seconds
 
     def open_shards(self) -> tuple[ShardInfo, ...]:
         """The open shards (a tuple kept up to date by every topology change: cheap to ask for)."""

@@ -48,7 +48,11 @@ class TokenCodec:
         return self._seal(_PREFIX + _ITER.pack(incarnation, shard, pos, issued_ms) + stream.encode())
 
     def open_iterator(self, token: object, now_ms: int, ttl_ms: int) -> tuple[str, int, int, int, int]:
-        """(stream, incarnation, shard, pos, issued_ms); raises on a bad or expired iterator."""
+        """(stream, incarnation, shard, pos, issued_ms); raises on a bad or expired iterator.
+        One pair of surrounding double quotes is ignored, as AWS ignores it (``aws kinesis get-shard-iterator
+        --query ShardIterator`` without ``--output text`` prints the iterator quoted)."""
+        if isinstance(token, str) and len(token) >= 2 and token[0] == '"' and token[-1] == '"':
+            token = token[1:-1]
         body = self._open(token, "ShardIterator")
         if not body.startswith(_PREFIX) or len(body) < len(_PREFIX) + _ITER.size + 1:
             raise InvalidArgumentException("Invalid ShardIterator.")

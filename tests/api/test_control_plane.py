@@ -54,7 +54,9 @@ def test_create_validation(engine):
     with pytest.raises(ValidationException):
         engine.create_stream("s", shard_count=0)
     with pytest.raises(InvalidArgumentException):
-        engine.create_stream("s")                          # provisioned needs a shard count
+        engine.create_stream("s", stream_mode_details={"StreamMode": "PROVISIONED"})   # needs a shard count
+    d = engine.create_stream("dflt")                   # neither: ON_DEMAND with 4 shards, as AWS (was an error)
+    assert d.mode == "ON_DEMAND" and len(d.open_shards()) == 4
     with pytest.raises(InvalidArgumentException, match="retention"):
         engine.create_stream("s", shard_count=1, retention_period_hours=1)
     s = engine.create_stream("od", stream_mode_details={"StreamMode": "ON_DEMAND"})

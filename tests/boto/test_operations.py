@@ -170,7 +170,7 @@ def test_errors_carry_aws_code_message_and_status(kin):
 def test_bad_put_records_request_changes_nothing(kin):
     k = kin.client
     kin.stream("s")
-    with pytest.raises(k.exceptions.InvalidArgumentException):
+    with pytest.raises(k.exceptions.ValidationException, match=r"Value at 'records\.2\.member\.data'"):
         k.put_records(StreamName="s", Records=[{"Data": b"ok", "PartitionKey": "a"},
                                                {"Data": b"x" * (1024 * 1024), "PartitionKey": "b"}])
     it = k.get_shard_iterator(StreamName="s", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")

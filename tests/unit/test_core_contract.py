@@ -143,7 +143,7 @@ def test_settable_attributes_are_settable(mod):
     c.quotas = False
     c.max_record_bytes = 2048
     assert c.quotas is False and c.max_record_bytes == 2048
-    with pytest.raises(E.InvalidArgumentException):
+    with pytest.raises(E.ValidationException):     # AWS: a data-length validation error
         c.put_record(b"x" * 2048, "k", None, T0)
 
 

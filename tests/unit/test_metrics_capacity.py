@@ -39,13 +39,13 @@ def test_enhanced_monitoring_enables_shard_level_metrics(make_engine, clock):
         s.metrics.series("IncomingBytes", 1, shard_id="shardId-000000000000")
     out = eng.enable_enhanced_monitoring(["IncomingRecords", "OutgoingRecords"], stream_name="s")
     assert out["CurrentShardLevelMetrics"] == [] \
-        and out["DesiredShardLevelMetrics"] == ["IncomingRecords", "OutgoingRecords"]
+        and out["DesiredShardLevelMetrics"] == ["OutgoingRecords", "IncomingRecords"]   # AWS's order
     s.put_records([(b"x", "k", "0")] * 7 + [(b"x", "k", str(2**127 + 1))] * 3)
     clock.advance(1.0)
     assert s.metrics.series("IncomingRecords", 1, shard_id="shardId-000000000000")[1][0] == 7
     assert s.metrics.series("IncomingRecords", 1, shard_id="shardId-000000000001")[1][0] == 3
     d = eng.describe_stream(stream_name="s")["StreamDescription"]
-    assert d["EnhancedMonitoring"] == [{"ShardLevelMetrics": ["IncomingRecords", "OutgoingRecords"]}]
+    assert d["EnhancedMonitoring"] == [{"ShardLevelMetrics": ["OutgoingRecords", "IncomingRecords"]}]
     out = eng.disable_enhanced_monitoring(["ALL"], stream_name="s")
     assert out["DesiredShardLevelMetrics"] == []
     with pytest.raises(ValidationException):

@@ -60,7 +60,7 @@ def test_split_validation(engine):
     with pytest.raises(InvalidArgumentException, match="ExplicitHashKey|range"):
         engine.split_shard(s0, "-5", stream_name="s")
     engine.split_shard(s0, "2", stream_name="s")
-    with pytest.raises(ResourceInUseException, match="already been merged or split"):
+    with pytest.raises(InvalidArgumentException, match="already been merged or split"):     # AWS: IAE, not RIU
         engine.split_shard(s0, "100", stream_name="s")
     assert len(shards_of(engine)) == 4
 
@@ -70,10 +70,12 @@ def test_merge(make_engine):
     s = eng.create_stream("s", shard_count=3)
     with pytest.raises(InvalidArgumentException, match="not an adjacent pair"):
         eng.merge_shards("shardId-000000000000", "shardId-000000000002", stream_name="s")
-    eng.merge_shards("shardId-000000000002", "shardId-000000000001", stream_name="s")
+    with pytest.raises(InvalidArgumentException, match="not an adjacent pair"):     # the upper one first
+        eng.merge_shards("shardId-000000000002", "shardId-000000000001", stream_name="s")
+    eng.merge_shards("shardId-000000000001", "shardId-000000000002", stream_name="s")
     c = shards_of(eng)["shardId-000000000003"]
     r = initial_hash_ranges(3)
-    assert c["ParentShardId"] == "shardId-000000000002" and c["AdjacentParentShardId"] == "shardId-000000000001"
+    assert c["ParentShardId"] == "shardId-000000000001" and c["AdjacentParentShardId"] == "shardId-000000000002"
     assert c["HashKeyRange"] == {"StartingHashKey": str(r[1][0]), "EndingHashKey": str(HASH_MAX)}
     assert {x.shard_id for x in s.open_shards()} == {"shardId-000000000000", "shardId-000000000003"}
 
@@ -90,15 +92,22 @@ def test_updating_state_blocks_a_second_reshard(make_engine, clock):
     eng.merge_shards("shardId-000000000002", "shardId-000000000003", stream_name="s")
 
 
-@pytest.mark.parametrize("start,target", [(5, 3), (4, 8), (3, 5), (7, 4), (1, 2), (6, 6), (10, 19)])
-def test_update_shard_count_uniform(make_engine, start, target):
+@pytest.mark.parametrize("start,target,total", [(5, 3, 7), (4, 8, 12), (3, 5, 10), (7, 4, 10), (1, 2, 3), (6, 6, 6),
+                                                (10, 19, 31), (2, 4, 6), (4, 5, 15), (10, 13, 37), (4, 2, 6),
+                                                (10, 3, 17)])
+def test_update_shard_count_plan(make_engine, start, target, total):
+    # AWS's counts of shards left (open + closed) for a uniform scaling (facts §9); was equal-sized ranges
     eng = make_engine(quotas=False)
     s = eng.create_stream("s", shard_count=start)
     s.put_records([(b"x", f"k{i}") for i in range(200)])
     out = eng.update_shard_count(target, stream_name="s")
     assert out["CurrentShardCount"] == start and out["TargetShardCount"] == target
     open_ = sorted(s.open_shards(), key=lambda x: x.start_hash)
-    assert [(x.start_hash, x.end_hash) for x in open_] == initial_hash_ranges(target)
+    assert len(open_) == target and len(s.visible_shards()) == total
+    assert open_[0].start_hash == 0 and open_[-1].end_hash == HASH_MAX
+    assert all(a.end_hash + 1 == b.start_hash for a, b in zip(open_, open_[1:]))
+    if target & (target - 1) == 0 and start & (start - 1) == 0:      # power-of-two ratios stay equal-sized
+        assert [(x.start_hash, x.end_hash) for x in open_] == initial_hash_ranges(target)
     for info in s.visible_shards():                     # every shard has at most two parents, all older
         parents = [p for p in (info.parent, info.adjacent_parent) if p is not None]
         assert all(p < info.index for p in parents)
@@ -109,26 +118,33 @@ def test_update_shard_count_limits(make_engine, clock):
     eng.create_stream("s", shard_count=4)
     with pytest.raises(InvalidArgumentException, match="double"):
         eng.update_shard_count(9, stream_name="s")
-    with pytest.raises(InvalidArgumentException, match="half"):
-        eng.update_shard_count(1, stream_name="s")
+    eng.update_shard_count(1, stream_name="s")            # a quarter is allowed (AWS did 10 -> 3)
+    clock.advance(60)
+    eng.update_shard_count(2, stream_name="s")
+    clock.advance(60)
+    eng.update_shard_count(4, stream_name="s")
+    clock.advance(60)
+    eng.create_stream("t", shard_count=9)
+    with pytest.raises(InvalidArgumentException, match="quarter"):
+        eng.update_shard_count(2, stream_name="t")
     with pytest.raises(ValidationException):
         eng.update_shard_count(4, scaling_type="OTHER", stream_name="s")
-    for i in range(10):
+    for i in range(7):
         eng.update_shard_count(5 if i % 2 == 0 else 4, stream_name="s")
         clock.advance(60)
     with pytest.raises(LimitExceededException, match="24 hours"):
         eng.update_shard_count(5, stream_name="s")
-    clock.advance(86_400 - 9 * 60)                      # the first call leaves the rolling window
+    clock.advance(86_400 - 10 * 60)                     # the first call leaves the rolling window
     eng.update_shard_count(5, stream_name="s")
 
 
 def test_on_demand_rejects_provisioned_operations(engine):
     engine.create_stream("od", stream_mode="ON_DEMAND")
-    with pytest.raises(ValidationException, match="ON_DEMAND"):
+    with pytest.raises(ValidationException, match="is in On-Demand mode"):
         engine.split_shard("shardId-000000000000", "1000", stream_name="od")
-    with pytest.raises(ValidationException, match="ON_DEMAND"):
+    with pytest.raises(ValidationException, match="is in On-Demand mode"):
         engine.merge_shards("shardId-000000000000", "shardId-000000000001", stream_name="od")
-    with pytest.raises(ValidationException, match="ON_DEMAND"):
+    with pytest.raises(ValidationException, match="is in On-Demand mode"):
         engine.update_shard_count(5, stream_name="od")
 
 

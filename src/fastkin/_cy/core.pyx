@@ -921,8 +921,7 @@ cdef class StreamCore:
         if n < 1:
             raise E.validation_error("[]", "records", "have length greater than or equal to 1")
         if n > PUT_RECORDS_MAX_RECORDS:
-            raise E.validation_error(f"[{n} records]", "records",
-                                     f"have length less than or equal to {PUT_RECORDS_MAX_RECORDS}")
+            raise E.too_many_records(n, PUT_RECORDS_MAX_RECORDS)
         # Pass 1: validate everything and hash; nothing is stored unless the whole request is valid.
         for i in range(n):
             rec = PyList_GET_ITEM(records, i) if is_list else PyTuple_GET_ITEM(records, i)
@@ -967,8 +966,7 @@ cdef class StreamCore:
         elif n_ehk < n:
             _hash_some(n, _kp, _kl, _ehk, _hhi, _hlo)
         if total > self._put_max_bytes:
-            raise E.InvalidArgumentException(
-                f"Records size of {total} bytes exceeds the PutRecords request limit of {self._put_max_bytes} bytes.")
+            raise E.records_size_exceeded(self._put_max_bytes)
         # Pass 2: route, charge quotas, append.
         res = PutRecordsResult.__new__(PutRecordsResult)
         res._n = n

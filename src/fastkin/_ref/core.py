@@ -391,8 +391,7 @@ class StreamCore:
         if n < 1:
             raise E.validation_error("[]", "records", "have length greater than or equal to 1")
         if n > PUT_RECORDS_MAX_RECORDS:
-            raise E.validation_error(f"[{n} records]", "records",
-                                     f"have length less than or equal to {PUT_RECORDS_MAX_RECORDS}")
+            raise E.too_many_records(n, PUT_RECORDS_MAX_RECORDS)
         checked = []
         total = 0
         for i, rec in enumerate(records):
@@ -403,8 +402,7 @@ class StreamCore:
             total += len(data) + len(kb)
             checked.append((data, rec[1], len(data) + len(kb), h))
         if total > self.limits.put_records_max_bytes:
-            raise E.InvalidArgumentException(f"Records size of {total} bytes exceeds the PutRecords request limit of "
-                                             f"{self.limits.put_records_max_bytes} bytes.")
+            raise E.records_size_exceeded(self.limits.put_records_max_bytes)
         out = []
         with self._lock:
             for data, key, size, h in checked:
