@@ -182,3 +182,24 @@ def test_failover_duplicates_only_after_the_dead_workers_last_checkpoint():
     for _, shard, seq, sub in dups:
         assert shard in dead_shards and (seq, sub) > at_kill[shard]
     assert all(c == 2 for c in counts.values() if c > 1)
+
+
+def test_a_requester_that_dies_gets_the_lease_only_until_it_expires():
+    """The owner hands off to a worker that died after asking: the lease (checkpointed by the handoff) expires
+    after failover_time and is taken back, with nothing processed twice."""
+    clock = fastkin.VirtualClock(START)
+    eng = fastkin.Engine(clock=clock, quotas=False)
+    s = eng.create_stream("s", shard_count=2)
+    put(s, 0, 600)
+    rec = Recorder(checkpoint_every=0)
+    store = MemoryLeaseStore()
+    w0, w1 = (Consumer(eng, "s", "app", rec, worker_id=f"w{i}", lease_store=store, failover_time=2.0)
+              for i in range(2))
+    drive([w0, w1], lambda: w1.metrics.lease_requests >= 1, clock, max_seconds=30)
+    assert w1.owned_shards == [] and any(lease["pendingOwner"] == "w1" for lease in store.list())
+    w1.kill()
+    put(s, 600, 1200)
+    drive([w0], lambda: w0.metrics.leases_handed_off >= 1, clock, max_seconds=30)
+    drive([w0], lambda: len(rec.seen) >= 1200 and len(w0.owned_shards) == 2, clock, max_seconds=60)
+    assert sorted(rec.values()) == list(range(1200))
+    assert w0.metrics.leases_taken >= 3                   # 2 at the start, 1 expired after the handoff
