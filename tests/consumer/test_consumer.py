@@ -290,8 +290,59 @@ def check_store(store):
     assert store.release("shardId-000000000000", 4, "b")
     assert store.get("shardId-000000000000")["leaseOwner"] is None
     assert [x["leaseKey"] for x in store.list()] == ["shardId-000000000000"]
+    check_handoff(store)
     store.delete("shardId-000000000000")
     assert store.list() == []
+
+
+def check_handoff(store):
+    """request / handoff: conditional on counter, owner and the pending request; a request leaves the counter."""
+    key = "shardId-000000000000"
+    c = store.get(key)["leaseCounter"]
+    assert store.take(key, c, "a")
+    c += 1
+    assert not store.request(key, c, "b", "c")                    # b is not the owner
+    assert not store.request(key, c - 1, "a", "c")                # stale counter
+    assert store.request(key, c, "a", "c")
+    assert not store.request(key, c, "a", "d")                    # one request at a time
+    lease = store.get(key)
+    assert (lease["leaseOwner"], lease["pendingOwner"], lease["leaseCounter"]) == ("a", "c", c)
+    assert store.renew(key, c, "a")                               # the owner's writes still succeed
+    c += 1
+    assert not store.handoff(key, c, "a", "d", "77", 3)           # not the requester
+    assert not store.handoff(key, c, "b", "c", "77", 3)           # not the owner
+    assert store.handoff(key, c, "a", "c", "77", 3)
+    c += 1
+    lease = store.get(key)
+    assert (lease["leaseOwner"], lease["pendingOwner"], lease["leaseCounter"], lease["checkpoint"],
+            lease["checkpointSubSequenceNumber"], lease["ownerSwitchesSinceCheckpoint"]) == ("c", None, c, "77", 3, 1)
+    assert not store.handoff(key, c, "c", "c", "78", 0)           # no request pending
+    assert store.request(key, c, "c", "e")
+    assert store.take(key, c, "e")                                # an expired lease: take clears the request
+    c += 1
+    assert store.get(key)["pendingOwner"] is None
+    assert store.request(key, c, "e", "f")
+    assert store.release(key, c, "e")
+    lease = store.get(key)
+    assert lease["leaseOwner"] is None and lease["pendingOwner"] is None
+
+
+def test_sqlite_store_adds_the_pending_owner_column_to_an_old_table(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "old.db")
+    c = sqlite3.connect(path)
+    c.execute("""CREATE TABLE leases (
+        leaseKey TEXT PRIMARY KEY, leaseOwner TEXT, leaseCounter INTEGER NOT NULL,
+        checkpoint TEXT NOT NULL, checkpointSubSequenceNumber INTEGER NOT NULL,
+        ownerSwitchesSinceCheckpoint INTEGER NOT NULL, parentShardIds TEXT NOT NULL,
+        startingHashKey TEXT, endingHashKey TEXT)""")
+    c.execute("INSERT INTO leases VALUES ('shardId-000000000000', 'a', 5, '123', 0, 0, '[]', '0', '10')")
+    c.commit()
+    c.close()
+    store = SQLiteLeaseStore(path)
+    assert store.get("shardId-000000000000")["pendingOwner"] is None
+    assert store.request("shardId-000000000000", 5, "a", "b")
 
 
 def test_children_wait_for_parents_with_a_backlog(core_name):

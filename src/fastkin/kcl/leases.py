@@ -8,12 +8,26 @@ A lease has the KCL's fields:
     checkpoint                    a sequence number, or TRIM_HORIZON / LATEST / AT_TIMESTAMP / SHARD_END
     checkpointSubSequenceNumber   position inside a KPL aggregated record (0 when not aggregated)
     ownerSwitchesSinceCheckpoint  how often the lease changed hands since its last checkpoint
+    pendingOwner                  a worker that asked for the lease (graceful handoff), or None
     parentShardIds                the shard's parents (a child is processed after all of them end)
     startingHashKey, endingHashKey
 
 Every change is a conditional write on (leaseCounter[, leaseOwner]), so two workers can never both
 believe they hold a lease. Expiry is judged by each worker from its own clock: a lease whose counter
 has not moved for ``failover_time`` is expired (the KCL's rule; no clock is shared).
+
+Graceful handoff (balancing without duplicates) uses two more conditional writes:
+
+    request(key, counter, owner, requester)   only if the counter and owner are as read and no request is
+                                              pending: pendingOwner := requester. The counter is NOT bumped:
+                                              it is the owner's heartbeat (a requester moving it would keep
+                                              a dead owner's lease looking alive) and the owner's own
+                                              conditional writes (renew, checkpoint) must keep succeeding.
+    handoff(key, counter, owner, to, cp, sub) only the owner, only while pendingOwner = to: checkpoint and
+                                              transfer in one write (leaseOwner := to, pendingOwner := None,
+                                              counter + 1).
+
+``take`` (of a free or expired lease) and ``release`` clear pendingOwner; renew and checkpoint keep it.
 
 Three stores: MemoryLeaseStore (threads of one process), SQLiteLeaseStore (processes on one machine,
 one file) and DynamoDBLeaseStore (the KCL's own store on AWS, through boto3).
@@ -25,14 +39,14 @@ import sqlite3
 import threading
 
 FIELDS = ("leaseKey", "leaseOwner", "leaseCounter", "checkpoint", "checkpointSubSequenceNumber",
-          "ownerSwitchesSinceCheckpoint", "parentShardIds", "startingHashKey", "endingHashKey")
+          "ownerSwitchesSinceCheckpoint", "parentShardIds", "startingHashKey", "endingHashKey", "pendingOwner")
 SHARD_END = "SHARD_END"
 
 
 def new_lease(shard_id: str, checkpoint: str, parents: list[str], start: int, end: int) -> dict:
     return {"leaseKey": shard_id, "leaseOwner": None, "leaseCounter": 0, "checkpoint": checkpoint,
             "checkpointSubSequenceNumber": 0, "ownerSwitchesSinceCheckpoint": 0, "parentShardIds": list(parents),
-            "startingHashKey": str(start), "endingHashKey": str(end)}
+            "startingHashKey": str(start), "endingHashKey": str(end), "pendingOwner": None}
 
 
 class LeaseStore:
@@ -57,6 +71,14 @@ class LeaseStore:
         raise NotImplementedError
 
     def release(self, key: str, counter: int, owner: str) -> bool:
+        raise NotImplementedError
+
+    def request(self, key: str, counter: int, owner: str, requester: str) -> bool:
+        """Ask ``owner`` to hand the lease over to ``requester`` (the counter is left as it is)."""
+        raise NotImplementedError
+
+    def handoff(self, key: str, counter: int, owner: str, to: str, checkpoint: str, sub: int) -> bool:
+        """The owner checkpoints and transfers the lease to the worker that requested it."""
         raise NotImplementedError
 
     def delete(self, key: str) -> None:
@@ -97,20 +119,23 @@ class MemoryLeaseStore(LeaseStore):
             r = self._rows.get(key)
             return dict(r) if r else None
 
-    def _update(self, key, counter, owner, check_owner: bool, **changes) -> bool:
+    def _update(self, key, counter, owner, check_owner: bool, bump: bool = True, pending=..., **changes) -> bool:
         with self._lock:
             r = self._rows.get(key)
-            if r is None or r["leaseCounter"] != counter or (check_owner and r["leaseOwner"] != owner):
+            if r is None or r["leaseCounter"] != counter or (check_owner and r["leaseOwner"] != owner) \
+                    or (pending is not ... and r.get("pendingOwner") != pending):
                 return False
             r.update(changes)
-            r["leaseCounter"] = counter + 1
+            if bump:
+                r["leaseCounter"] = counter + 1
             return True
 
     def take(self, key, counter, owner) -> bool:
         with self._lock:
             r = self._rows.get(key)
             switches = (r or {}).get("ownerSwitchesSinceCheckpoint", 0) + (1 if r and r["leaseOwner"] != owner else 0)
-        return self._update(key, counter, owner, False, leaseOwner=owner, ownerSwitchesSinceCheckpoint=switches)
+        return self._update(key, counter, owner, False, leaseOwner=owner, ownerSwitchesSinceCheckpoint=switches,
+                            pendingOwner=None)
 
     def renew(self, key, counter, owner) -> bool:
         return self._update(key, counter, owner, True)
@@ -120,7 +145,14 @@ class MemoryLeaseStore(LeaseStore):
                             ownerSwitchesSinceCheckpoint=0)
 
     def release(self, key, counter, owner) -> bool:
-        return self._update(key, counter, owner, True, leaseOwner=None)
+        return self._update(key, counter, owner, True, leaseOwner=None, pendingOwner=None)
+
+    def request(self, key, counter, owner, requester) -> bool:
+        return self._update(key, counter, owner, True, bump=False, pending=None, pendingOwner=requester)
+
+    def handoff(self, key, counter, owner, to, checkpoint, sub) -> bool:
+        return self._update(key, counter, owner, True, pending=to, leaseOwner=to, pendingOwner=None,
+                            checkpoint=checkpoint, checkpointSubSequenceNumber=sub, ownerSwitchesSinceCheckpoint=1)
 
     def delete(self, key) -> None:
         with self._lock:
@@ -138,7 +170,12 @@ class SQLiteLeaseStore(LeaseStore):
                 leaseKey TEXT PRIMARY KEY, leaseOwner TEXT, leaseCounter INTEGER NOT NULL,
                 checkpoint TEXT NOT NULL, checkpointSubSequenceNumber INTEGER NOT NULL,
                 ownerSwitchesSinceCheckpoint INTEGER NOT NULL, parentShardIds TEXT NOT NULL,
-                startingHashKey TEXT, endingHashKey TEXT)""")
+                startingHashKey TEXT, endingHashKey TEXT, pendingOwner TEXT)""")
+            if "pendingOwner" not in {r[1] for r in c.execute("PRAGMA table_info(leases)")}:
+                try:                            # a table made before graceful handoff
+                    c.execute("ALTER TABLE leases ADD COLUMN pendingOwner TEXT")
+                except sqlite3.OperationalError:
+                    pass                        # another process added it first
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -170,7 +207,8 @@ class SQLiteLeaseStore(LeaseStore):
 
     def take(self, key, counter, owner) -> bool:
         cur = self._conn().execute(
-            "UPDATE leases SET leaseOwner = ?, leaseCounter = leaseCounter + 1, ownerSwitchesSinceCheckpoint = "
+            "UPDATE leases SET leaseOwner = ?, leaseCounter = leaseCounter + 1, pendingOwner = NULL, "
+            "ownerSwitchesSinceCheckpoint = "
             "ownerSwitchesSinceCheckpoint + (CASE WHEN leaseOwner IS ? THEN 0 ELSE 1 END) "
             "WHERE leaseKey = ? AND leaseCounter = ?", (owner, owner, key, counter))
         return cur.rowcount == 1
@@ -190,8 +228,22 @@ class SQLiteLeaseStore(LeaseStore):
 
     def release(self, key, counter, owner) -> bool:
         cur = self._conn().execute(
-            "UPDATE leases SET leaseOwner = NULL, leaseCounter = leaseCounter + 1 WHERE leaseKey = ? "
-            "AND leaseCounter = ? AND leaseOwner = ?", (key, counter, owner))
+            "UPDATE leases SET leaseOwner = NULL, pendingOwner = NULL, leaseCounter = leaseCounter + 1 "
+            "WHERE leaseKey = ? AND leaseCounter = ? AND leaseOwner = ?", (key, counter, owner))
+        return cur.rowcount == 1
+
+    def request(self, key, counter, owner, requester) -> bool:
+        cur = self._conn().execute(
+            "UPDATE leases SET pendingOwner = ? WHERE leaseKey = ? AND leaseCounter = ? AND leaseOwner = ? "
+            "AND pendingOwner IS NULL", (requester, key, counter, owner))
+        return cur.rowcount == 1
+
+    def handoff(self, key, counter, owner, to, checkpoint, sub) -> bool:
+        cur = self._conn().execute(
+            "UPDATE leases SET leaseOwner = ?, pendingOwner = NULL, leaseCounter = leaseCounter + 1, checkpoint = ?, "
+            "checkpointSubSequenceNumber = ?, ownerSwitchesSinceCheckpoint = 1 WHERE leaseKey = ? "
+            "AND leaseCounter = ? AND leaseOwner = ? AND pendingOwner = ?",
+            (to, checkpoint, sub, key, counter, owner, to))
         return cur.rowcount == 1
 
     def delete(self, key) -> None:
@@ -232,6 +284,8 @@ class DynamoDBLeaseStore(LeaseStore):
             item["parentShardId"] = {"SS": list(lease["parentShardIds"])}
         if lease["leaseOwner"] is not None:
             item["leaseOwner"] = {"S": lease["leaseOwner"]}
+        if lease.get("pendingOwner") is not None:
+            item["pendingOwner"] = {"S": lease["pendingOwner"]}
         return item
 
     @staticmethod
@@ -242,7 +296,8 @@ class DynamoDBLeaseStore(LeaseStore):
                 "ownerSwitchesSinceCheckpoint": int(item.get("ownerSwitchesSinceCheckpoint", {"N": "0"})["N"]),
                 "parentShardIds": sorted(item.get("parentShardId", {}).get("SS", [])),
                 "startingHashKey": item.get("startingHashKey", {}).get("S"),
-                "endingHashKey": item.get("endingHashKey", {}).get("S")}
+                "endingHashKey": item.get("endingHashKey", {}).get("S"),
+                "pendingOwner": item.get("pendingOwner", {}).get("S")}
 
     def _conditional(self, fn, **kw) -> bool:
         try:
@@ -268,9 +323,10 @@ class DynamoDBLeaseStore(LeaseStore):
         item = self.client.get_item(TableName=self.table, Key={"leaseKey": {"S": key}}, ConsistentRead=True).get("Item")
         return self._lease(item) if item else None
 
-    def _update(self, key, counter, owner, check_owner: bool, set_expr: str, values: dict) -> bool:
-        cond = "leaseCounter = :c" + (" AND leaseOwner = :o" if check_owner else "")
-        values = {":c": {"N": str(counter)}, ":one": {"N": "1"}, **values}
+    def _update(self, key, counter, owner, check_owner: bool, set_expr: str, values: dict,
+                cond_extra: str = "") -> bool:
+        cond = "leaseCounter = :c" + (" AND leaseOwner = :o" if check_owner else "") + cond_extra
+        values = {":c": {"N": str(counter)}, **({":one": {"N": "1"}} if ":one" in set_expr else {}), **values}
         if check_owner:
             values[":o"] = {"S": owner}
         return self._conditional(self.client.update_item, TableName=self.table, Key={"leaseKey": {"S": key}},
@@ -281,7 +337,7 @@ class DynamoDBLeaseStore(LeaseStore):
         switch = 1 if cur and cur["leaseOwner"] != owner else 0
         return self._update(key, counter, owner, False,
                             "SET leaseOwner = :n, leaseCounter = leaseCounter + :one, "
-                            "ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :s",
+                            "ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :s REMOVE pendingOwner",
                             {":n": {"S": owner}, ":s": {"N": str(switch)}})
 
     def renew(self, key, counter, owner) -> bool:
@@ -294,7 +350,20 @@ class DynamoDBLeaseStore(LeaseStore):
                             {":cp": {"S": checkpoint}, ":sub": {"N": str(sub)}, ":zero": {"N": "0"}})
 
     def release(self, key, counter, owner) -> bool:
-        return self._update(key, counter, owner, True, "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner", {})
+        return self._update(key, counter, owner, True,
+                            "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner, pendingOwner", {})
+
+    def request(self, key, counter, owner, requester) -> bool:
+        return self._update(key, counter, owner, True, "SET pendingOwner = :r", {":r": {"S": requester}},
+                            " AND attribute_not_exists(pendingOwner)")
+
+    def handoff(self, key, counter, owner, to, checkpoint, sub) -> bool:
+        return self._update(key, counter, owner, True,
+                            "SET leaseOwner = :to, leaseCounter = leaseCounter + :one, checkpoint = :cp, "
+                            "checkpointSubSequenceNumber = :sub, ownerSwitchesSinceCheckpoint = :one "
+                            "REMOVE pendingOwner",
+                            {":to": {"S": to}, ":cp": {"S": checkpoint}, ":sub": {"N": str(sub)}},
+                            " AND pendingOwner = :to")
 
     def delete(self, key) -> None:
         self.client.delete_item(TableName=self.table, Key={"leaseKey": {"S": key}})

@@ -10,12 +10,29 @@ leases, with checkpoints, failover, parent-before-child order, polling or enhanc
     worker.start()          # a background thread; worker.shutdown() checkpoints and releases
 
 Each Consumer is one worker. Workers of one application (the same ``application_name`` and lease
-store) split the shards between them: every ``lease_interval`` a worker renews its leases, takes
-expired or free ones up to its fair share (ceil(leases / workers)), and when none is free steals at
-most one from the busiest worker. A worker that stops renewing loses its leases once they have not
-moved for ``failover_time``; another takes them and resumes from the last checkpoint, so records
-after it are processed again (at-least-once). A child shard's lease is created only when all its
-parents are checkpointed at SHARD_END, and is processed from TRIM_HORIZON: parents before children.
+store) split the shards between them. Every ``lease_interval`` a worker reads the lease table once and:
+
+1. hands off: for each lease it holds that another worker asked for (``pendingOwner`` set), it stops
+   processing the shard (the batch in hand is done: ``process_records`` is synchronous), calls the
+   processor's ``shutdown_requested``, then checkpoints the last record it handed over (sub-sequence
+   granularity) and transfers the lease to the requester in one conditional write;
+2. renews the rest (a renewal bumps the lease's counter: the counter moving is the owner's heartbeat);
+3. adopts leases handed to it (``leaseOwner`` is itself) and resumes them after their checkpoint;
+4. takes free or expired leases up to its fair share, ceil(leases / workers), where the workers are the
+   owners and requesters of unexpired leases plus itself. A lease whose counter has not moved for
+   ``failover_time`` on this worker's clock is expired (its owner stopped renewing: a failover); it is
+   taken and resumed after its last checkpoint, so records after it are processed again (at-least-once —
+   the only case with duplicates);
+5. balances: with nothing free or expired, and only once it has watched the table for ``failover_time``
+   (so every owner it counts has shown itself alive by renewing, and a dead one's leases would be
+   expired), it asks the busiest worker for one lease (``request``: sets ``pendingOwner``, leaves the
+   counter alone) if that worker holds more than the fair share or two more than itself. At most one
+   request of its own is outstanding. A lease never moves from a live owner without the owner's
+   checkpoint; if the owner does not hand off it stops renewing, the lease expires after
+   ``failover_time`` and is taken as in 4.
+
+A child shard's lease is created only when all its parents are checkpointed at SHARD_END, and is
+processed from TRIM_HORIZON: parents before children.
 
 Records reach ``process_records`` de-aggregated (``fastkin.aggregation.UserRecord``), in sequence
 order per shard; ``checkpointer.checkpoint()`` records the last one handed over (sub-sequence
@@ -70,7 +87,9 @@ class ConsumerMetrics:
     throttled_reads: int = 0
     checkpoints: int = 0
     leases_taken: int = 0
-    leases_stolen: int = 0
+    leases_stolen: int = 0          # leases received from a live worker by graceful handoff
+    leases_handed_off: int = 0      # leases this worker checkpointed and gave to a requester
+    lease_requests: int = 0         # handoff requests this worker made
     leases_lost: int = 0
     shards_completed: int = 0
     millis_behind_latest: dict = field(default_factory=dict)   # shard id -> last MillisBehindLatest
@@ -153,6 +172,7 @@ class Consumer:
         self.metrics = ConsumerMetrics()
         self._shards: dict[str, _ShardConsumer] = {}
         self._seen: dict[str, tuple[int, float]] = {}      # lease key -> (counter, when first seen)
+        self._watching_since: float | None = None          # the first lease round: balancing waits failover_time
         self._next_sync = -math.inf
         self._next_lease = -math.inf
         self._stream_arn = None
@@ -222,8 +242,9 @@ class Consumer:
                 self._sync_shards()
                 self._next_sync = now + self.shard_sync_interval
             if now >= self._next_lease:
-                self._renew(now)
-                self._take(now)
+                rows = {lease["leaseKey"]: lease for lease in self.store.list()}
+                self._renew(now, rows)
+                self._take(now, rows)
                 self._next_lease = now + self.lease_interval
             for sc in list(self._shards.values()):
                 self._step(sc, now)
@@ -270,12 +291,39 @@ class Consumer:
                                               int(rng["StartingHashKey"]), int(rng["EndingHashKey"])))
 
     # -- leases ----------------------------------------------------------------------------------------
-    def _renew(self, now: float) -> None:
+    def _renew(self, now: float, rows: dict[str, dict]) -> None:
         for sc in list(self._shards.values()):
-            if self.store.renew(sc.shard_id, sc.lease["leaseCounter"], self.worker_id):
+            row = rows.get(sc.shard_id)
+            to = row.get("pendingOwner") if row is not None and row["leaseOwner"] == self.worker_id else None
+            if to is not None and to != self.worker_id:
+                self._hand_off(sc, to, rows)
+            elif self.store.renew(sc.shard_id, sc.lease["leaseCounter"], self.worker_id):
                 sc.lease["leaseCounter"] += 1
+                if row is not None:
+                    row["leaseCounter"] = sc.lease["leaseCounter"]
             else:
                 self._lost(sc)
+                rows.pop(sc.shard_id, None)
+
+    def _hand_off(self, sc: _ShardConsumer, to: str, rows: dict[str, dict]) -> None:
+        """Graceful handoff: the processor may checkpoint; then checkpoint what was handed over and give the lease."""
+        if sc.processor is not None and sc.state == "PROCESSING":
+            try:
+                sc.processor.shutdown_requested(sc.checkpointer)
+            except E.LeaseLostError:
+                rows.pop(sc.shard_id, None)
+                return
+        if sc.last_delivered is not None:
+            cp, sub = sc.last_delivered
+        else:
+            cp, sub = sc.lease["checkpoint"], sc.lease["checkpointSubSequenceNumber"]
+        if self.store.handoff(sc.shard_id, sc.lease["leaseCounter"], self.worker_id, to, cp, sub):
+            self.metrics.leases_handed_off += 1
+            self.metrics.checkpoints += 1
+            self._drop(sc)
+        else:
+            self._lost(sc)
+        rows.pop(sc.shard_id, None)             # changed: _take leaves it for the next round
 
     def _lost(self, sc: _ShardConsumer) -> None:
         self.metrics.leases_lost += 1
@@ -292,23 +340,34 @@ class Consumer:
                 close()
             sc.subscription = None
 
-    def _take(self, now: float) -> None:
-        leases = [lease for lease in self.store.list() if lease["checkpoint"] != SHARD_END]
+    def _take(self, now: float, rows: dict[str, dict]) -> None:
+        if self._watching_since is None:
+            self._watching_since = now
+        leases = [lease for lease in rows.values() if lease["checkpoint"] != SHARD_END]
         expired: list[tuple[dict, float]] = []
-        alive_owner: dict[str, list[dict]] = {}
+        alive_owner: dict[str, list[dict]] = {}     # worker -> the unexpired leases it holds or was promised
+        requested = False                           # a request of ours is outstanding
         for lease in leases:
             key, counter = lease["leaseKey"], lease["leaseCounter"]
             seen = self._seen.get(key)
             if seen is None or seen[0] != counter:
                 self._seen[key] = seen = (counter, now)
-            owner = lease["leaseOwner"]
+            owner, pending = lease["leaseOwner"], lease.get("pendingOwner")
+            if owner == self.worker_id and key not in self._shards:
+                # handed to us (or ours from an earlier life of this worker id): resume after its checkpoint
+                if self._try_take(lease, now):
+                    self.metrics.leases_stolen += 1
+                continue
             if owner is None or (owner != self.worker_id and now - seen[1] >= self.failover_time):
                 expired.append((lease, seen[1]))
-            elif lease["leaseOwner"] is not None:
-                alive_owner.setdefault(lease["leaseOwner"], []).append(lease)
+            else:
+                if pending == self.worker_id:
+                    requested = True
+                alive_owner.setdefault(pending or owner, []).append(lease)
+        alive_owner.pop(self.worker_id, None)
         workers = set(alive_owner) | {self.worker_id}
         target = math.ceil(len(leases) / len(workers)) if leases else 0
-        mine = len(self._shards)
+        mine = len(self._shards) + (1 if requested else 0)
         want = target - mine
         if want <= 0:
             return
@@ -321,14 +380,18 @@ class Consumer:
                 self.metrics.leases_taken += 1
                 if lease["leaseOwner"] is not None:
                     self.metrics.rebalance_seconds.append(now - since - self.failover_time)
-        if taken == 0 and not expired:
-            others = {w: ls for w, ls in alive_owner.items() if w != self.worker_id}
+        if taken == 0 and not expired and not requested and now - self._watching_since >= self.failover_time:
+            others = alive_owner
             if others:
                 busiest = max(others, key=lambda w: (len(others[w]), w))
                 if len(others[busiest]) > target or (len(others[busiest]) > mine + 1):
-                    victim = sorted(others[busiest], key=lambda x: x["leaseKey"])[-1]
-                    if self._try_take(victim, now):
-                        self.metrics.leases_stolen += 1
+                    # ask for a lease the busiest worker holds and nobody asked for yet
+                    free = [x for x in others[busiest] if x.get("pendingOwner") is None]
+                    if free:
+                        victim = sorted(free, key=lambda x: x["leaseKey"])[-1]
+                        if self.store.request(victim["leaseKey"], victim["leaseCounter"], victim["leaseOwner"],
+                                              self.worker_id):
+                            self.metrics.lease_requests += 1
 
     def _try_take(self, lease: dict, now: float) -> bool:
         if not self.store.take(lease["leaseKey"], lease["leaseCounter"], self.worker_id):
