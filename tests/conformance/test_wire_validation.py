@@ -124,9 +124,8 @@ def _multi_rows():
              e("'a b'", "streamName", f"satisfy regular expression pattern: {NAME_PAT}")))
     # 501 entries with empty keys: the records error, then records.1..9: ten listed, N capped at 10
     entry = {"Data": Blob(b""), "PartitionKey": ""}
-    yield ("PutRecords", {"StreamName": "s", "Records": [entry] * 501}, "10 validation errors detected: Value '["
-           + ", ".join(["com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@"] * 501) + "]' at 'records' failed "
-           "to satisfy constraint: Member must have length less than or equal to 500; "
+    yield ("PutRecords", {"StreamName": "s", "Records": [entry] * 501}, "10 validation errors detected: Value at "
+           "'records' failed to satisfy constraint: Member must have length less than or equal to 500; "
            + "; ".join(e("''", f"records.{i}.member.partitionKey", "have length greater than or equal to 1")
                        for i in range(1, 10)))
 
@@ -229,11 +228,11 @@ def test_null_optional_member_is_absent(app):
                                        "message": f"Stream nope under account {ACCT} not found."})
 
 
-def test_structure_hash_is_stable(app):
+def test_a_list_of_entries_holding_blobs_prints_no_value(app):
     recs = [{"Data": Blob(b"x"), "PartitionKey": "k"}] * 501
     a = post(app, "PutRecords", {"StreamName": "s", "Records": recs}, False)[1]["message"]
     b = post(app, "PutRecords", {"StreamName": "s", "Records": recs}, True)[1]["message"]
-    assert a == b and "PutRecordsRequestEntry@" in a
+    assert a == b == v(1, e(None, "records", "have length less than or equal to 500"))
 
 
 @pytest.mark.parametrize("cbor", [False, True], ids=["json", "cbor"])

@@ -45,10 +45,12 @@ def service_model():
 #   each "Value {v} at '{path}' failed to satisfy constraint: {constraint}".
 # Paths are member names in lowerCamel, list entries "records.1.member.partitionKey" (1-based).
 # Values: null unquoted; strings and numbers in single quotes ('abc', '0'); lists of strings '[a, b]';
-# lists of structures as Java prints them, '[com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310,
-# ...]', where fastkin's "hash" is the CRC-32 of the entry's members (blobs by length), so it is stable
-# for the same request (AWS's varies); maps '{k=v}' (Java's Map.toString); blobs print no value at all
-# ("Value at 'records.1.member.data' ...", the newer service's form).
+# lists of structures as Java prints them, '[com.amazonaws.kinesis.v20131202.ShardFilter@c965e310, ...]',
+# where fastkin's "hash" is the CRC-32 of the entry's members, so it is stable for the same request (AWS's
+# varies); maps '{k=v}' (Java's Map.toString). Blobs, and values that hold blobs (PutRecords' Records), print
+# no value at all ("Value at 'records.1.member.data' ...", "Value at 'records' ...": the newer service's form
+# for blobs; for lists of entries the old recordings printed the Java names, and fastkin follows the newer
+# blob form so that the engine and the wire word the 500-record limit alike).
 # Order: members in the order AWS emitted them where recorded (_MEMBER_ORDER), else model order; within a
 # member enum or pattern before length. Lists of scalars and maps are checked as a whole, as AWS words it:
 # "Member must satisfy constraint: [...]", "Map keys must satisfy constraint: [...]".
@@ -305,10 +307,37 @@ class Checker:
 
     def _length(self, shape, value, n: int, md: dict, where: str) -> None:
         lo, hi = md.get("min"), md.get("max")
+        shown = None if value and _holds_blob(shape) else f"'{_java_str(shape, value)}'"   # '[]' is recorded
         if lo is not None and n < lo:
-            self.add(f"'{_java_str(shape, value)}'", where, f"Member must have length greater than or equal to {lo}")
+            self.add(shown, where, f"Member must have length greater than or equal to {lo}")
         elif hi is not None and n > hi:
-            self.add(f"'{_java_str(shape, value)}'", where, f"Member must have length less than or equal to {hi}")
+            self.add(shown, where, f"Member must have length less than or equal to {hi}")
+
+
+_BLOB_HOLDERS: dict[str, bool] = {}
+
+
+def _holds_blob(shape, _seen: frozenset = frozenset()) -> bool:
+    """Whether values of ``shape`` contain a blob: the service prints no value for those ("Value at 'records'
+    failed to satisfy constraint: ..."), as it prints none for a blob itself."""
+    key = shape.name
+    if key in _BLOB_HOLDERS:
+        return _BLOB_HOLDERS[key]
+    t = shape.type_name
+    if t == "blob":
+        out = True
+    elif key in _seen:
+        out = False
+    elif t == "list":
+        out = _holds_blob(shape.member, _seen | {key})
+    elif t == "map":
+        out = _holds_blob(shape.value, _seen | {key})
+    elif t == "structure":
+        out = any(_holds_blob(m, _seen | {key}) for m in shape.members.values())
+    else:
+        out = False
+    _BLOB_HOLDERS[key] = out
+    return out
 
 
 def _join(where: str, name: str) -> str:
