@@ -13,6 +13,12 @@ SubscribeToShard answers with an AWS event stream (``application/vnd.amazon.even
 message is the ``initial-response``.
 ``GET /health`` answers ``{"status": "ok"}``.
 
+The HTTP layer is AWS's (recorded): ``x-amzn-RequestId`` and ``x-amz-id-2`` on every answer (not
+``x-amz-id-2`` on a CORS preflight), CORS for any ``Origin``, 403 in XML for other methods and POSTs without
+Kinesis's content types, and for a JSON/CBOR POST: empty body, body shape and target before authentication,
+then ``MissingAuthenticationTokenException`` / ``IncompleteSignatureException`` for a missing or malformed
+``Authorization`` (``auth_check=False``: a missing header is accepted).
+
 Transports (all hypercorn's, through the h11 and h2 libraries): HTTP/1.1 and HTTP/2 on the same port. In
 cleartext, HTTP/2 by prior knowledge (h2c, what the JavaScript SDK v3 speaks to an ``http://`` endpoint) and
 by ``Upgrade: h2c`` for requests without a body (hypercorn answers an upgrade that carries a body in
@@ -22,8 +28,8 @@ HTTP/2 streams: several share a connection, and a stream whose flow-control wind
 ``send`` wait (hypercorn buffers at most a few frames), which pauses that subscription's reads only.
 
 Each request's region is the one in its SigV4 credential scope (else ``--region``), and each region
-has its own engine, as in the in-process mock. SigV4 is verified only when credentials are configured
-(``--credentials AKID:SECRET``). Request bodies above ``max_body_bytes`` get 413; at most
+has its own engine, as in the in-process mock. SigV4 signatures are verified only when credentials are
+configured (``--credentials AKID:SECRET``). Request bodies above ``max_body_bytes`` get 413; at most
 ``max_concurrency`` requests are handled at once (the rest wait). SIGTERM/SIGINT stop accepting,
 end open subscriptions and let hypercorn finish in-flight requests.
 """
