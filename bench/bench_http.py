@@ -1,11 +1,11 @@
 """fastkin serve over HTTP/1.1 and HTTP/2: server records/s and CPU per call for PutRecords (500 x 100 B).
 
-The server runs in a subprocess (``python -m fastkin serve --no-quotas``; its CPU time is read from
-/proc). The load generator is this process: asyncio on raw sockets with every request body encoded
-once in advance, so a call costs it a few socket writes and reads and (for HTTP/2) the h2 library's
-framing, far less than the server's work. Its own CPU time is reported next to the server's so
-that can be checked: the server is the bottleneck when it is near 100 % of a core and the load
-generator is well below.
+The server runs in a subprocess (``python -m fastkin serve --no-quotas --no-auth-check``, since the
+requests are unsigned; its CPU time is read from /proc). The load generator is this process: asyncio on
+raw sockets with every request body encoded once in advance, so a call costs it a few socket writes and
+reads and (for HTTP/2) the h2 library's framing, far less than the server's work. Its own CPU time is
+reported next to the server's so that can be checked: the server is the bottleneck when it is near
+100 % of a core and the load generator is well below.
 
   HTTP/1.1         8 keep-alive connections, one request in flight on each
   HTTP/2 (h2c)     1 connection, 16 concurrent streams (prior knowledge, as the JavaScript SDK connects)
@@ -78,7 +78,8 @@ class Server:
     def __init__(self, tls: bool) -> None:
         self.port = _free_port()
         self.tmp = tempfile.mkdtemp(prefix="fastkin-bench-") if tls else None
-        cmd = [sys.executable, "-m", "fastkin", "serve", "--port", str(self.port), "--no-quotas"]
+        cmd = [sys.executable, "-m", "fastkin", "serve", "--port", str(self.port), "--no-quotas",
+               "--no-auth-check"]      # the load generator sends unsigned requests
         if tls:
             cmd += ["--cert-dir", self.tmp]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

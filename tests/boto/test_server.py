@@ -20,6 +20,7 @@ from botocore.config import Config
 
 import fastkin
 from fastkin.wire.http import KinesisApp, ServerThread
+from fastkin.wire.sigv4 import placeholder_auth
 
 START = 1_700_000_000.0
 JSON_CT = "application/x-amz-json-1.1"
@@ -36,7 +37,8 @@ def srv(http_server):
 
 def post(url: str, op: str, body, ctype: str = JSON_CT, **kw) -> httpx.Response:
     data = body if isinstance(body, bytes) else (cbor2.dumps(body) if ctype == CBOR_CT else json.dumps(body).encode())
-    headers = {"X-Amz-Target": f"Kinesis_20131202.{op}", "Content-Type": ctype, **kw.pop("headers", {})}
+    headers = {"X-Amz-Target": f"Kinesis_20131202.{op}", "Content-Type": ctype, **placeholder_auth(),
+               **kw.pop("headers", {})}
     return httpx.post(url + "/", content=data, headers=headers, timeout=10, **kw)
 
 

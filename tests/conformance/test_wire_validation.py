@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fastkin
 from fastkin.wire.http import KinesisApp
+from fastkin.wire.sigv4 import placeholder_auth
 
 JSON_CT = "application/x-amz-json-1.1"
 CBOR_CT = "application/x-amz-cbor-1.1"
@@ -186,7 +187,7 @@ def app():
     return KinesisApp(clock=fastkin.VirtualClock(start=1_700_000_000.0))
 
 
-def call(app, op: str, body: bytes, ctype: str = JSON_CT, target: str | None = None):
+def call(app, op: str, body: bytes, ctype: str = JSON_CT, target: str | None = None, auth: bool = True):
     async def run():
         msgs = [{"type": "http.request", "body": body, "more_body": False}]
         out: list = []
@@ -199,6 +200,8 @@ def call(app, op: str, body: bytes, ctype: str = JSON_CT, target: str | None = N
 
         headers = [(b"content-type", ctype.encode())]
         headers.append((b"x-amz-target", (target if target is not None else f"Kinesis_20131202.{op}").encode()))
+        if auth:
+            headers += [(k.lower().encode(), v.encode()) for k, v in placeholder_auth().items()]
         await app({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive, send)
         return out
     out = asyncio.run(run())
@@ -273,6 +276,16 @@ def test_cbor_specific_types(app):
 ])
 def test_bodies_without_message(app, body, ctype, target, doc):
     assert call(app, "ListStreams", body, ctype, target) == (400, doc)
+
+
+def test_missing_authentication_after_body_and_target_checks(app):
+    # AWS's order: empty or malformed body and unknown target answer first, even without Authorization
+    missing = {"__type": "MissingAuthenticationTokenException", "message": "Missing Authentication Token"}
+    assert call(app, "ListStreams", b"{}", auth=False) == (400, missing)
+    assert call(app, "ListStreams", cbor2.dumps({}), CBOR_CT, auth=False) == (400, missing)
+    assert call(app, "ListStreams", b"", auth=False) == (400, {"__type": "SerializationException"})
+    assert call(app, "ListStreams", b"[]", auth=False) == (400, {"__type": "SerializationException"})
+    assert call(app, "ListStream", b"{}", auth=False) == (400, {"__type": "UnknownOperationException"})
 
 
 _TS_TOO_FAR = {"__type": "SerializationException", "Message": "class com.amazon.coral.value.json.numbers."

@@ -18,6 +18,8 @@ import h2.events
 import h2.settings
 from botocore.eventstream import EventStreamBuffer
 
+from fastkin.wire.sigv4 import placeholder_auth
+
 TARGET = "Kinesis_20131202."
 JSON_CT = "application/x-amz-json-1.1"
 CBOR_CT = "application/x-amz-cbor-1.1"
@@ -243,7 +245,9 @@ class H2Client:
 
     def call(self, op: str, body, ctype: str = JSON_CT, extra: list | None = None) -> int:
         data = body if isinstance(body, bytes) else (java_cbor(body) if ctype == CBOR_CT else json.dumps(body).encode())
-        return self.request("POST", [("x-amz-target", TARGET + op), ("content-type", ctype), *(extra or [])], data)
+        auth = [(k.lower(), v) for k, v in placeholder_auth().items()]
+        return self.request("POST", [("x-amz-target", TARGET + op), ("content-type", ctype), *auth, *(extra or [])],
+                            data)
 
     def response(self, sid: int) -> Stream:
         self.pump_until(lambda: self.streams[sid].ended or self.streams[sid].reset)

@@ -22,6 +22,7 @@ from h2wire import (
 )
 
 from fastkin.wire.service import IMPLEMENTED, service_model
+from fastkin.wire.sigv4 import placeholder_auth
 
 MODEL = service_model()
 MS = int(START * 1000)
@@ -38,7 +39,8 @@ class JavaClient:
 
     def post(self, op: str, params: dict) -> httpx.Response:
         r = self.http.post(self.url + "/", content=java_cbor(params),
-                           headers={"X-Amz-Target": TARGET + op, "Content-Type": CBOR_CT, "Accept": CBOR_CT})
+                           headers={"X-Amz-Target": TARGET + op, "Content-Type": CBOR_CT, "Accept": CBOR_CT,
+                                    **placeholder_auth()})
         assert r.http_version == self.version
         return r
 
@@ -192,6 +194,7 @@ def test_error_bodies_in_java_cbor(java, h2c):
     assert r.status_code == 200
     for bad in (b"\xbf\x61", b"\x9f\xff", b"\xc1\x63abc"):          # truncated map, an array, tag 1 on text
         r = java.http.post(java.url + "/", content=bad,
-                           headers={"X-Amz-Target": TARGET + "ListStreams", "Content-Type": CBOR_CT})
+                           headers={"X-Amz-Target": TARGET + "ListStreams", "Content-Type": CBOR_CT,
+                                    **placeholder_auth()})
         assert r.status_code == 400 and java_read(r.content)["__type"] == "SerializationException"
     assert h2c.app.engine.list_streams()["StreamNames"] == ["e"]

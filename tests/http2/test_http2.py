@@ -21,11 +21,13 @@ from h2wire import JSON_CT, START, TARGET, H2Client, event_payload, events
 
 import fastkin
 from fastkin.wire.http import KinesisApp, ServerThread, self_signed_certificate
+from fastkin.wire.sigv4 import placeholder_auth
 
 
 def post(client: httpx.Client, url: str, op: str, body: dict, **headers) -> httpx.Response:
     return client.post(url + "/", content=json.dumps(body).encode(),
-                       headers={"X-Amz-Target": TARGET + op, "Content-Type": JSON_CT, **headers}, timeout=10)
+                       headers={"X-Amz-Target": TARGET + op, "Content-Type": JSON_CT, **placeholder_auth(),
+                                **headers}, timeout=10)
 
 
 def b64(b: bytes) -> str:
@@ -82,7 +84,9 @@ def test_an_upgrade_request_with_a_body_is_answered_in_http11(h2c):
     with socket.create_connection(("127.0.0.1", h2c.port), timeout=10) as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
                   b"HTTP2-Settings: AAMAAABkAAQAAP__\r\nX-Amz-Target: " + (TARGET + "CreateStream").encode() +
-                  b"\r\nContent-Type: " + JSON_CT.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                  b"\r\nContent-Type: " + JSON_CT.encode() + b"\r\n" +
+                  b"".join(f"{k}: {v}\r\n".encode() for k, v in placeholder_auth().items()) +
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
         head = s.recv(65536)
     assert head.startswith(b"HTTP/1.1 200")
     assert h2c.app.engine.list_streams()["StreamNames"] == ["b"]

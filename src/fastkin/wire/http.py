@@ -13,6 +13,12 @@ SubscribeToShard answers with an AWS event stream (``application/vnd.amazon.even
 message is the ``initial-response``.
 ``GET /health`` answers ``{"status": "ok"}``.
 
+The HTTP layer is AWS's (recorded): ``x-amzn-RequestId`` and ``x-amz-id-2`` on every answer (not
+``x-amz-id-2`` on a CORS preflight), CORS for any ``Origin``, 403 in XML for other methods and POSTs without
+Kinesis's content types, and for a JSON/CBOR POST: empty body, body shape and target before authentication,
+then ``MissingAuthenticationTokenException`` / ``IncompleteSignatureException`` for a missing or malformed
+``Authorization`` (``auth_check=False``: a missing header is accepted).
+
 Transports (all hypercorn's, through the h11 and h2 libraries): HTTP/1.1 and HTTP/2 on the same port. In
 cleartext, HTTP/2 by prior knowledge (h2c, what the JavaScript SDK v3 speaks to an ``http://`` endpoint) and
 by ``Upgrade: h2c`` for requests without a body (hypercorn answers an upgrade that carries a body in
@@ -22,16 +28,18 @@ HTTP/2 streams: several share a connection, and a stream whose flow-control wind
 ``send`` wait (hypercorn buffers at most a few frames), which pauses that subscription's reads only.
 
 Each request's region is the one in its SigV4 credential scope (else ``--region``), and each region
-has its own engine, as in the in-process mock. SigV4 is verified only when credentials are configured
-(``--credentials AKID:SECRET``). Request bodies above ``max_body_bytes`` get 413; at most
+has its own engine, as in the in-process mock. SigV4 signatures are verified only when credentials are
+configured (``--credentials AKID:SECRET``). Request bodies above ``max_body_bytes`` get 413; at most
 ``max_concurrency`` requests are handled at once (the rest wait). SIGTERM/SIGINT stop accepting,
 end open subscriptions and let hypercorn finish in-flight requests.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
+import os
 import signal
 import socket
 import sys
@@ -46,14 +54,29 @@ from ..limits import DEFAULT_LIMITS
 from .eventstream import encode_event
 from .model import cbor_dumps, cbor_loads, from_wire, json_loads, put_records_params, service_model, to_wire
 from .service import Service, service_for
-from .sigv4 import CREDENTIAL, verify
+from .sigv4 import CREDENTIAL, check_present, verify
 from .tls import _cert_hosts, self_signed_certificate
 
 TARGET_PREFIX = "Kinesis_20131202."
-JSON_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json")
+JSON_TYPE = "application/x-amz-json-1.1"
+JSON_TYPES = (JSON_TYPE, "application/json")     # application/x-amz-json-1.0 is not Kinesis's: 403, as from AWS
 CBOR_TYPE = "application/x-amz-cbor-1.1"
 EVENTSTREAM_TYPE = "application/vnd.amazon.eventstream"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024     # a 10 MiB PutRecords in base64 plus JSON overhead
+HEALTH_PATHS = ("/health", "/_health")
+EXPOSE_HEADERS = b"x-amz-request-id, x-amz-id-2"   # AWS's recorded value (the SDK reads errors from the body)
+
+
+def _xml_error(code: str, message: str) -> bytes:
+    return f"<{code}>\n  <Message>{message}</Message>\n</{code}>\n".encode()
+
+
+MISSING_TOKEN_XML = _xml_error("MissingAuthenticationTokenException", "Missing Authentication Token")
+ACCESS_DENIED_XML = _xml_error("AccessDeniedException", "Unable to determine service/operation name to be authorized")
+
+
+def _id2() -> bytes:
+    return base64.b64encode(os.urandom(72))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,7 +88,7 @@ class KinesisApp(RegionEngines):
                  account_id: str = "123456789012", limits=DEFAULT_LIMITS, quotas: bool = True,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float | None = None, core: str | None = None,
-                 credentials: dict[str, str] | None = None,
+                 credentials: dict[str, str] | None = None, auth_check: bool = True,
                  max_body_bytes: int = DEFAULT_MAX_BODY, max_concurrency: int = 256) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
@@ -80,6 +103,7 @@ class KinesisApp(RegionEngines):
         self._consumer_latency = consumer_latency
         self._lock = threading.Lock()
         self.credentials = credentials
+        self.auth_check = auth_check
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self._sem: asyncio.Semaphore | None = None
@@ -133,17 +157,35 @@ class KinesisApp(RegionEngines):
 
     async def _handle(self, scope, receive, send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        rid = str(uuid.uuid4())
-        if scope["method"] in ("GET", "HEAD") and scope["path"] in ("/health", "/_health", "/"):
+        method = scope["method"]
+        origin = "origin" in headers
+        base = [(b"x-amzn-requestid", str(uuid.uuid4()).encode())]
+        if origin:
+            base.append((b"access-control-allow-origin", b"*"))
+        if method == "OPTIONS" and origin:          # a CORS preflight: no authentication, no x-amz-id-2
+            for asked, allow in (("access-control-request-headers", b"access-control-allow-headers"),
+                                 ("access-control-request-method", b"access-control-allow-methods")):
+                if headers.get(asked):
+                    base.append((allow, headers[asked].encode("latin-1")))
+            base.append((b"access-control-max-age", b"172800"))
+            await _send(send, 200, None, b"", base)
+            return
+        base.append((b"x-amz-id-2", _id2()))
+        if origin:
+            base.append((b"access-control-expose-headers", EXPOSE_HEADERS))
+        if method in ("GET", "HEAD") and scope["path"] in HEALTH_PATHS:
             health = json.dumps({"status": "ok",
                                  "streams": sum(len(e._live_streams()) for e in self._engines.values())})
-            await _send(send, 200, "application/json", health.encode(), rid)
+            await _send(send, 200, "application/json", health.encode(), base)
+            return
+        if method != "POST":     # GET/PUT/DELETE/PATCH/OPTIONS without Origin: AWS's 403 in XML
+            await self._forbidden(send, headers, base)
             return
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         cbor = ctype == CBOR_TYPE
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._too_large(send, rid, cbor)
+            await self._too_large(send, base, cbor)
             return
         chunks, size = [], 0
         while True:
@@ -153,24 +195,28 @@ class KinesisApp(RegionEngines):
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large(send, rid, cbor)
+                await self._too_large(send, base, cbor)
                 return
             chunks.append(chunk)
             if not msg.get("more_body"):
                 break
         body = b"".join(chunks)
+        if not cbor and ctype not in JSON_TYPES:
+            # no (or another) content type: AWS cannot tell the operation, whatever the target says
+            await self._forbidden(send, headers, base)
+            return
         try:
-            op, params, region, typed = self._parse(scope, headers, body, ctype, cbor)
+            op, params, region, typed = self._parse(scope, headers, body, cbor)
             out = self.service(region).dispatch(op, params, types=not typed)
         except E.FastkinError as exc:
-            await self._error(send, exc.code, exc.message, exc.status, cbor, rid)
+            await self._error(send, exc.code, exc.message, exc.status, cbor, base)
             return
         except Exception as exc:  # noqa: BLE001 - a bug must still answer as AWS would (500)
             await self._error(send, E.InternalFailure.code, f"Internal service failure: {type(exc).__name__}", 500,
-                              cbor, rid)
+                              cbor, base)
             return
         if op == "SubscribeToShard":
-            await self._stream(receive, send, out["EventStream"], cbor, rid)
+            await self._stream(receive, send, out["EventStream"], cbor, base)
             return
         oshape = self._model.operation_model(op).output_shape
         if oshape is None or not out:
@@ -178,28 +224,25 @@ class KinesisApp(RegionEngines):
         else:
             wire = out if op == "PutRecords" else to_wire(oshape, out, cbor)   # strings and integers only
             payload = cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
-        await _send(send, 200, CBOR_TYPE if cbor else "application/x-amz-json-1.1", payload, rid)
+        await _send(send, 200, CBOR_TYPE if cbor else JSON_TYPE, payload, base)
 
-    def _parse(self, scope, headers: dict, body: bytes, ctype: str, cbor: bool):
+    async def _forbidden(self, send, headers: dict, base: list) -> None:
+        # AWS (recorded): 403, no Content-Type, an XML body; which one depends on an Authorization header only
+        # (DELETE: AWS resets the connection, which ASGI cannot do; it gets the same 403 as GET)
+        body = ACCESS_DENIED_XML if headers.get("authorization") else MISSING_TOKEN_XML
+        await _send(send, 403, None, body, base)
+
+    def _parse(self, scope, headers: dict, body: bytes, cbor: bool):
+        # AWS's order (recorded): empty body, malformed body, unknown target, then authentication, then types
         target = headers.get("x-amz-target", "")
-        if scope["method"] != "POST" or not target.startswith(TARGET_PREFIX):
-            raise E.UnknownOperationException("")
-        op = target[len(TARGET_PREFIX):]
-        if op not in self._model.operation_names:
-            raise E.UnknownOperationException("")
-        region = self.region
-        auth = headers.get("authorization")
-        m = CREDENTIAL.search(auth) if auth else None
-        if m is not None:
-            region = m.group(3)
-        if self.credentials is not None:
-            verify(self.credentials, scope, headers, body)
-        if not cbor and ctype not in JSON_TYPES:
-            raise E.SerializationException(f"Unsupported content type {ctype or '(none)'}.")
+        op = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else ""
+        known = op in self._model.operation_names
         if not body:
-            raise E.SerializationException("")         # AWS: {"__type":"SerializationException"}, no message
+            if known:
+                raise E.SerializationException("")     # AWS: {"__type":"SerializationException"}, no message
+            raise E.UnknownOperationException("")
         if cbor:
-            raw = cbor_loads(body)
+            raw = cbor_loads(body)                      # SerializationException on any malformed body
         else:
             try:
                 raw = json_loads(body)
@@ -207,6 +250,18 @@ class KinesisApp(RegionEngines):
                 raise E.SerializationException("") from None
         if type(raw) is not dict:
             raise E.SerializationException("")
+        if not known:
+            raise E.UnknownOperationException("")
+        region = self.region
+        query = _query(scope)
+        if self.auth_check or self.credentials is not None:
+            check_present(headers, query)
+        auth = headers.get("authorization")
+        m = CREDENTIAL.search(auth or query.get("X-Amz-Credential", ""))
+        if m is not None:
+            region = m.group(3)
+        if self.credentials is not None:
+            verify(self.credentials, scope, headers, body)
         ishape = self._model.operation_model(op).input_shape
         if op == "PutRecords":
             params = put_records_params(ishape, raw, cbor)
@@ -220,22 +275,22 @@ class KinesisApp(RegionEngines):
             raise E.SerializationException("") from None  # a value no decoder rule foresaw: still the caller's
         return op, params, region, False
 
-    async def _too_large(self, send, rid: str, cbor: bool = False) -> None:
+    async def _too_large(self, send, base: list, cbor: bool = False) -> None:
         doc = {"message": f"Request must be smaller than {self.max_body_bytes} bytes."}
         await _send(send, 413, CBOR_TYPE if cbor else "application/json",
-                    cbor_dumps(doc) if cbor else json.dumps(doc).encode(), rid)
+                    cbor_dumps(doc) if cbor else json.dumps(doc).encode(), base)
 
-    async def _error(self, send, code: str, message: str, status: int, cbor: bool, rid: str) -> None:
+    async def _error(self, send, code: str, message: str, status: int, cbor: bool, base: list) -> None:
         # AWS's bodies: SerializationException carries "Message" (capital M), every other error "message";
         # errors without a text (UnknownOperationException, a malformed body) carry no message field at all.
         doc = {"__type": code}
         if message:
             doc["Message" if code == "SerializationException" else "message"] = message
         payload = cbor_dumps(doc) if cbor else json.dumps(doc).encode()
-        await _send(send, status, CBOR_TYPE if cbor else "application/x-amz-json-1.1", payload, rid,
-                    [(b"x-amzn-errortype", code.encode())])
+        await _send(send, status, CBOR_TYPE if cbor else JSON_TYPE, payload,
+                    [*base, (b"x-amzn-errortype", code.encode())])
 
-    async def _stream(self, receive, send, sub, cbor: bool, rid: str) -> None:
+    async def _stream(self, receive, send, sub, cbor: bool, base: list) -> None:
         self._subs.add(sub)
 
         async def watch_disconnect():
@@ -248,7 +303,7 @@ class KinesisApp(RegionEngines):
         ptype = CBOR_TYPE if cbor else "application/json"
         try:
             await send({"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", EVENTSTREAM_TYPE.encode()), (b"x-amzn-requestid", rid.encode())]})
+                (b"content-type", EVENTSTREAM_TYPE.encode()), *base]})
             first = encode_event({":message-type": "event", ":event-type": "initial-response",
                                   ":content-type": ptype}, cbor_dumps({}) if cbor else b"{}")
             await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -275,11 +330,20 @@ class KinesisApp(RegionEngines):
             self._subs.discard(sub)
 
 
-async def _send(send, status: int, ctype: str, payload: bytes, rid: str, extra=()) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", ctype.encode()), (b"content-length", str(len(payload)).encode()),
-        (b"x-amzn-requestid", rid.encode()), *extra]})
+async def _send(send, status: int, ctype: str | None, payload: bytes, headers: list) -> None:
+    head = [(b"content-length", str(len(payload)).encode()), *headers]
+    if ctype is not None:
+        head.insert(0, (b"content-type", ctype.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _query(scope) -> dict[str, str]:
+    qs = scope.get("query_string", b"")
+    if not qs:
+        return {}
+    from urllib.parse import parse_qsl
+    return dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--cert and --key go together")
     if args.cert_dir is not None and args.cert is not None:
         p.error("--cert-dir is where a generated certificate goes; it does not combine with --cert/--key")
+    if args.no_auth_check and args.credentials:
+        p.error("--no-auth-check accepts unsigned requests; it does not combine with --credentials")
     creds = None
     if args.credentials:
         creds = dict(c.split(":", 1) for c in args.credentials)
@@ -441,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     app = KinesisApp(region=args.region, account_id=args.account_id, limits=limits, quotas=not args.no_quotas,
                      create_latency=args.create_stream_ms / 1000.0, delete_latency=args.delete_stream_ms / 1000.0,
                      update_latency=args.update_stream_ms / 1000.0,
-                     consumer_latency=args.consumer_ms / 1000.0, credentials=creds,
+                     consumer_latency=args.consumer_ms / 1000.0, credentials=creds, auth_check=not args.no_auth_check,
                      max_body_bytes=args.max_body_bytes, max_concurrency=args.max_concurrency)
     tls = args.tls or args.cert is not None or args.cert_dir is not None
     certfile, keyfile, tmpdir = args.cert, args.key, None
@@ -491,7 +557,10 @@ def add_arguments(p) -> None:
     p.add_argument("--shard-limit", type=int, default=DEFAULT_LIMITS.shard_limit, help="open shards per account")
     p.add_argument("--no-quotas", action="store_true", help="do not enforce per-shard read/write limits")
     p.add_argument("--credentials", action="append", metavar="AKID:SECRET",
-                   help="verify SigV4 against these credentials (repeatable; default: no verification)")
+                   help="verify SigV4 against these credentials (repeatable; default: only the Authorization "
+                        "header's presence and shape are checked)")
+    p.add_argument("--no-auth-check", action="store_true",
+                   help="accept requests without an Authorization header (hand-written clients, load generators)")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="larger requests get 413")
     p.add_argument("--max-concurrency", type=int, default=256, help="requests handled at once")
     p.add_argument("--access-log", action="store_true", help="print an access log line per request")

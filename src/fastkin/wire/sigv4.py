@@ -48,3 +48,52 @@ def verify(credentials: dict[str, str], scope, headers: dict, body: bytes) -> No
         raise E.InvalidSignatureException(
             "The request signature we calculated does not match the signature you provided. Check "
             "your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+
+
+# -- the shape of a request's authentication (always checked unless ``auth_check=False``) --------------------
+
+_QUERY_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date")
+
+
+def check_present(headers: dict, query: dict[str, str]) -> None:
+    """AWS's answers to a request without authentication or with a malformed one (before any signature is
+    computed): no Authorization header and no query-string auth, both at once, a header missing its
+    Credential/Signature/SignedHeaders or a date header, query-string auth missing a parameter."""
+    auth = headers.get("authorization")
+    by_query = "X-Amz-Algorithm" in query
+    if auth and by_query:
+        raise E.InvalidSignatureException(
+            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.")
+    if not auth and not by_query:
+        raise E.MissingAuthenticationTokenException("Missing Authentication Token")
+    msg = ""
+    if auth:
+        fields = {}
+        for part in re.split(r"[, ]", auth)[1:]:
+            if part:
+                key, _, value = part.strip().partition("=")
+                fields[key] = value
+        for name in ("Credential", "Signature", "SignedHeaders"):
+            if not fields.get(name):
+                msg += f"Authorization header requires '{name}' parameter. "
+        if not headers.get("x-amz-date") and not headers.get("date"):
+            msg += "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
+        if msg:
+            msg += f"Authorization={auth}"
+    else:
+        for name in _QUERY_PARAMS:
+            if not query.get(name):
+                msg += f"AWS query-string parameters must include '{name}'. "
+        if msg:
+            msg += "Re-examine the query-string parameters."
+    if msg:
+        raise E.IncompleteSignatureException(msg)
+
+
+def placeholder_auth(region: str = "us-east-1", access_key: str = "AKIDFASTKIN", date: str = "20250101T000000Z",
+                     service: str = "kinesis") -> dict[str, str]:
+    """Headers of a plausibly signed request (``Authorization`` and ``X-Amz-Date``), for hand-written clients
+    of a server that checks only the header's shape (no ``--credentials``): the signature is not computed."""
+    return {"Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{date[:8]}/{region}/{service}/aws4_request, "
+                             f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
+            "X-Amz-Date": date}
