@@ -4,7 +4,6 @@ the same error code and exact message with AWS's status, and nothing the engine 
 sends random invalid control-plane requests over both encodings and checks that state never changes."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import inspect
@@ -12,6 +11,7 @@ import json
 
 import cbor2
 import pytest
+from asgi import asgi_request
 from botocore import xform_name
 from hypothesis import HealthCheck, given, settings, strategies as st
 from test_engine_behaviour import _INVALID, ERROR_ROWS, S0, _fill, _snapshot
@@ -20,11 +20,10 @@ import fastkin
 from fastkin.wire.http import KinesisApp
 from fastkin.wire.model import cbor_loads, service_model
 from fastkin.wire.service import _ARG_ALIASES, IMPLEMENTED
+from fastkin.wire.sigv4 import placeholder_auth
 
 JSON_CT = "application/x-amz-json-1.1"
 CBOR_CT = "application/x-amz-cbor-1.1"
-AUTH = ("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/kinesis/aws4_request, "
-        "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "0" * 64)
 MODEL = service_model()
 OPERATIONS = {xform_name(op): op for op in IMPLEMENTED}
 
@@ -73,26 +72,9 @@ def request(method: str, kwargs: dict, cbor: bool) -> tuple[str, dict]:
 
 def call(app, op: str, params: dict, cbor: bool) -> tuple[int, dict]:
     body = cbor2.dumps(params) if cbor else json.dumps(params).encode()
-    ctype = CBOR_CT if cbor else JSON_CT
-
-    async def run():
-        msgs = [{"type": "http.request", "body": body, "more_body": False}]
-        out: list = []
-
-        async def receive():
-            return msgs.pop(0) if msgs else {"type": "http.disconnect"}
-
-        async def send(m):
-            out.append(m)
-
-        headers = [(b"content-type", ctype.encode()), (b"x-amz-target", f"Kinesis_20131202.{op}".encode()),
-                   (b"authorization", AUTH.encode()), (b"x-amz-date", b"20231114T221320Z"),
-                   (b"host", b"127.0.0.1")]
-        await app({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive, send)
-        return out
-
-    out = asyncio.run(run())
-    status, payload = out[0]["status"], out[1]["body"]
+    headers = {"content-type": CBOR_CT if cbor else JSON_CT, "x-amz-target": f"Kinesis_20131202.{op}",
+               **placeholder_auth()}
+    status, _, payload = asgi_request(app, "POST", "/", headers, body)
     return status, (cbor_loads(payload) if cbor else json.loads(payload)) if payload else {}
 
 

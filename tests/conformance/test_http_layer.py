@@ -4,7 +4,6 @@ request ids, CORS, non-POST requests, content types, the order of target, body a
 Rows drive the in-process ASGI app; one test sends a CORS preflight and a cross-origin POST over a socket."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -13,6 +12,7 @@ import uuid
 import cbor2
 import httpx
 import pytest
+from asgi import asgi_request
 
 import fastkin
 from fastkin.wire.http import KinesisApp, ServerThread
@@ -42,23 +42,7 @@ def app():
 
 
 def request(app, method: str, path: str, headers: dict, body: bytes = b"", query: bytes = b""):
-    async def run():
-        msgs = [{"type": "http.request", "body": body, "more_body": False}]
-        out: list = []
-
-        async def receive():
-            return msgs.pop(0) if msgs else {"type": "http.disconnect"}
-
-        async def send(m):
-            out.append(m)
-
-        scope = {"type": "http", "method": method, "path": path, "query_string": query,
-                 "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
-        await app(scope, receive, send)
-        return out
-    out = asyncio.run(run())
-    head = {k.decode().lower(): v.decode() for k, v in out[0]["headers"]}
-    return out[0]["status"], head, out[1]["body"]
+    return asgi_request(app, method, path, headers, body, query)
 
 
 def _check_common(head: dict, payload: bytes) -> None:

@@ -7,13 +7,13 @@ Each row runs over the in-process ASGI app (no sockets) in JSON 1.1 and in CBOR,
 client-side validator does not intercept first, in-process through the boto3 mock."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 
 import boto3
 import cbor2
 import pytest
+from asgi import asgi_request
 from botocore.config import Config
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -188,24 +188,10 @@ def app():
 
 
 def call(app, op: str, body: bytes, ctype: str = JSON_CT, target: str | None = None, auth: bool = True):
-    async def run():
-        msgs = [{"type": "http.request", "body": body, "more_body": False}]
-        out: list = []
-
-        async def receive():
-            return msgs.pop(0) if msgs else {"type": "http.disconnect"}
-
-        async def send(m):
-            out.append(m)
-
-        headers = [(b"content-type", ctype.encode())]
-        headers.append((b"x-amz-target", (target if target is not None else f"Kinesis_20131202.{op}").encode()))
-        if auth:
-            headers += [(k.lower().encode(), v.encode()) for k, v in placeholder_auth().items()]
-        await app({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive, send)
-        return out
-    out = asyncio.run(run())
-    status, payload = out[0]["status"], out[1]["body"]
+    headers = {"content-type": ctype, "x-amz-target": target if target is not None else f"Kinesis_20131202.{op}"}
+    if auth:
+        headers.update(placeholder_auth())
+    status, _, payload = asgi_request(app, "POST", "/", headers, body)
     doc = (cbor2.loads(payload) if ctype == CBOR_CT else json.loads(payload)) if payload else {}
     return status, doc
 
