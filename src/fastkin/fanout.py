@@ -19,6 +19,7 @@ tip of an open shard.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import math
 import threading
@@ -119,6 +120,10 @@ class Subscription:
                 return ev
             time.sleep(0.01)
 
+    def aio(self) -> AioSubscription:
+        """This subscription as aiobotocore's event stream looks: ``async for`` / ``async with``."""
+        return AioSubscription(self)
+
     # -- core ----------------------------------------------------------------------------------
     def _initial_continuation(self, iterator: str, now: float) -> str:
         _, shard_id, pos = self.engine.decode_shard_iterator(iterator)
@@ -182,3 +187,42 @@ class Subscription:
         else:
             body["ContinuationSequenceNumber"] = self._last_seq
         return {"SubscribeToShardEvent": body}
+
+
+class AioSubscription:
+    """A Subscription as aiobotocore's AioEventStream: ``async for event in stream`` (and ``async with``).
+
+    It never blocks the event loop: on the real clock it waits for records (up to ``idle_wait`` seconds before
+    an empty event, as the blocking iteration does) with ``await asyncio.sleep``; on a virtual clock each
+    event comes at once."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self.subscription = sub
+
+    async def get_initial_response(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        self.subscription.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> dict:
+        sub = self.subscription
+        real = isinstance(sub.engine.clock, RealClock)
+        deadline = time.monotonic() + sub.idle_wait
+        while True:
+            ev = sub.poll()
+            if ev is None:
+                raise StopAsyncIteration
+            body = ev["SubscribeToShardEvent"]
+            if body["Records"] or "ChildShards" in body or not real or time.monotonic() >= deadline:
+                return ev
+            await asyncio.sleep(0.01)

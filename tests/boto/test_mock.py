@@ -254,3 +254,22 @@ def test_each_consumer_gets_two_mib_per_second_per_shard():
         assert next(sub)["SubscribeToShardEvent"]["Records"] == []         # debt not yet repaid
         clock.advance(0.5)
         assert [r["Data"] for r in next(sub)["SubscribeToShardEvent"]["Records"]] == [b"more"]
+
+
+def test_no_socket_connects_and_unknown_operations_fail_in_process(monkeypatch):
+    import socket
+
+    from botocore.exceptions import ClientError
+
+    def refuse(*a, **kw):
+        raise AssertionError(f"a network connection was attempted: {a!r}")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    with mock_kinesis():
+        k = client()
+        k.create_stream(StreamName="s", ShardCount=1)
+        k.put_record(StreamName="s", Data=b"x", PartitionKey="p")
+        with pytest.raises(ClientError) as ei:
+            k._make_api_call("NoSuchOperation", {})
+    assert ei.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert "fastkin" in ei.value.response["Error"]["Message"]

@@ -18,6 +18,9 @@ Fixtures (each test gets fresh ones, so tests are isolated):
                           does not move it, so a sleep-and-retry loop under it never gets through by itself.
   fastkin_mock            a started ``mock_kinesis`` serving that engine; every boto3 Kinesis client is routed to it
   fastkin_kinesis         a boto3 Kinesis client in us-east-1, answered by the engine
+  fastkin_aio_kinesis     an aiobotocore Kinesis client in us-east-1 answered by the engine, closed after the test
+                          (an async fixture: for ``@pytest.mark.anyio`` tests, with anyio's pytest plugin; needs
+                          aiobotocore, ``pip install 'fastkin[async]'``)
   fastkin_server          a ``fastkin serve`` on a free loopback port in a thread (``.url``, ``.app``)
 """
 from __future__ import annotations
@@ -66,6 +69,18 @@ def fastkin_kinesis(fastkin_mock):
     return boto3.session.Session().client(
         "kinesis", region_name=fastkin_mock.engine.region, aws_access_key_id="testing",
         aws_secret_access_key="testing")
+
+
+@pytest.fixture
+async def fastkin_aio_kinesis(fastkin_mock, anyio_backend):
+    """An aiobotocore Kinesis client answered by the test's engine. Requesting ``anyio_backend`` (anyio's
+    pytest plugin) is what has anyio run this async fixture; aiobotocore needs the asyncio backend."""
+    from aiobotocore.session import get_session
+
+    async with get_session().create_client(
+            "kinesis", region_name=fastkin_mock.engine.region, aws_access_key_id="testing",
+            aws_secret_access_key="testing") as client:
+        yield client
 
 
 @pytest.fixture

@@ -16,12 +16,21 @@ message and HTTP status; retryable ones (throttling, LimitExceeded) go through b
 for are slept on the real clock and skipped on a virtual one). Calls of every other service, and
 Kinesis calls made outside any mock, go to botocore unchanged, so moto can mock the others.
 
+aiobotocore (and so aioboto3) clients are answered the same way: if aiobotocore is installed, its
+``AioBaseClient._make_api_call`` (a coroutine) is wrapped too when a mock starts. One generator
+(``mock_kinesis._steps``) holds the call's logic for both; it yields the effects it needs of the client (its
+parameter events, the needs-retry event, a retry delay), which ``_run`` performs botocore's way and ``_run_aio``
+aiobotocore's (awaiting its emitters, sleeping with ``asyncio.sleep``). SubscribeToShard's event stream becomes
+an ``AioSubscription`` (``async for``), which waits without blocking the loop.
+
 NOTE: hooking here rather than at ``before-call`` (after serialisation) or ``before-send`` (after
 signing) is what makes the mock fast: bench/bench_boto.py measures all three in the same run.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
+import importlib.util
 import inspect
 import threading
 import time
@@ -29,11 +38,13 @@ import uuid
 
 import botocore.client
 from botocore.awsrequest import AWSResponse
+from botocore.model import OperationNotFoundError
 from botocore.validate import validate_parameters
 
 from .. import errors as E
 from ..clock import RealClock, VirtualClock
 from ..engine import Engine, RegionEngines
+from ..fanout import Subscription
 from ..limits import DEFAULT_LIMITS
 from .service import Service, service_for
 
@@ -48,17 +59,87 @@ _RETRYABLE = frozenset({"ProvisionedThroughputExceededException", "LimitExceeded
 
 def _patched_make_api_call(self, operation_name, api_params):
     if _STACK and self._service_model.service_name == "kinesis":
-        return _STACK[-1]._call(self, operation_name, api_params)
+        return _run(self, _STACK[-1]._steps(self, operation_name, api_params))
     return _ORIGINAL(self, operation_name, api_params)
+
+
+async def _patched_aio_make_api_call(self, operation_name, api_params):
+    if _STACK and self._service_model.service_name == "kinesis":
+        return await _run_aio(self, _STACK[-1]._steps(self, operation_name, api_params))
+    return await _AIO_ORIGINAL[0](self, operation_name, api_params)
+
+
+# aiobotocore's AioBaseClient and its original _make_api_call, looked up when a mock first starts (it is optional).
+_AIO_CLIENT: list = []
+_AIO_ORIGINAL: list = []
+
+
+def _aio_client_class():
+    if not _AIO_CLIENT:
+        cls = None
+        if importlib.util.find_spec("aiobotocore") is not None:
+            import aiobotocore.client
+
+            cls = aiobotocore.client.AioBaseClient
+            _AIO_ORIGINAL.append(cls._make_api_call)
+        _AIO_CLIENT.append(cls)
+    return _AIO_CLIENT[0]
 
 
 def _install() -> None:
     botocore.client.BaseClient._make_api_call = _patched_make_api_call
+    aio = _aio_client_class()
+    if aio is not None:
+        aio._make_api_call = _patched_aio_make_api_call
 
 
 def _uninstall() -> None:
     if botocore.client.BaseClient._make_api_call is _patched_make_api_call:
         botocore.client.BaseClient._make_api_call = _ORIGINAL
+    aio = _aio_client_class()
+    if aio is not None and aio._make_api_call is _patched_aio_make_api_call:
+        aio._make_api_call = _AIO_ORIGINAL[0]
+
+
+# The effects a call asks of its client (see mock_kinesis._steps): the sync and the async drivers below perform
+# them, botocore's way or aiobotocore's (whose event emitters are coroutines, and which sleeps with asyncio).
+_EMIT_PARAMS, _EMIT, _SLEEP = "emit-api-params", "emit", "sleep"
+
+
+def _run(client, steps):
+    """Drive a call for a botocore client."""
+    try:
+        kind, arg = next(steps)
+        while True:
+            if kind is _EMIT_PARAMS:
+                res = client._emit_api_params(**arg)
+            elif kind is _EMIT:
+                res = client.meta.events.emit(arg[0], **arg[1])
+            else:
+                time.sleep(arg)
+                res = None
+            kind, arg = steps.send(res)
+    except StopIteration as done:
+        return done.value
+
+
+async def _run_aio(client, steps):
+    """Drive a call for an aiobotocore client: its emitters are awaited, its retry delays slept with asyncio."""
+    try:
+        kind, arg = next(steps)
+        while True:
+            if kind is _EMIT_PARAMS:
+                res = await client._emit_api_params(**arg)
+            elif kind is _EMIT:
+                res = await client.meta.events.emit(arg[0], **arg[1])
+            else:
+                await asyncio.sleep(arg)
+                res = None
+            kind, arg = steps.send(res)
+    except StopIteration as done:
+        if isinstance(done.value, dict) and isinstance(done.value.get("EventStream"), Subscription):
+            done.value["EventStream"] = done.value["EventStream"].aio()
+        return done.value
 
 
 class mock_kinesis(RegionEngines):
@@ -162,12 +243,20 @@ class mock_kinesis(RegionEngines):
         return wrapper
 
     # -- the call -----------------------------------------------------------------------------------
-    def _call(self, client, operation_name: str, api_params: dict):
+    def _steps(self, client, operation_name: str, api_params: dict):
+        """One call, as a generator shared by the sync and async paths: it yields the effects it needs of the
+        client ((_EMIT_PARAMS, kwargs), (_EMIT, (event, kwargs)), (_SLEEP, seconds)), is sent their results,
+        and returns the response or raises the client's ClientError."""
         sm = client._service_model
-        op = sm.operation_model(operation_name)
+        try:
+            op = sm.operation_model(operation_name)
+        except OperationNotFoundError:
+            exc = E.UnknownOperationException(
+                f"fastkin cannot answer the Kinesis operation {operation_name}: it is not in the client's model.")
+            raise client.exceptions.from_code(exc.code)(_error_response(exc, 0), operation_name) from None
         ctx = {"client_region": client.meta.region_name, "client_config": client.meta.config,
                "has_streaming_input": False, "auth_type": None}
-        api_params = client._emit_api_params(api_params=api_params, operation_model=op, context=ctx)
+        api_params = yield _EMIT_PARAMS, {"api_params": api_params, "operation_model": op, "context": ctx}
         if client.meta.config.parameter_validation:
             if operation_name == "PutRecords":
                 _validate_put_records(api_params, op.input_shape)
@@ -180,27 +269,23 @@ class mock_kinesis(RegionEngines):
                 out = service.dispatch(operation_name, api_params)
             except E.FastkinError as exc:
                 err = _error_response(exc, attempts - 1)
-                if exc.code in _RETRYABLE and self._retry(client, op, err, exc.status, attempts, ctx):
-                    attempts += 1
-                    continue
+                if exc.code in _RETRYABLE:
+                    http = AWSResponse("", exc.status, {}, None)
+                    responses = yield _EMIT, (
+                        f"needs-retry.{sm.service_id.hyphenize()}.{op.name}",
+                        {"response": (http, err), "endpoint": None, "operation": op, "attempts": attempts,
+                         "caught_exception": None, "request_dict": {"context": ctx}})
+                    delay = next((r[1] for r in responses if r[1] is not None), None)
+                    if delay is not None and delay is not False:
+                        if delay and not isinstance(self.clock, VirtualClock):
+                            yield _SLEEP, delay
+                        attempts += 1
+                        continue
                 raise client.exceptions.from_code(exc.code)(err, operation_name) from None
             out["ResponseMetadata"] = {
                 "RequestId": str(uuid.uuid4()), "HTTPStatusCode": 200,
                 "HTTPHeaders": {"content-type": "application/x-amz-json-1.1"}, "RetryAttempts": attempts - 1}
             return out
-
-    def _retry(self, client, op, err: dict, status: int, attempts: int, ctx: dict) -> bool:
-        http = AWSResponse("", status, {}, None)
-        responses = client.meta.events.emit(
-            f"needs-retry.{client._service_model.service_id.hyphenize()}.{op.name}",
-            response=(http, err), endpoint=None, operation=op, attempts=attempts, caught_exception=None,
-            request_dict={"context": ctx})
-        delay = next((r[1] for r in responses if r[1] is not None), None)
-        if delay is None or delay is False:
-            return False
-        if not isinstance(self.clock, VirtualClock):
-            time.sleep(delay)
-        return True
 
 
 _RECORD_KEYS = frozenset({"Data", "PartitionKey", "ExplicitHashKey"})

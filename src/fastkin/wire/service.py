@@ -146,7 +146,9 @@ class Service:
     def __init__(self, engine, *, validate: bool = True) -> None:
         self.engine = engine
         self.validate = validate
-        self._ops = {name: _Operation(name, type(engine)) for name in IMPLEMENTED}
+        # An older botocore's model lacks some of them (e.g. the account settings): those are not offered.
+        known = set(service_model().operation_names)
+        self._ops = {name: _Operation(name, type(engine)) for name in IMPLEMENTED if name in known}
 
     def dispatch(self, operation: str, params: dict, *, types: bool = False):
         """Answer one operation. ``types=True`` also type-checks params (for requests that did not come
