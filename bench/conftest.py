@@ -21,6 +21,9 @@ import fastkin
 from fastkin import _core
 from fastkin._common import initial_hash_ranges
 
+# bench_aio.py is a script (it needs the async extra, in its own venv): run it directly, not through pytest.
+collect_ignore = ["bench_aio.py"]
+
 # -- groups (one per component) --------------------------------------------------------------
 G_PUT_RECORDS = "put_records: 500 x 100 B, records/s"
 G_PUT_RECORDS_RESULTS = "put_records + read every result, records/s"
