@@ -109,16 +109,24 @@ class Subscription:
         return self
 
     def __next__(self) -> dict:
-        real = isinstance(self.engine.clock, RealClock)
-        deadline = time.monotonic() + self.idle_wait
+        deadline = self._deadline()
         while True:
             ev = self.poll()
             if ev is None:
                 raise StopIteration
-            body = ev["SubscribeToShardEvent"]
-            if body["Records"] or "ChildShards" in body or not real or time.monotonic() >= deadline:
+            if self._deliverable(ev, deadline):
                 return ev
             time.sleep(0.01)
+
+    def _deadline(self) -> float | None:
+        """When an iteration stops waiting for records: None on a virtual clock (it never waits)."""
+        return time.monotonic() + self.idle_wait if isinstance(self.engine.clock, RealClock) else None
+
+    @staticmethod
+    def _deliverable(ev: dict, deadline: float | None) -> bool:
+        """An event an iteration hands over now: records, the shard's end, a virtual clock, or waited enough."""
+        body = ev["SubscribeToShardEvent"]
+        return bool(body["Records"]) or "ChildShards" in body or deadline is None or time.monotonic() >= deadline
 
     def aio(self) -> AioSubscription:
         """This subscription as aiobotocore's event stream looks: ``async for`` / ``async with``."""
@@ -216,13 +224,11 @@ class AioSubscription:
 
     async def __anext__(self) -> dict:
         sub = self.subscription
-        real = isinstance(sub.engine.clock, RealClock)
-        deadline = time.monotonic() + sub.idle_wait
+        deadline = sub._deadline()
         while True:
             ev = sub.poll()
             if ev is None:
                 raise StopAsyncIteration
-            body = ev["SubscribeToShardEvent"]
-            if body["Records"] or "ChildShards" in body or not real or time.monotonic() >= deadline:
+            if sub._deliverable(ev, deadline):
                 return ev
             await asyncio.sleep(0.01)

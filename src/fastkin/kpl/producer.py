@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .. import errors as E
+from .._common import parse_hash_key
 from .._core import core as _selected_core
 from ..clock import VirtualClock
 from ..limits import MiB
@@ -604,6 +605,4 @@ class Producer:
 
 
 def _parse_ehk(value) -> int:
-    from .._common import parse_hash_key
-
     return parse_hash_key(value)

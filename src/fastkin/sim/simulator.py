@@ -45,6 +45,7 @@ from ..clock import VirtualClock
 from ..engine import Engine
 from ..errors import ScenarioError
 from ..limits import PUT_RECORDS_MAX_RECORDS
+from .plot import plot_result
 from .scenario import (
     ActionSpec,
     ConsumerSpec,
@@ -339,8 +340,6 @@ class SimulationResult:
         return "\n".join(lines)
 
     def plot(self, path) -> str:
-        from .plot import plot_result
-
         plot_result(self, path)
         return os.fspath(path)
 
