@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--core", "--engine", dest="core", choices=["cy", "ref"], default=CORE,
                    help="data-plane core: cy (compiled) or ref (the pure-Python reference)")
     d.add_argument("--seed", type=int, default=0, help="seed of the record generator")
-    # `serve` parses its own options (fastkin.wire.http), so botocore and hypercorn load only when serving.
+    # `serve` parses its own options (fastkin.wire.http), so botocore and the HTTP parsers load only when serving.
     sub.add_parser("serve", add_help=False, help="serve the Kinesis wire protocol over HTTP (JSON 1.1, CBOR, "
                    "HTTP/2, TLS) for any SDK and the AWS CLI; see fastkin serve --help")
     sm = sub.add_parser("simulate", formatter_class=HELP, help="run a capacity scenario (TOML) on the virtual clock: "
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "serve":
         try:
             from .wire.http import main as serve_main
-        except ImportError:                     # a missing extra: one line naming it
-            print("fastkin serve needs botocore and hypercorn: pip install 'fastkin[server]' (from a checkout: "
+        except ImportError as exc:              # a missing extra: one line naming it
+            print(f"fastkin serve needs {exc.name or 'botocore'}: pip install 'fastkin[server]' (from a checkout: "
                   "pip install '.[server]')", file=sys.stderr)
             return 2
         return serve_main(rest)

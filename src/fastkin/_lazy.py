@@ -1,5 +1,5 @@
 """Lazy submodule access for packages: ``fastkin.wire.http`` works after a bare ``import fastkin``, while
-importing fastkin loads nothing of botocore, hypercorn, matplotlib or the other optional layers."""
+importing fastkin loads nothing of botocore, httptools, matplotlib or the other optional layers."""
 from __future__ import annotations
 
 import importlib

@@ -96,7 +96,7 @@ def test_serve_on_a_taken_port_says_so_in_one_line_without_announcing():
 
 def test_serve_binds_then_announces_the_url_and_the_variables_to_export():
     boto3 = pytest.importorskip("boto3")
-    pytest.importorskip("hypercorn")
+    pytest.importorskip("httptools")
     proc = subprocess.Popen([sys.executable, "-m", "fastkin", "serve", "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -30,7 +30,8 @@ ALLOWED = {
     "sim": {"core", "sim"},
     "testing": {"core", "wire", "testing"},
 }
-OPTIONAL = ("botocore", "boto3", "hypercorn", "cbor2", "cryptography", "matplotlib", "tqdm", "h2", "httpx",
+OPTIONAL = ("botocore", "boto3", "httptools", "uvloop", "orjson", "cbor2", "cryptography", "matplotlib", "tqdm", "h2",
+            "httpx",
             "aiobotocore", "aioboto3", "aiohttp")
 
 

@@ -1,4 +1,4 @@
-"""Drive the ASGI app in-process, as hypercorn would for one request (no sockets): the conformance tests'
+"""Drive the ASGI app in-process, as an ASGI server would for one request (no sockets): the conformance tests'
 one HTTP client."""
 from __future__ import annotations
 

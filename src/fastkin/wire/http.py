@@ -37,34 +37,60 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import collections
+import functools
+import itertools
 import json
+import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import threading
-import uuid
+from urllib.parse import parse_qsl
 
 from .. import errors as E
 from ..clock import RealClock
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
 from .eventstream import encode_event
-from .model import cbor_dumps, cbor_loads, from_wire, json_loads, put_records_params, service_model, to_wire
-from .service import Service, service_for
+from .model import (
+    _canonical_tail,
+    b64decode_strict,
+    cbor_dumps,
+    cbor_loads,
+    from_wire,
+    json_body as _json_body,
+    json_dumps,
+    put_record_ok,
+    put_records_params,
+    service_model,
+    to_wire,
+)
+from .service import Service, put_record_response, put_records_response, records_json, service_for
 from .sigv4 import CREDENTIAL, check_present, verify
 from .tls import _cert_hosts, self_signed_certificate
 
+log = logging.getLogger("fastkin.server")
+
 TARGET_PREFIX = "Kinesis_20131202."
+_PREFIX_LEN = len(TARGET_PREFIX)
 JSON_TYPE = "application/x-amz-json-1.1"
 JSON_TYPES = (JSON_TYPE, "application/json")     # application/x-amz-json-1.0 is not Kinesis's: 403, as from AWS
 CBOR_TYPE = "application/x-amz-cbor-1.1"
+JSON_CTYPE = JSON_TYPE.encode()
+CBOR_CTYPE = CBOR_TYPE.encode()
 EVENTSTREAM_TYPE = "application/vnd.amazon.eventstream"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024     # a 10 MiB PutRecords in base64 plus JSON overhead
 HEALTH_PATHS = ("/health", "/_health")
 EXPOSE_HEADERS = b"x-amz-request-id, x-amz-id-2"   # AWS's recorded value (the SDK reads errors from the body)
+# fastkin's choices where AWS's front end answers without an error shape (a bare 413) or closes the connection
+TOO_LARGE_CODE = "RequestEntityTooLargeException"
+TIMEOUT_CODE = "RequestTimeoutException"
+TIMEOUT_MESSAGE = "Your socket connection to the server was not read from or written to within the timeout period."
 
 
 def _xml_error(code: str, message: str) -> bytes:
@@ -75,21 +101,47 @@ MISSING_TOKEN_XML = _xml_error("MissingAuthenticationTokenException", "Missing A
 ACCESS_DENIED_XML = _xml_error("AccessDeniedException", "Unable to determine service/operation name to be authorized")
 
 
+# Request ids: UUID-shaped (version 4 layout), unique per process run: a random prefix drawn once and a counter
+# (a fresh uuid4 and 72 random bytes per answer were a tenth of a PutRecord's server time).
+_RID_RANDOM = os.urandom(10).hex()
+_RID_PREFIX = (f"{_RID_RANDOM[:8]}-{_RID_RANDOM[8:12]}-4{_RID_RANDOM[13:16]}-"
+               f"{'89ab'[int(_RID_RANDOM[16], 16) & 3]}{_RID_RANDOM[17:20]}-")
+_ID2_PREFIX = os.urandom(64)
+_ids = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def _request_id() -> str:
+    return f"{_RID_PREFIX}{next(_ids) & 0xFFFFFFFFFFFF:012x}"
+
+
 def _id2() -> bytes:
-    return base64.b64encode(os.urandom(72))
+    """``x-amz-id-2``: 72 bytes in base64, as AWS's (random-looking and unique)."""
+    return base64.b64encode(_ID2_PREFIX + (next(_ids) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"))
 
 
-# ---------------------------------------------------------------------------------------------
+class StreamReply:
+    """An answer whose body is written over time (SubscribeToShard's event stream): ``status`` and
+    ``headers`` first, then each bytes item of ``frames()``; ``close()`` ends it (client gone, shutdown)."""
+
+    __slots__ = ("status", "headers", "frames", "close", "operation")
+
+    def __init__(self, status: int, headers: list, frames, close, operation: str) -> None:
+        self.status, self.headers, self.frames, self.close, self.operation = status, headers, frames, close, operation
+
 
 class KinesisApp(RegionEngines):
-    """The ASGI application. One engine per region, all on one clock, created on first use."""
+    """The Kinesis endpoint, independent of the transport: ``handle()`` answers one complete request.
+
+    fastkin's own server (fastkin.wire.server) calls ``handle`` directly; ``KinesisApp`` is also an ASGI
+    application (``__call__``), so any ASGI server can mount it. One engine per region, all on one clock,
+    created on first use."""
 
     def __init__(self, engine: Engine | None = None, *, clock=None, region: str = "us-east-1",
                  account_id: str = "123456789012", limits=DEFAULT_LIMITS, quotas: bool = True,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float | None = None, core: str | None = None,
                  credentials: dict[str, str] | None = None, auth_check: bool = True,
-                 max_body_bytes: int = DEFAULT_MAX_BODY, max_concurrency: int = 256) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
@@ -105,12 +157,12 @@ class KinesisApp(RegionEngines):
         self.credentials = credentials
         self.auth_check = auth_check
         self.max_body_bytes = max_body_bytes
-        self.max_concurrency = max_concurrency
-        self._sem: asyncio.Semaphore | None = None
         self._subs: set = set()
         self.stopping = False
         self._model = service_model()
+        self._services: dict[str, Service] = {}
         self.http_versions: collections.Counter = collections.Counter()     # "1.1" / "2" -> requests served
+        self.operation = "-"          # the operation of the last answered request (for the access log)
 
     def reset(self, engine: Engine | None = None) -> None:
         """Forget every stream; with ``engine``, serve it for its region (and its clock for others)."""
@@ -118,6 +170,7 @@ class KinesisApp(RegionEngines):
             self.close_subscriptions()
             self.stopping = False
             self._engines = {}
+            self._services = {}
             if engine is not None:
                 self._engines[engine.region] = engine
                 self.clock = engine.clock
@@ -129,14 +182,185 @@ class KinesisApp(RegionEngines):
         return self.engine_for(self.region)
 
     def service(self, region: str) -> Service:
-        return service_for(self.engine_for(region))
+        svc = self._services.get(region)
+        if svc is None:
+            svc = self._services[region] = service_for(self.engine_for(region))
+        return svc
 
     def close_subscriptions(self) -> None:
         self.stopping = True
         for s in list(self._subs):
             s.close()
 
-    # -- ASGI ------------------------------------------------------------------------------------
+    # -- one request ---------------------------------------------------------------------------------------
+    def handle(self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes,
+               http_version: str = "1.1", peer: str = ""):
+        """Answer one request: ``(status, [(name, value), ...], body)`` with lower-case header names (the
+        transport adds Content-Length and Date), or a StreamReply. ``headers``: lower-case names."""
+        self.http_versions[http_version] += 1
+        self.operation = "-"
+        rid = _request_id()
+        origin = "origin" in headers
+        base = [(b"x-amzn-requestid", rid.encode())]
+        if origin:
+            base.append((b"access-control-allow-origin", b"*"))
+            if method == "OPTIONS":            # a CORS preflight: no authentication, no x-amz-id-2
+                for asked, allow in (("access-control-request-headers", b"access-control-allow-headers"),
+                                     ("access-control-request-method", b"access-control-allow-methods")):
+                    if headers.get(asked):
+                        base.append((allow, headers[asked].encode("latin-1")))
+                base.append((b"access-control-max-age", b"172800"))
+                return 200, base, b""
+        base.append((b"x-amz-id-2", _id2()))
+        if origin:
+            base.append((b"access-control-expose-headers", EXPOSE_HEADERS))
+        if method != "POST":
+            if method in ("GET", "HEAD") and path in HEALTH_PATHS:
+                health = json.dumps({"status": "ok",
+                                     "streams": sum(len(e._live_streams()) for e in self._engines.values())})
+                return 200, [(b"content-type", b"application/json"), *base], health.encode()
+            return self._forbidden(headers, base)   # GET/PUT/DELETE/PATCH/OPTIONS without Origin: AWS's 403
+        ctype = headers.get("content-type", "")
+        if ctype != JSON_TYPE:
+            ctype = ctype.split(";")[0].strip().lower()
+        cbor = ctype == CBOR_TYPE
+        if len(body) > self.max_body_bytes:
+            return self._too_large(base, cbor)
+        if not cbor and ctype not in JSON_TYPES:
+            # no (or another) content type: AWS cannot tell the operation, whatever the target says
+            return self._forbidden(headers, base)
+        try:
+            return self._call(method, path, query, headers, body, cbor, base, rid)
+        except E.FastkinError as exc:
+            return self._error(exc.code, exc.message, exc.status, cbor, base)
+        except Exception as exc:  # noqa: BLE001 - a bug must still answer as AWS would (500), and be seen
+            log.exception("request %s (%s) failed", rid, self.operation)
+            return self._error(E.InternalFailure.code, f"Internal service failure: {type(exc).__name__}", 500,
+                               cbor, base)
+
+    def _call(self, method: str, path: str, query: bytes, headers: dict, body: bytes, cbor: bool, base: list,
+              rid: str):
+        # AWS's order (recorded): empty body, malformed body, unknown target, then authentication, then types
+        target = headers.get("x-amz-target", "")
+        op = target[_PREFIX_LEN:] if target.startswith(TARGET_PREFIX) else ""
+        known = op in self._model.operation_names
+        if known:
+            self.operation = op
+        if not body:
+            if known:
+                raise E.SerializationException("")     # AWS: {"__type":"SerializationException"}, no message
+            raise E.UnknownOperationException("")
+        raw = cbor_loads(body) if cbor else _json_body(body)
+        if type(raw) is not dict:
+            raise E.SerializationException("")
+        if not known:
+            raise E.UnknownOperationException("")
+        region = self.region
+        qs = _query(query)
+        auth = headers.get("authorization")
+        if self.auth_check or self.credentials is not None:
+            check_present(headers, qs)
+        m = CREDENTIAL.search(auth or qs.get("X-Amz-Credential", "")) if auth or qs else None
+        if m is not None:
+            region = m.group(3)
+        if self.credentials is not None:
+            verify(self.credentials, {"method": method, "path": path, "query_string": query}, headers, body)
+        svc = self.service(region)
+        if not cbor:
+            fast = _FAST.get(op)
+            if fast is not None:
+                out = fast(svc, raw)
+                if out is not None:
+                    return 200, [(b"content-type", JSON_CTYPE), *base], out
+        ishape = self._model.operation_model(op).input_shape
+        typed = False
+        params = None
+        if op == "PutRecords":
+            params = put_records_params(ishape, raw, cbor)
+            typed = params is not None
+        if params is None:
+            try:
+                params = from_wire(ishape, raw, cbor) if ishape is not None else {}
+            except (RecursionError, ValueError, OverflowError, ArithmeticError, TypeError) as exc:
+                if isinstance(exc, E.FastkinError):
+                    raise
+                raise E.SerializationException("") from None  # a value no decoder rule foresaw: the caller's
+        out = svc.dispatch(op, params, types=not typed)
+        if op == "SubscribeToShard":
+            return self._stream(out["EventStream"], cbor, base)
+        oshape = self._model.operation_model(op).output_shape
+        if oshape is None or not out:
+            payload = b"" if oshape is None else (b"{}" if not cbor else cbor_dumps({}))
+        else:
+            wire = out if op == "PutRecords" else to_wire(oshape, out, cbor)   # strings and integers only
+            payload = cbor_dumps(wire) if cbor else json_dumps(wire)
+        return 200, [(b"content-type", CBOR_CTYPE if cbor else JSON_CTYPE), *base], payload
+
+    def _forbidden(self, headers: dict, base: list):
+        # AWS (recorded): 403, no Content-Type, an XML body; which one depends on an Authorization header only
+        # (DELETE: AWS resets the connection; fastkin answers it with the same 403 as GET)
+        return 403, base, ACCESS_DENIED_XML if headers.get("authorization") else MISSING_TOKEN_XML
+
+    def _too_large(self, base: list, cbor: bool = False):
+        # AWS's front end answers a bare 413; fastkin adds an error shape so that SDKs report a code
+        return self._error(TOO_LARGE_CODE, f"Request must be smaller than {self.max_body_bytes} bytes.", 413, cbor,
+                           base)
+
+    def too_large_reply(self, headers: dict):
+        """The 413 for a request whose Content-Length (or body so far) exceeds ``max_body_bytes``."""
+        base = [(b"x-amzn-requestid", _request_id().encode()), (b"x-amz-id-2", _id2())]
+        return self._too_large(base, headers.get("content-type", "").split(";")[0].strip().lower() == CBOR_TYPE)
+
+    def timeout_reply(self, headers: dict):
+        """The 408 for a request whose headers or body stopped arriving (``read_timeout``)."""
+        base = [(b"x-amzn-requestid", _request_id().encode()), (b"x-amz-id-2", _id2())]
+        cbor = headers.get("content-type", "").split(";")[0].strip().lower() == CBOR_TYPE
+        return self._error(TIMEOUT_CODE, TIMEOUT_MESSAGE, 408, cbor, base)
+
+    def _error(self, code: str, message: str, status: int, cbor: bool, base: list):
+        # AWS's bodies: SerializationException carries "Message" (capital M), every other error "message";
+        # errors without a text (UnknownOperationException, a malformed body) carry no message field at all.
+        doc = {"__type": code}
+        if message:
+            doc["Message" if code == "SerializationException" else "message"] = message
+        payload = cbor_dumps(doc) if cbor else json_dumps(doc)
+        return status, [(b"content-type", CBOR_CTYPE if cbor else JSON_CTYPE), *base,
+                        (b"x-amzn-errortype", code.encode())], payload
+
+    def _stream(self, sub, cbor: bool, base: list) -> StreamReply:
+        self._subs.add(sub)
+        shape = self._model.shape_for("SubscribeToShardEvent")
+        ptype = CBOR_TYPE if cbor else "application/json"
+        app = self
+
+        async def frames():
+            yield encode_event({":message-type": "event", ":event-type": "initial-response",
+                                ":content-type": ptype}, cbor_dumps({}) if cbor else b"{}")
+            loop = asyncio.get_running_loop()
+            last_sent = loop.time()
+            while not app.stopping:
+                ev = sub.poll()
+                if ev is None:
+                    break
+                body = ev["SubscribeToShardEvent"]
+                now = loop.time()
+                if not body["Records"] and "ChildShards" not in body and now - last_sent < 1.0:
+                    await asyncio.sleep(0.05)
+                    continue
+                wire = to_wire(shape, body, cbor)
+                payload = cbor_dumps(wire) if cbor else json_dumps(wire)
+                yield encode_event({":message-type": "event", ":event-type": "SubscribeToShardEvent",
+                                    ":content-type": ptype}, payload)
+                last_sent = now
+
+        def close():
+            sub.close()
+            self._subs.discard(sub)
+
+        return StreamReply(200, [(b"content-type", EVENTSTREAM_TYPE.encode()), *base], frames, close,
+                           "SubscribeToShard")
+
+    # -- ASGI ------------------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             while True:
@@ -149,43 +373,14 @@ class KinesisApp(RegionEngines):
                     return
         if scope["type"] != "http":
             return
-        self.http_versions[scope.get("http_version", "1.1")] += 1
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self.max_concurrency)
-        async with self._sem:
-            await self._handle(scope, receive, send)
-
-    async def _handle(self, scope, receive, send) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        method = scope["method"]
-        origin = "origin" in headers
-        base = [(b"x-amzn-requestid", str(uuid.uuid4()).encode())]
-        if origin:
-            base.append((b"access-control-allow-origin", b"*"))
-        if method == "OPTIONS" and origin:          # a CORS preflight: no authentication, no x-amz-id-2
-            for asked, allow in (("access-control-request-headers", b"access-control-allow-headers"),
-                                 ("access-control-request-method", b"access-control-allow-methods")):
-                if headers.get(asked):
-                    base.append((allow, headers[asked].encode("latin-1")))
-            base.append((b"access-control-max-age", b"172800"))
-            await _send(send, 200, None, b"", base)
-            return
-        base.append((b"x-amz-id-2", _id2()))
-        if origin:
-            base.append((b"access-control-expose-headers", EXPOSE_HEADERS))
-        if method in ("GET", "HEAD") and scope["path"] in HEALTH_PATHS:
-            health = json.dumps({"status": "ok",
-                                 "streams": sum(len(e._live_streams()) for e in self._engines.values())})
-            await _send(send, 200, "application/json", health.encode(), base)
-            return
-        if method != "POST":     # GET/PUT/DELETE/PATCH/OPTIONS without Origin: AWS's 403 in XML
-            await self._forbidden(send, headers, base)
-            return
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        cbor = ctype == CBOR_TYPE
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            key = k.decode("latin-1").lower()
+            val = v.decode("latin-1")
+            headers[key] = val if key not in headers else f"{headers[key]}, {val}"
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._too_large(send, base, cbor)
+            await _asgi_send(send, self.too_large_reply(headers))
             return
         chunks, size = [], 0
         while True:
@@ -195,199 +390,135 @@ class KinesisApp(RegionEngines):
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large(send, base, cbor)
+                await _asgi_send(send, self.too_large_reply(headers))
                 return
             chunks.append(chunk)
             if not msg.get("more_body"):
                 break
-        body = b"".join(chunks)
-        if not cbor and ctype not in JSON_TYPES:
-            # no (or another) content type: AWS cannot tell the operation, whatever the target says
-            await self._forbidden(send, headers, base)
+        reply = self.handle(scope["method"], scope["path"], scope.get("query_string", b""), headers,
+                            b"".join(chunks), scope.get("http_version", "1.1"))
+        if type(reply) is tuple:
+            await _asgi_send(send, reply)
             return
-        try:
-            op, params, region, typed = self._parse(scope, headers, body, cbor)
-            out = self.service(region).dispatch(op, params, types=not typed)
-        except E.FastkinError as exc:
-            await self._error(send, exc.code, exc.message, exc.status, cbor, base)
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug must still answer as AWS would (500)
-            await self._error(send, E.InternalFailure.code, f"Internal service failure: {type(exc).__name__}", 500,
-                              cbor, base)
-            return
-        if op == "SubscribeToShard":
-            await self._stream(receive, send, out["EventStream"], cbor, base)
-            return
-        oshape = self._model.operation_model(op).output_shape
-        if oshape is None or not out:
-            payload = b"" if oshape is None else (b"{}" if not cbor else cbor_dumps({}))
-        else:
-            wire = out if op == "PutRecords" else to_wire(oshape, out, cbor)   # strings and integers only
-            payload = cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
-        await _send(send, 200, CBOR_TYPE if cbor else JSON_TYPE, payload, base)
-
-    async def _forbidden(self, send, headers: dict, base: list) -> None:
-        # AWS (recorded): 403, no Content-Type, an XML body; which one depends on an Authorization header only
-        # (DELETE: AWS resets the connection, which ASGI cannot do; it gets the same 403 as GET)
-        body = ACCESS_DENIED_XML if headers.get("authorization") else MISSING_TOKEN_XML
-        await _send(send, 403, None, body, base)
-
-    def _parse(self, scope, headers: dict, body: bytes, cbor: bool):
-        # AWS's order (recorded): empty body, malformed body, unknown target, then authentication, then types
-        target = headers.get("x-amz-target", "")
-        op = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else ""
-        known = op in self._model.operation_names
-        if not body:
-            if known:
-                raise E.SerializationException("")     # AWS: {"__type":"SerializationException"}, no message
-            raise E.UnknownOperationException("")
-        if cbor:
-            raw = cbor_loads(body)                      # SerializationException on any malformed body
-        else:
-            try:
-                raw = json_loads(body)
-            except Exception:  # noqa: BLE001 - any decoder failure (or RecursionError) is a malformed body
-                raise E.SerializationException("") from None
-        if type(raw) is not dict:
-            raise E.SerializationException("")
-        if not known:
-            raise E.UnknownOperationException("")
-        region = self.region
-        query = _query(scope)
-        if self.auth_check or self.credentials is not None:
-            check_present(headers, query)
-        auth = headers.get("authorization")
-        m = CREDENTIAL.search(auth or query.get("X-Amz-Credential", ""))
-        if m is not None:
-            region = m.group(3)
-        if self.credentials is not None:
-            verify(self.credentials, scope, headers, body)
-        ishape = self._model.operation_model(op).input_shape
-        if op == "PutRecords":
-            params = put_records_params(ishape, raw, cbor)
-            if params is not None:
-                return op, params, region, True
-        try:
-            params = from_wire(ishape, raw, cbor) if ishape is not None else {}
-        except (RecursionError, ValueError, OverflowError, ArithmeticError, TypeError) as exc:
-            if isinstance(exc, E.FastkinError):
-                raise
-            raise E.SerializationException("") from None  # a value no decoder rule foresaw: still the caller's
-        return op, params, region, False
-
-    async def _too_large(self, send, base: list, cbor: bool = False) -> None:
-        doc = {"message": f"Request must be smaller than {self.max_body_bytes} bytes."}
-        await _send(send, 413, CBOR_TYPE if cbor else "application/json",
-                    cbor_dumps(doc) if cbor else json.dumps(doc).encode(), base)
-
-    async def _error(self, send, code: str, message: str, status: int, cbor: bool, base: list) -> None:
-        # AWS's bodies: SerializationException carries "Message" (capital M), every other error "message";
-        # errors without a text (UnknownOperationException, a malformed body) carry no message field at all.
-        doc = {"__type": code}
-        if message:
-            doc["Message" if code == "SerializationException" else "message"] = message
-        payload = cbor_dumps(doc) if cbor else json.dumps(doc).encode()
-        await _send(send, status, CBOR_TYPE if cbor else JSON_TYPE, payload,
-                    [*base, (b"x-amzn-errortype", code.encode())])
-
-    async def _stream(self, receive, send, sub, cbor: bool, base: list) -> None:
-        self._subs.add(sub)
 
         async def watch_disconnect():
             while (await receive())["type"] != "http.disconnect":
                 pass
-            sub.close()
+            reply.close()
 
         watcher = asyncio.ensure_future(watch_disconnect())
-        shape = self._model.shape_for("SubscribeToShardEvent")
-        ptype = CBOR_TYPE if cbor else "application/json"
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", EVENTSTREAM_TYPE.encode()), *base]})
-            first = encode_event({":message-type": "event", ":event-type": "initial-response",
-                                  ":content-type": ptype}, cbor_dumps({}) if cbor else b"{}")
-            await send({"type": "http.response.body", "body": first, "more_body": True})
-            last_sent = asyncio.get_running_loop().time()
-            while not self.stopping:
-                ev = sub.poll()
-                if ev is None:
-                    break
-                body = ev["SubscribeToShardEvent"]
-                now = asyncio.get_running_loop().time()
-                if not body["Records"] and "ChildShards" not in body and now - last_sent < 1.0:
-                    await asyncio.sleep(0.05)
-                    continue
-                wire = to_wire(shape, body, cbor)
-                payload = cbor_dumps(wire) if cbor else json.dumps(wire, separators=(",", ":")).encode()
-                msg = encode_event({":message-type": "event", ":event-type": "SubscribeToShardEvent",
-                                    ":content-type": ptype}, payload)
-                await send({"type": "http.response.body", "body": msg, "more_body": True})
-                last_sent = now
+            await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+            async for frame in reply.frames():
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watcher.cancel()
-            sub.close()
-            self._subs.discard(sub)
+            reply.close()
 
 
-async def _send(send, status: int, ctype: str | None, payload: bytes, headers: list) -> None:
-    head = [(b"content-length", str(len(payload)).encode()), *headers]
-    if ctype is not None:
-        head.insert(0, (b"content-type", ctype.encode()))
-    await send({"type": "http.response.start", "status": status, "headers": head})
+async def _asgi_send(send, reply) -> None:
+    status, headers, payload = reply
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(payload)).encode()), *headers]})
     await send({"type": "http.response.body", "body": payload})
 
 
-def _query(scope) -> dict[str, str]:
-    qs = scope.get("query_string", b"")
+def _query(qs: bytes) -> dict[str, str]:
     if not qs:
         return {}
-    from urllib.parse import parse_qsl
     return dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True))
+
+
+# -- the data plane's fast paths: a well-formed JSON request decoded, checked and answered in one pass ----------
+# Each returns the response body, or None: the request then takes the generic path (which words AWS's errors).
+
+def _fast_put_record(svc: Service, raw: dict) -> bytes | None:
+    data = raw.get("Data")
+    if type(data) is not str or not _PUT_RECORD_MEMBERS.issuperset(raw):
+        return None
+    try:
+        blob = b64decode_strict(data)
+    except (binascii.Error, ValueError):
+        return None
+    if data[-1:] == "=" and not _canonical_tail(data, blob):
+        return None
+    params = dict(raw)
+    params["Data"] = blob
+    if not svc.validate or not put_record_ok(params):
+        return None
+    return json_dumps(put_record_response(svc.engine, params))
+
+
+def _fast_put_records(svc: Service, raw: dict) -> bytes | None:
+    params = put_records_params(_PUT_RECORDS_SHAPE(), raw, False)
+    if params is None or not svc.validate:
+        return None
+    return json_dumps(put_records_response(svc.engine, params))
+
+
+def _fast_get_records(svc: Service, raw: dict) -> bytes | None:
+    it, limit = raw.get("ShardIterator"), raw.get("Limit")
+    if (type(it) is not str or not 1 <= len(it) <= 512 or raw.get("StreamARN") is not None
+            or (limit is not None and (type(limit) is not int or not 1 <= limit <= 10000))
+            or not _GET_RECORDS_MEMBERS.issuperset(raw) or not svc.validate):
+        return None
+    res = svc.engine.get_records(it, 10000 if limit is None else limit)
+    return records_json(res)
+
+
+def _put_records_shape():
+    return service_model().operation_model("PutRecords").input_shape
+
+
+_PUT_RECORDS_SHAPE = functools.lru_cache(maxsize=1)(_put_records_shape)
+_PUT_RECORD_MEMBERS = frozenset({"StreamName", "StreamARN", "Data", "PartitionKey", "ExplicitHashKey",
+                                 "SequenceNumberForOrdering"})
+_GET_RECORDS_MEMBERS = frozenset({"ShardIterator", "Limit", "StreamARN"})
+_FAST = {"PutRecord": _fast_put_record, "PutRecords": _fast_put_records, "GetRecords": _fast_get_records}
 
 
 # ---------------------------------------------------------------------------------------------
 
-def hypercorn_config(host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None,
-                     certfile: str | None = None, keyfile: str | None = None, fd: int | None = None):
-    """hypercorn's Config for one listening socket: HTTP/1.1 and HTTP/2 (h2c in cleartext; with
-    ``certfile``/``keyfile``, TLS with ALPN ``h2`` then ``http/1.1``). ``fd``: an already bound socket's
-    file descriptor, which hypercorn then owns (host and port are not used)."""
-    from hypercorn.config import Config
-    cfg = Config()
-    cfg.bind = [f"fd://{fd}"] if fd is not None else [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    cfg.accesslog = access_log
-    cfg.errorlog = "-"
-    cfg.graceful_timeout = 5.0
-    cfg.keep_alive_timeout = 75.0
-    cfg.alpn_protocols = ["h2", "http/1.1"]
-    cfg.h2_max_concurrent_streams = 256         # SDKs multiplex requests and subscriptions on one connection
-    if certfile is not None:
-        cfg.certfile, cfg.keyfile = certfile, keyfile
-    return cfg
+def ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """The server's TLS context: ALPN offers ``h2`` then ``http/1.1``."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certfile, keyfile)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
 
 
-async def serve_async(app: KinesisApp, host: str = "127.0.0.1", port: int = 4567, access_log: str | None = None,
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (the server extra brings it), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not available everywhere (Windows)
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def serve_async(app: KinesisApp, host: str = "127.0.0.1", port: int = 4567, access_log=None,
                       shutdown: asyncio.Event | None = None, on_ready=None, certfile: str | None = None,
-                      keyfile: str | None = None, fd: int | None = None) -> None:
+                      keyfile: str | None = None, fd: int | None = None, read_timeout: float = 20.0,
+                      idle_timeout: float = 60.0, grace: float = 5.0) -> None:
     """Serve until ``shutdown`` is set (or SIGTERM/SIGINT in the main thread). With ``certfile`` and
-    ``keyfile``, serve TLS. ``fd``: serve on this already bound socket (see listen())."""
-    from hypercorn.asyncio import serve
+    ``keyfile``, serve TLS. ``fd``: serve on this already bound socket (see listen()). ``access_log``: a
+    callable taking one line per answered request."""
+    from .server import Server
 
     shutdown = shutdown or asyncio.Event()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown.set)
-
-    async def trigger():
-        await shutdown.wait()
-        app.close_subscriptions()
-
-    cfg = hypercorn_config(host, port, access_log, certfile, keyfile, fd)
+    sock = socket.socket(fileno=fd) if fd is not None else listen(host, port)
+    sock.setblocking(False)
+    server = Server(app, read_timeout=read_timeout, idle_timeout=idle_timeout, access_log=access_log)
+    await server.start(sock, ssl=ssl_context(certfile, keyfile) if certfile is not None else None)
     if on_ready is not None:
         loop.call_soon(on_ready)
-    await serve(app, cfg, shutdown_trigger=trigger, mode="asgi")
+    await shutdown.wait()
+    await server.stop(grace)
 
 
 class ServerThread:
@@ -397,19 +528,17 @@ class ServerThread:
     on stop) unless ``certfile``/``keyfile`` are given; ``.cafile`` is the certificate to trust."""
 
     def __init__(self, app: KinesisApp | None = None, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False,
-                 certfile: str | None = None, keyfile: str | None = None, **app_kw) -> None:
-        import socket
+                 certfile: str | None = None, keyfile: str | None = None, read_timeout: float = 20.0,
+                 idle_timeout: float = 60.0, **app_kw) -> None:
         self.app = app or KinesisApp(**app_kw)
+        self.read_timeout, self.idle_timeout = read_timeout, idle_timeout
         self.host = host
-        if port == 0:
-            with socket.socket() as sock:
-                sock.bind((host, 0))
-                port = sock.getsockname()[1]
-        self.port = port
+        self._sock = listen(host, port)                 # bound now: the port is known and no one else takes it
+        self.port = self._sock.getsockname()[1]
         self.tls = tls or certfile is not None
         self.certfile, self.keyfile = certfile, keyfile
         self._tmpdir: str | None = None
-        self.url = f"{'https' if self.tls else 'http'}://{host}:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://{host}:{self.port}"
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Event | None = None
@@ -419,30 +548,29 @@ class ServerThread:
         return self.certfile if self.tls else None
 
     def start(self) -> ServerThread:
-        import socket
-        import time
 
         if self.tls and self.certfile is None:
             self._tmpdir = tempfile.mkdtemp(prefix="fastkin-tls-")
             self.certfile, self.keyfile = self_signed_certificate(self._tmpdir, _cert_hosts(self.host))
 
+        ready = threading.Event()
+        fd = self._sock.detach()
+
         def run():
-            self._loop = asyncio.new_event_loop()
+            self._loop = new_event_loop()
+            asyncio.set_event_loop(self._loop)
             self._shutdown = asyncio.Event()
             self._loop.run_until_complete(serve_async(self.app, self.host, self.port, shutdown=self._shutdown,
-                                                      certfile=self.certfile, keyfile=self.keyfile))
+                                                      certfile=self.certfile, keyfile=self.keyfile, fd=fd,
+                                                      on_ready=ready.set, read_timeout=self.read_timeout,
+                                                      idle_timeout=self.idle_timeout))
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="fastkin-server", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"fastkin server did not start on {self.url}")
+        if not ready.wait(10):
+            raise RuntimeError(f"fastkin server did not start on {self.url}")
+        return self
 
     def stop(self) -> None:
         if self._loop is not None and self._shutdown is not None:
@@ -462,7 +590,7 @@ class ServerThread:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (SO_REUSEADDR, as hypercorn sets it); OSError when the address is taken."""
+    """A TCP socket bound to host:port (SO_REUSEADDR, TCP_NODELAY); OSError when the address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -489,9 +617,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fastkin serve: --port must be between 0 and 65535, got {args.port}", file=sys.stderr)
         return 2
     try:
-        import hypercorn  # noqa: F401 - the HTTP server: say which extra is missing, in one line
-    except ImportError:
-        print("fastkin serve needs hypercorn: pip install 'fastkin[server]' (from a checkout: pip install "
+        import h2  # noqa: F401 - the HTTP parsers: say which extra is missing, in one line
+        import httptools  # noqa: F401
+    except ImportError as exc:
+        print(f"fastkin serve needs {exc.name}: pip install 'fastkin[server]' (from a checkout: pip install "
               "'.[server]')", file=sys.stderr)
         return 2
     if (args.cert is None) != (args.key is None):
@@ -508,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
                      create_latency=args.create_stream_ms / 1000.0, delete_latency=args.delete_stream_ms / 1000.0,
                      update_latency=args.update_stream_ms / 1000.0,
                      consumer_latency=args.consumer_ms / 1000.0, credentials=creds, auth_check=not args.no_auth_check,
-                     max_body_bytes=args.max_body_bytes, max_concurrency=args.max_concurrency)
+                     max_body_bytes=args.max_body_bytes)
     tls = args.tls or args.cert is not None or args.cert_dir is not None
     certfile, keyfile, tmpdir = args.cert, args.key, None
     if tls and certfile is None:
@@ -535,10 +664,16 @@ def main(argv: list[str] | None = None) -> int:
     if tls:
         generated = "self-signed, generated now" if args.cert is None else "given"
         print(f"TLS certificate ({generated}): {certfile} (trust it: AWS_CA_BUNDLE={certfile})", flush=True)
+    if args.access_log:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    access = logging.getLogger("fastkin.access").info if args.access_log else None
+    loop = new_event_loop()
     try:
-        asyncio.run(serve_async(app, args.host, port, access_log="-" if args.access_log else None,
-                                certfile=certfile, keyfile=keyfile, fd=sock.detach()))
+        loop.run_until_complete(serve_async(app, args.host, port, access_log=access, certfile=certfile,
+                                            keyfile=keyfile, fd=sock.detach(), read_timeout=args.read_timeout,
+                                            idle_timeout=args.idle_timeout))
     finally:
+        loop.close()
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
     print("fastkin stopped", flush=True)
@@ -562,8 +697,12 @@ def add_arguments(p) -> None:
     p.add_argument("--no-auth-check", action="store_true",
                    help="accept requests without an Authorization header (hand-written clients, load generators)")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="larger requests get 413")
-    p.add_argument("--max-concurrency", type=int, default=256, help="requests handled at once")
-    p.add_argument("--access-log", action="store_true", help="print an access log line per request")
+    p.add_argument("--read-timeout", type=float, default=20.0,
+                   help="seconds a request's headers or body may stall before a 408 closes the connection")
+    p.add_argument("--idle-timeout", type=float, default=60.0,
+                   help="seconds an idle keep-alive connection stays open")
+    p.add_argument("--access-log", action="store_true",
+                   help="print a line per request: client, request line, operation, status, time")
     p.add_argument("--tls", action="store_true",
                    help="serve HTTPS (ALPN h2 and http/1.1) with a self-signed certificate generated on start")
     p.add_argument("--cert", metavar="PEM", help="serve HTTPS with this certificate (chain) instead (implies --tls)")

@@ -559,6 +559,37 @@ def json_loads(body: bytes):
     return json.loads(body, parse_int=_json_int, parse_constant=_json_constant)
 
 
+_orjson: Any
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson comes with the server extra; the standard library serves too
+    _orjson = None
+
+
+def json_body(body: bytes):
+    """Parse a request body: orjson for speed; whatever orjson refuses (numbers beyond 64 bits, lone
+    surrogates, deep nesting) goes to json_loads, which decides as before (a value, or SerializationException)."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(body)
+        except _orjson.JSONDecodeError:
+            pass
+    try:
+        return json_loads(body)
+    except Exception:  # noqa: BLE001 - any decoder failure (or RecursionError) is a malformed body
+        raise E.SerializationException("") from None
+
+
+def json_dumps(obj) -> bytes:
+    """Compact JSON bytes (orjson when installed)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(obj)
+        except TypeError:       # a string orjson cannot encode (a lone surrogate): json escapes it
+            pass
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
 def to_wire(shape, value, cbor: bool):
     t = shape.type_name
     if t == "structure":
@@ -612,6 +643,9 @@ def put_records_ok(params: dict) -> bool:
         if ehk is not None and (type(ehk) is not str or _EXPLICIT_HASH_KEY.fullmatch(ehk) is None):
             return False
     return _stream_ok(params)
+
+
+b64decode_strict = _b64
 
 
 def _stream_ok(params: dict) -> bool:

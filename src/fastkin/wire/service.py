@@ -14,6 +14,7 @@ objects rather than boto3 dicts, has hand-written handlers (``_HANDLERS``).
 """
 from __future__ import annotations
 
+import binascii
 import inspect
 import threading
 import weakref
@@ -22,7 +23,7 @@ from botocore import xform_name
 
 from .. import errors as E
 from ..stream import records_dicts, to_epoch
-from .model import _lower_camel, check_request, put_record_ok, put_records_ok, service_model
+from .model import _lower_camel, check_request, json_dumps, put_record_ok, put_records_ok, service_model
 
 # The 39 operations of the 2026-02 Kinesis model; newer botocore models add more (queues, channels),
 # which are answered with UnknownOperationException until fastkin implements them.
@@ -175,7 +176,8 @@ class Service:
 # ---------------------------------------------------------------------------------------------
 # The data plane: Engine methods that return objects (results, records, iterators, event streams).
 
-def _put_record(engine, p: dict) -> dict:
+def put_record_response(engine, p: dict) -> dict:
+    """PutRecord on the Engine from checked params: the response dict."""
     s = engine.stream(p.get("StreamName"), p.get("StreamARN"))
     r = s.put_record(p["Data"], p["PartitionKey"], p.get("ExplicitHashKey"), p.get("SequenceNumberForOrdering"))
     out = {"ShardId": r.shard_id, "SequenceNumber": r.sequence_number}
@@ -195,7 +197,8 @@ def _well_formed(operation: str, p: dict) -> bool:
             and (limit is None or (type(limit) is int and 1 <= limit <= 10000)))
 
 
-def _put_records(engine, p: dict) -> dict:
+def put_records_response(engine, p: dict) -> dict:
+    """PutRecords on the Engine from checked params: the response dict."""
     s = engine.stream(p.get("StreamName"), p.get("StreamARN"))
     batch = [(r["Data"], r["PartitionKey"], r["ExplicitHashKey"]) if r.get("ExplicitHashKey") is not None
              else (r["Data"], r["PartitionKey"]) for r in p["Records"]]
@@ -234,16 +237,41 @@ def records_response(res) -> dict:
     return out
 
 
+def records_json(res) -> bytes:
+    """GetRecords' JSON 1.1 response body from a GetRecordsResult, written in one pass (blobs in base64,
+    arrival times as epoch seconds): what ``to_wire`` of ``records_response`` gives, without the dicts."""
+    b64 = binascii.b2a_base64
+    dumps = json_dumps
+    parts = [b'{"Records":[']
+    append = parts.append
+    first = True
+    for r in res.records:
+        if not first:
+            append(b",")
+        first = False
+        append(b'{"SequenceNumber":"%s","ApproximateArrivalTimestamp":%s,"Data":"%s","PartitionKey":%s}' % (
+            r.sequence_number.encode(), repr(r.approximate_arrival_timestamp).encode(),
+            b64(r.data, newline=False), dumps(r.partition_key)))
+    append(b'],"MillisBehindLatest":%d' % res.millis_behind_latest)
+    if res.next_shard_iterator is not None:
+        append(b',"NextShardIterator":"%s"' % res.next_shard_iterator.encode())
+    if res.child_shards:
+        append(b',"ChildShards":' + dumps(res.child_shards))
+    append(b"}")
+    return b"".join(parts)
+
+
 def _subscribe_to_shard(engine, p: dict) -> dict:
     return {"EventStream": engine.subscribe_to_shard(p["ConsumerARN"], p["ShardId"], p["StartingPosition"])}
 
 
 _HANDLERS = {
-    "PutRecord": _put_record,
-    "PutRecords": _put_records,
+    "PutRecord": put_record_response,
+    "PutRecords": put_records_response,
     "GetShardIterator": _get_shard_iterator,
     "GetRecords": _get_records,
     "SubscribeToShard": _subscribe_to_shard,
 }
 
-__all__ = ["IMPLEMENTED", "IGNORED_MEMBERS", "Service", "service_for", "records_response"]
+__all__ = ["IMPLEMENTED", "IGNORED_MEMBERS", "Service", "service_for", "records_response", "records_json",
+           "put_record_response", "put_records_response"]
