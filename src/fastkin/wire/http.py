@@ -311,6 +311,10 @@ class KinesisApp(RegionEngines):
         base = [(b"x-amzn-requestid", _request_id().encode()), (b"x-amz-id-2", _id2())]
         return self._too_large(base, headers.get("content-type", "").split(";")[0].strip().lower() == CBOR_TYPE)
 
+    def bad_request_reply(self):
+        """The 400 for bytes that are not HTTP/1.1 (the connection is closed after it)."""
+        return 400, [(b"x-amzn-requestid", _request_id().encode()), (b"x-amz-id-2", _id2())], b""
+
     def timeout_reply(self, headers: dict):
         """The 408 for a request whose headers or body stopped arriving (``read_timeout``)."""
         base = [(b"x-amzn-requestid", _request_id().encode()), (b"x-amz-id-2", _id2())]

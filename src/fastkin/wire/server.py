@@ -219,7 +219,7 @@ class Connection(asyncio.Protocol):
             self._upgrade(data[exc.args[0]:] if exc.args else b"")
         except httptools.HttpParserError:
             if not self.refused:
-                self._write_simple(400, b"", close=True)
+                self._write_reply(self.app.bad_request_reply(), close=True)
 
     def idle(self) -> bool:
         if self.h2 is not None:
@@ -330,9 +330,6 @@ class Connection(asyncio.Protocol):
         if close:
             self.close()
 
-    def _write_simple(self, status: int, body: bytes, close: bool) -> None:
-        self._write_reply((status, [], body), close)
-
     async def _stream(self, reply, keep: bool, method: str, url: bytes, t0: float) -> None:
         """A streamed answer over HTTP/1.1: chunked transfer encoding, one chunk per event."""
         close = not keep
@@ -376,7 +373,7 @@ class Connection(asyncio.Protocol):
         HTTP/1.1: its header block, without the upgrade tokens, goes to a fresh parser with the bytes after it."""
         saved, self._upgrading = self._upgrading, None
         if saved is None:                        # pragma: no cover - the parser reports upgrades on completion
-            self._write_simple(400, b"", close=True)
+            self._write_reply(self.app.bad_request_reply(), close=True)
             return
         method, url, h = saved
         settings = h.get("http2-settings")
@@ -403,7 +400,7 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(b"".join(lines) + rest)
         except httptools.HttpParserError:
-            self._write_simple(400, b"", close=True)
+            self._write_reply(self.app.bad_request_reply(), close=True)
 
 
 class _Stream:
