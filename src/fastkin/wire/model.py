@@ -434,10 +434,21 @@ def _bad_type(t: str, value, cbor: bool) -> E.SerializationException:
     return E.SerializationException(type_error_text(t, value, cbor))
 
 
+# The last data character of a padded group carries unused low bits, which must be zero: before "==" it holds
+# 2 bits of data (an alphabet index divisible by 16), before "=" 4 bits (an index divisible by 4).
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_CLEAN_BEFORE_2PAD = frozenset(_ALPHABET[::16])
+_CLEAN_BEFORE_1PAD = frozenset(_ALPHABET[::4])
+
+
 def _canonical_tail(s: str, data: bytes) -> bool:
-    """A padded base64 string whose last group has no stray bits (what Java's decoder insists on)."""
-    tail = data[-(1 if s.endswith("==") else 2):]      # the bytes of the last group
-    return bool(tail) and base64.b64encode(tail) == s[-4:].encode()
+    """A padded base64 string whose last group has no stray bits (what Java's decoder insists on); ``data`` is
+    its decoding (empty for a string of padding only)."""
+    if not data:
+        return False
+    if s[-2] == "=":
+        return s[-3] in _CLEAN_BEFORE_2PAD
+    return s[-2] in _CLEAN_BEFORE_1PAD
 
 
 def decode_base64(s: str) -> bytes:
