@@ -1,6 +1,5 @@
-"""Servers for the raw-socket tests: ``srv``, one ServerThread shared by a module (any server), and
-``new_server``, a factory for the server of issue 13, whose ServerThread takes ``read_timeout`` and
-``idle_timeout``. On a server without them (hypercorn's) a test that needs them is an expected failure."""
+"""Servers for the raw-socket tests: ``srv``, one ServerThread shared by a module, and ``new_server``, a
+factory for servers with their own ``read_timeout``/``idle_timeout`` and KinesisApp options."""
 from __future__ import annotations
 
 import pytest
@@ -17,14 +16,7 @@ def srv():
 
 
 def start_new_server(read_timeout: float = 20.0, idle_timeout: float = 60.0, **app_kw) -> ServerThread:
-    kw = {**APP, **app_kw}
-    try:
-        s = ServerThread(port=0, read_timeout=read_timeout, idle_timeout=idle_timeout, **kw)
-    except TypeError as exc:      # today's ServerThread hands unknown keywords to KinesisApp, which rejects them
-        if "read_timeout" in str(exc) or "idle_timeout" in str(exc):
-            pytest.xfail("server without timeouts")
-        raise
-    return s.start()
+    return ServerThread(port=0, read_timeout=read_timeout, idle_timeout=idle_timeout, **{**APP, **app_kw}).start()
 
 
 class Servers:

@@ -594,13 +594,14 @@ class ServerThread:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (SO_REUSEADDR, TCP_NODELAY); OSError when the address is taken."""
+    """A TCP socket listening on host:port (SO_REUSEADDR, TCP_NODELAY); OSError when the address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
+        sock.listen(2048)                 # connections made before the loop serves wait in the backlog
     except BaseException:
         sock.close()
         raise
