@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from email.utils import formatdate
@@ -32,6 +33,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import httptools
+from hpack import NeverIndexedHeaderTuple
 
 log = logging.getLogger("fastkin.server")
 
@@ -403,6 +405,9 @@ class Connection(asyncio.Protocol):
             self._write_reply(self.app.bad_request_reply(), close=True)
 
 
+_UNIQUE = frozenset({b"x-amzn-requestid", b"x-amz-id-2"})
+
+
 class _Stream:
     __slots__ = ("id", "headers", "body", "size", "task", "window", "refused", "dispatched")
 
@@ -428,6 +433,9 @@ class _H2:
                                                                        validate_inbound_headers=False))
         self.streams: dict[int, _Stream] = {}
         self.pending: dict[int, collections.deque] = {}   # stream id -> data not yet sent (flow control)
+        # Header blocks without Huffman coding: the values that differ per answer (request ids, lengths) cost
+        # more to Huffman-code in Python than the bytes they save on loopback.
+        self.h2.encoder.encode = functools.partial(self.h2.encoder.encode, huffman=False)  # type: ignore[method-assign]
 
     def start(self, data: bytes = b"") -> None:
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
@@ -559,10 +567,13 @@ class _H2:
 
     @staticmethod
     def _head(status: int, headers, length: int | None) -> list:
-        head = [(b":status", str(status).encode()), (b"date", _DATE.get())]
+        """A response header block. Values unique to one answer (ids, lengths) are sent as never-indexed
+        literals: entering them in the HPACK table would only evict the ones that repeat."""
+        head: list = [(b":status", str(status).encode()), (b"date", _DATE.get())]
         if length is not None:
-            head.append((b"content-length", str(length).encode()))
-        head += headers
+            head.append(NeverIndexedHeaderTuple(b"content-length", str(length).encode()))
+        for k, v in headers:
+            head.append(NeverIndexedHeaderTuple(k, v) if k in _UNIQUE else (k, v))
         return head
 
     def _send_reply(self, st: _Stream, reply) -> None:
