@@ -43,6 +43,7 @@ _REASONS = {100: b"Continue", 101: b"Switching Protocols", 200: b"OK", 400: b"Ba
             500: b"Internal Server Error", 503: b"Service Unavailable"}
 _HIGH_WATER = 4 * 1024 * 1024             # a connection's unsent answer bytes before it stops reading requests
 _MAX_PIPELINE = 64                        # requests read ahead of a streamed answer before reading pauses
+_LINGER = 2.0                             # seconds input is read and dropped after an early answer
 
 
 class _Date:
@@ -135,6 +136,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.h2: _H2 | None = None
         self.first = True
+        self.pre = b""                          # the first bytes, while they could still be the HTTP/2 preface
         self.peer = ""
         # the request being read
         self.url = b""
@@ -197,23 +199,19 @@ class Connection(asyncio.Protocol):
         if self.h2 is not None:
             self.h2.data_received(data)
             return
-        if self.first:
-            if H2_PREFACE.startswith(data[:len(H2_PREFACE)]) and len(data) < len(H2_PREFACE):
-                self.url += data                # a preface split across reads: wait for the rest
-                if not H2_PREFACE.startswith(self.url):
-                    data, self.url = self.url, b""
-                elif len(self.url) < len(H2_PREFACE):
+        if self.first:                          # HTTP/2 by prior knowledge starts with the preface
+            data, self.pre = self.pre + data, b""
+            n = min(len(data), len(H2_PREFACE))
+            if data[:n] == H2_PREFACE[:n]:
+                if n < len(H2_PREFACE):         # so far a prefix of it: wait for the rest
+                    self.pre = data
                     return
-                else:
-                    data, self.url = self.url, b""
-            elif self.url:
-                data, self.url = self.url + data, b""
-            self.first = False
-            if data.startswith(H2_PREFACE):
+                self.first = False
                 self.h2 = _H2(self)
                 self.h2.start(data)
                 return
-        if self.refused:
+            self.first = False
+        if self.refused:                        # answered early (413, 408): the rest is read and dropped
             return
         try:
             self.parser.feed_data(data)
@@ -221,7 +219,7 @@ class Connection(asyncio.Protocol):
             self._upgrade(data[exc.args[0]:] if exc.args else b"")
         except httptools.HttpParserError:
             if not self.refused:
-                self._write_reply(self.app.bad_request_reply(), close=True)
+                self._write_reply(self.app.bad_request_reply(), close=True, linger=True)
 
     def idle(self) -> bool:
         if self.h2 is not None:
@@ -234,8 +232,23 @@ class Connection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
+    def linger_close(self) -> None:
+        """Close after an answer sent before the request was read (413, 408, 400): send FIN and drop what the
+        client still sends for a moment, so that closing with unread input (a TCP reset) cannot destroy the
+        answer before the client reads it."""
+        self.refused = True
+        self.reading = False
+        t = self.transport
+        if self.closing or t is None:
+            return
+        if t.can_write_eof():
+            t.write_eof()
+            asyncio.get_running_loop().call_later(_LINGER, self.close)
+        else:
+            self.close()
+
     def check_timeouts(self, now: float) -> None:
-        if self.closing:
+        if self.closing or self.refused:
             return
         if self.h2 is not None:
             if self.h2.idle() and now - self.last > self.server.idle_timeout:
@@ -243,7 +256,7 @@ class Connection(asyncio.Protocol):
             return
         if self.reading:
             if now - self.last > self.server.read_timeout:
-                self._write_reply(self.app.timeout_reply(self.headers), close=True)
+                self._write_reply(self.app.timeout_reply(self.headers), close=True, linger=True)
         elif self.task is None and not self.queue and now - self.last > self.server.idle_timeout:
             self.close()
 
@@ -300,7 +313,7 @@ class Connection(asyncio.Protocol):
         """413 for a body above the cap, then close (the rest of the upload is not read)."""
         self.refused = True
         self.reading = False
-        self._write_reply(self.app.too_large_reply(self.headers), close=True)
+        self._write_reply(self.app.too_large_reply(self.headers), close=True, linger=True)
 
     def _answer(self, req) -> None:
         method, url, headers, body, keep = req
@@ -308,7 +321,7 @@ class Connection(asyncio.Protocol):
         t0 = time.perf_counter() if self.server.access_log is not None else 0.0
         reply = self.app.handle(method, path.decode("latin-1"), query, headers, body, "1.1", self.peer)
         if type(reply) is tuple:
-            self._write_reply(reply, close=not keep or self.server.stopping)
+            self._write_reply(reply, close=not keep or self.server.stopping, head=method == "HEAD")
             if self.server.access_log is not None:
                 self._log(method, url, self.app.operation, reply[0], t0)
         else:
@@ -318,7 +331,7 @@ class Connection(asyncio.Protocol):
         self.server.access_log(f'{self.peer} "{method} {url.decode("latin-1")} HTTP/1.1" {op} {status} '
                                f"{(time.perf_counter() - t0) * 1000:.2f}ms")
 
-    def _write_reply(self, reply, close: bool = False) -> None:
+    def _write_reply(self, reply, close: bool = False, linger: bool = False, head: bool = False) -> None:
         status, headers, body = reply
         parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"")),
                  b"Date: ", _DATE.get(), b"\r\nContent-Length: %d\r\n" % len(body)]
@@ -326,10 +339,14 @@ class Connection(asyncio.Protocol):
             parts += (k, b": ", v, b"\r\n")
         if close:
             parts.append(b"Connection: close\r\n")
-        parts += (b"\r\n", body)
+        parts.append(b"\r\n")
+        if not head:
+            parts.append(body)
         self.transport.write(b"".join(parts))
         self.last = asyncio.get_running_loop().time()
-        if close:
+        if linger:
+            self.linger_close()
+        elif close:
             self.close()
 
     async def _stream(self, reply, keep: bool, method: str, url: bytes, t0: float) -> None:
