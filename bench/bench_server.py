@@ -129,7 +129,7 @@ def _stop_all() -> None:
 
 
 def _on_signal(signum, frame):
-    raise SystemExit(128 + signum)
+    raise KeyboardInterrupt(f"signal {signum}")      # as Ctrl-C: stop the children, print what was measured
 
 
 # -- measuring ----------------------------------------------------------------------------------------------------
@@ -161,6 +161,19 @@ def _tree_cpu(pid: int) -> float:
                 tree.add(c)
                 frontier.append(c)
     return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_idle(pid: int, timeout: float = 60.0) -> None:
+    """Until the server stops burning CPU: a slow server is still answering requests a load generator gave up on
+    (its warm-up run's last ones), and that must not land in the measured window."""
+    deadline = time.monotonic() + timeout
+    last = _tree_cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = _tree_cpu(pid)
+        if now - last < 0.03:
+            return
+        last = now
 
 
 def _children_cpu() -> float:
@@ -377,8 +390,8 @@ SERVERS = {k.key: k for k in (FastkinServe, Kinesalite, MotoServer, Uvicorn, Gra
 def _payloads(seed: int = 0) -> tuple[str, list[dict]]:
     rnd = random.Random(seed)
     one = base64.b64encode(rnd.randbytes(DATA_BYTES)).decode()
-    batch = [{"Data": base64.b64encode(rnd.randbytes(DATA_BYTES)).decode(), "PartitionKey": f"pk-{rnd.randrange(10**9)}"}
-             for _ in range(BATCH)]
+    batch = [{"Data": base64.b64encode(rnd.randbytes(DATA_BYTES)).decode(),
+              "PartitionKey": f"pk-{rnd.randrange(10**9)}"} for _ in range(BATCH)]
     return one, batch
 
 
@@ -576,10 +589,12 @@ def run_row(kind: ServerKind, proto: str, workload: str, opts, tmp: str) -> dict
             script = os.path.join(tmp, name + ".lua")
             _wrk_script(script, prep["op"], body_file, prep["key_prefix"])
             wrk(port, script, warm, opts, out + ".warmup")
+            _wait_idle(p.pid)
             cpu0 = _tree_cpu(p.pid)
             res = wrk(port, script, seconds, opts, out)
         else:
             h2load(port, prep["op"], body_file, warm, opts, out + ".warmup")
+            _wait_idle(p.pid)
             cpu0 = _tree_cpu(p.pid)
             res = h2load(port, prep["op"], body_file, seconds, opts, out)
         cpu = _tree_cpu(p.pid) - cpu0
@@ -620,13 +635,13 @@ def _cpu(us: float) -> str:
 
 def table(rows: list[dict]) -> str:
     out = ["| server | protocol | workload | req/s | records/s | server CPU per req | server CPU | client CPU | p50 "
-           "| p99 |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "| p99 | answered |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         err = f" ({r['error_count']:,} errors)" if r["error_count"] else ""
         out.append(f"| {r['server']} | {r['protocol']} | {r['workload']} | {r['req_per_s']:,.0f}{err} | "
                    f"{r['records_per_s']:,.0f} | {_cpu(r['server_cpu_us_per_req'])} | "
                    f"{100 * r['server_cpu_util']:.0f} % | {100 * r['client_cpu_util']:.0f} % | {_ms(r['p50_us'])} | "
-                   f"{_ms(r['p99_us'])} |")
+                   f"{_ms(r['p99_us'])} | {r['requests']:,} in {r['seconds']:.0f} s |")
     return "\n".join(out)
 
 
@@ -727,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load0 = os.getloadavg()
     rows, skipped, failed = [], [], []
+    interrupted = False
     kinds: dict[str, ServerKind | Skip] = {}
     try:
         for key in servers:
@@ -768,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{_cpu(r['server_cpu_us_per_req'])} CPU/req ({r['seconds']:.0f} s)",
                           file=sys.stderr, flush=True)
     except KeyboardInterrupt:
+        interrupted = True
         print("\ninterrupted: the rows measured so far follow", file=sys.stderr)
     finally:
         _stop_all()
@@ -796,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"started": started, "fastkin": _git_rev(), "load_average": [load0, load1],
                        "options": {k: v for k, v in vars(opts).items()}, "rows": rows, "skipped": skipped,
                        "failed": failed}, f, indent=1)
-    return 1 if failed else 0
+    return 130 if interrupted else 1 if failed else 0
 
 
 if __name__ == "__main__":
