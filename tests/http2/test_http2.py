@@ -275,3 +275,17 @@ def test_cert_and_key_go_together():
     p = subprocess.run([sys.executable, "-m", "fastkin", "serve", "--cert", "x.pem"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 2 and "--cert and --key go together" in p.stderr
+
+
+def test_an_answer_larger_than_every_window_arrives_whole_over_h2c(h2c):
+    blobs = [os.urandom(900_000) for _ in range(4)]                 # ~4.8 MB of base64: many frames and windows
+    with httpx.Client(http1=False, http2=True) as c:
+        post(c, h2c.url, "CreateStream", {"StreamName": "big", "ShardCount": 1})
+        r = post(c, h2c.url, "PutRecords", {"StreamName": "big", "Records": [
+            {"Data": b64(b), "PartitionKey": "k"} for b in blobs]})
+        assert r.json()["FailedRecordCount"] == 0
+        it = post(c, h2c.url, "GetShardIterator", {"StreamName": "big", "ShardId": "shardId-000000000000",
+                                                   "ShardIteratorType": "TRIM_HORIZON"}).json()["ShardIterator"]
+        r = post(c, h2c.url, "GetRecords", {"ShardIterator": it})
+        assert r.http_version == "HTTP/2" and int(r.headers["content-length"]) == len(r.content)
+        assert [base64.b64decode(x["Data"]) for x in r.json()["Records"]] == blobs

@@ -601,7 +601,7 @@ class _H2:
             self._forget(st.id)
             return
         if body:
-            self.pending[st.id] = collections.deque([(body, True)])
+            self.pending[st.id] = collections.deque([(body, 0, True)])
             self._send_pending(st.id)
         else:
             self.streams.pop(st.id, None)
@@ -611,7 +611,7 @@ class _H2:
         q = self.pending.get(sid)
         h = self.h2
         while q:
-            data, end = q[0]
+            data, off, end = q[0]
             try:
                 window = min(h.local_flow_control_window(sid), h.max_outbound_frame_size)
             except (h2.exceptions.ProtocolError, KeyError):
@@ -619,11 +619,11 @@ class _H2:
                 return
             if window <= 0:
                 return
-            if len(data) > window:
-                h.send_data(sid, data[:window])
-                q[0] = (data[window:], end)
+            if len(data) - off > window:            # one frame's worth; the offset moves (no copy of the rest)
+                h.send_data(sid, data[off:off + window])
+                q[0] = (data, off + window, end)
                 continue
-            h.send_data(sid, data, end_stream=end)
+            h.send_data(sid, data[off:] if off else data, end_stream=end)
             q.popleft()
             if end:
                 self.pending.pop(sid, None)
@@ -648,7 +648,7 @@ class _H2:
             self.h2.send_headers(st.id, self._head(reply.status, reply.headers, None))
             self.flush()
             async for frame in reply.frames():
-                self.pending.setdefault(st.id, collections.deque()).append((frame, False))
+                self.pending.setdefault(st.id, collections.deque()).append((frame, 0, False))
                 self._send_pending(st.id)
                 self.flush()
                 while self.pending.get(st.id) and st.id in self.streams and not self.conn.closing:
@@ -659,7 +659,7 @@ class _H2:
                     self.flush()
                 if st.id not in self.streams or self.conn.closing:
                     return
-            self.pending.setdefault(st.id, collections.deque()).append((b"", True))
+            self.pending.setdefault(st.id, collections.deque()).append((b"", 0, True))
             self._send_pending(st.id)
             self.flush()
         except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
