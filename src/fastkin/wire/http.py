@@ -120,13 +120,15 @@ def _id2() -> bytes:
 
 
 class StreamReply:
-    """An answer whose body is written over time (SubscribeToShard's event stream): ``status`` and
-    ``headers`` first, then each bytes item of ``frames()``; ``close()`` ends it (client gone, shutdown)."""
+    """An answer that is not a plain (status, headers, body) tuple. Either streamed (SubscribeToShard's event
+    stream): ``status`` and ``headers`` first, then each bytes item of ``frames()``; or deferred (a long poll):
+    ``await result()`` gives the (status, headers, body) tuple. ``close()`` ends it (client gone, shutdown)."""
 
-    __slots__ = ("status", "headers", "frames", "close", "operation")
+    __slots__ = ("status", "headers", "frames", "result", "close", "operation")
 
-    def __init__(self, status: int, headers: list, frames, close, operation: str) -> None:
+    def __init__(self, status: int, headers: list, frames, close, operation: str, result=None) -> None:
         self.status, self.headers, self.frames, self.close, self.operation = status, headers, frames, close, operation
+        self.result = result
 
 
 class KinesisApp(RegionEngines):
@@ -403,6 +405,9 @@ class KinesisApp(RegionEngines):
                             b"".join(chunks), scope.get("http_version", "1.1"))
         if type(reply) is tuple:
             await _asgi_send(send, reply)
+            return
+        if reply.result is not None:
+            await _asgi_send(send, await reply.result())
             return
 
         async def watch_disconnect():

@@ -111,7 +111,10 @@ class Server:
         while True:
             for c in list(self.connections):
                 if c.idle():
-                    c.close()
+                    if c.h2 is not None:
+                        c.h2.goaway()               # HTTP/2: say so (GOAWAY) before closing
+                    else:
+                        c.close()
             if not self.connections or loop.time() >= deadline:
                 break
             await asyncio.sleep(0.02)
@@ -324,8 +327,31 @@ class Connection(asyncio.Protocol):
             self._write_reply(reply, close=not keep or self.server.stopping, head=method == "HEAD")
             if self.server.access_log is not None:
                 self._log(method, url, self.app.operation, reply[0], t0)
+        elif reply.result is not None:
+            self.task = asyncio.get_running_loop().create_task(self._deferred(reply, keep, method, url, t0))
         else:
             self.task = asyncio.get_running_loop().create_task(self._stream(reply, keep, method, url, t0))
+
+    async def _deferred(self, reply, keep: bool, method: str, url: bytes, t0: float) -> None:
+        """An answer computed later (a long poll): written as a plain answer when ready."""
+        try:
+            out = await reply.result()
+        finally:
+            reply.close()
+            self.task = None
+        if self.closing:
+            return
+        self._write_reply(out, close=not keep or self.server.stopping)
+        if self.server.access_log is not None:
+            self._log(method, url, reply.operation, out[0], t0)
+        self._next()
+
+    def _next(self) -> None:
+        """After a task's answer: answer the requests that arrived meanwhile, and read again."""
+        while self.queue and self.task is None and not self.closing:
+            self._answer(self.queue.popleft())
+        if not self.closing and not self.paused_writing and self.task is None:
+            self.transport.resume_reading()
 
     def _log(self, method: str, url: bytes, op: str, status: int, t0: float) -> None:
         self.server.access_log(f'{self.peer} "{method} {url.decode("latin-1")} HTTP/1.1" {op} {status} '
@@ -381,10 +407,7 @@ class Connection(asyncio.Protocol):
         if close or self.server.stopping:
             self.close()
             return
-        while self.queue and self.task is None and not self.closing:
-            self._answer(self.queue.popleft())
-        if not self.closing and not self.paused_writing:
-            self.transport.resume_reading()
+        self._next()
 
     def _upgrade(self, rest: bytes) -> None:
         """``Upgrade: h2c`` on a request without a body: 101, then HTTP/2 with that request as stream 1. Any
@@ -575,8 +598,23 @@ class _H2:
             self._send_reply(st, reply)
             if self.conn.server.access_log is not None:
                 self._log(method, path, self.app.operation, reply[0], t0)
+        elif reply.result is not None:
+            st.task = asyncio.get_running_loop().create_task(self._deferred(st, reply, method, path, t0))
         else:
             st.task = asyncio.get_running_loop().create_task(self._stream(st, reply, method, path, t0))
+
+    async def _deferred(self, st: _Stream, reply, method: str, path: str, t0: float) -> None:
+        try:
+            out = await reply.result()
+        finally:
+            reply.close()
+            st.task = None
+        if st.id not in self.streams or self.conn.closing:
+            return
+        self._send_reply(st, out)
+        self.flush()
+        if self.conn.server.access_log is not None:
+            self._log(method, path, reply.operation, out[0], t0)
 
     def _log(self, method: str, path: str, op: str, status: int, t0: float) -> None:
         self.conn.server.access_log(f'{self.conn.peer} "{method} {path} HTTP/2" {op} {status} '
