@@ -50,6 +50,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import types
 from urllib.parse import parse_qsl
 
 from .. import errors as E
@@ -75,7 +76,7 @@ from .service import Service, put_record_response, put_records_response, records
 from .sigv4 import CREDENTIAL, check_present, verify
 from .tls import _cert_hosts, self_signed_certificate
 
-_wire = None        # the compiled wire paths (issue 13); the Python functions are the fallback
+_wire: types.ModuleType | None = None        # the compiled wire paths (issue 13); the Python functions are the fallback
 if not NO_EXTENSIONS:
     try:
         from .._cy import wire as _wire
