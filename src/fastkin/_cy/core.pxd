@@ -142,3 +142,26 @@ cdef class StreamCore:
     cdef int _check_min_ms(self) except -1
     cdef int _check_all(self) except -1
     cdef int _debug_after_append(self, Shard s) except -1
+
+
+# Declared here (not in core.pyx) so that fastkin._cy.wire can read them: it writes the PutRecords and
+# GetRecords JSON bodies straight from these fields.
+@cython.final
+cdef class PutRecordsResult:
+    cdef Py_ssize_t _n
+    cdef readonly Py_ssize_t failed_record_count
+    cdef list _routing         # StreamCore._open at put time
+    cdef uint64_t *_seq        # sequence index per entry, or (uint64_t)-1 when throttled
+    cdef int64_t *_ms          # arrival ms per entry (inside the _seq block)
+    cdef uint32_t *_pos        # position of the entry's shard in _routing (inside the _seq block)
+    cdef str _stream, _account
+    cdef list _cache
+
+
+@cython.final
+cdef class Record:
+    cdef readonly bytes data
+    cdef readonly str partition_key
+    cdef Shard _shard
+    cdef uint64_t _seq         # position in the shard's log (the sequence number's seqIndex is _seq + 1)
+    cdef int64_t _ms           # arrival, epoch milliseconds

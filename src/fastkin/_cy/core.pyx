@@ -224,15 +224,8 @@ cdef class PutRecordsResult:
 
     Stored as typed arrays (one allocation: seq u64, ms i64, shard position u32 per entry); PutResult
     objects are made only when asked for. A shard is named by its position in the routing list the
-    batch was routed with (``_routing``, which the core replaces on a reshard and never mutates)."""
-    cdef Py_ssize_t _n
-    cdef readonly Py_ssize_t failed_record_count
-    cdef list _routing         # StreamCore._open at put time
-    cdef uint64_t *_seq        # sequence index per entry, or (uint64_t)-1 when throttled
-    cdef int64_t *_ms          # arrival ms per entry (inside the _seq block)
-    cdef uint32_t *_pos        # position of the entry's shard in _routing (inside the _seq block)
-    cdef str _stream, _account
-    cdef list _cache
+    batch was routed with (``_routing``, which the core replaces on a reshard and never mutates).
+    Its fields are declared in core.pxd (fastkin._cy.wire writes the PutRecords response from them)."""
 
     def __cinit__(self):
         self._seq = NULL
@@ -273,12 +266,8 @@ cdef class PutRecordsResult:
 @cython.no_gc
 @cython.freelist(10240)
 cdef class Record:
-    """A record read from a shard (the GetRecords Record shape, in snake_case)."""
-    cdef readonly bytes data
-    cdef readonly str partition_key
-    cdef Shard _shard
-    cdef uint64_t _seq
-    cdef int64_t _ms
+    """A record read from a shard (the GetRecords Record shape, in snake_case). Its fields are declared in
+    core.pxd (fastkin._cy.wire writes the GetRecords response from them)."""
 
     @property
     def sequence_number(self):

@@ -50,9 +50,11 @@ import ssl
 import sys
 import tempfile
 import threading
+import types
 from urllib.parse import parse_qsl
 
 from .. import errors as E
+from .._core import NO_EXTENSIONS
 from ..clock import RealClock
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
@@ -73,6 +75,13 @@ from .model import (
 from .service import Service, put_record_response, put_records_response, records_json, service_for
 from .sigv4 import CREDENTIAL, check_present, verify
 from .tls import _cert_hosts, self_signed_certificate
+
+_wire: types.ModuleType | None = None        # the compiled wire paths (issue 13); the Python functions are the fallback
+if not NO_EXTENSIONS:
+    try:
+        from .._cy import wire as _wire
+    except ImportError:  # pragma: no cover - a build without the extension
+        pass
 
 log = logging.getLogger("fastkin.server")
 
@@ -460,6 +469,13 @@ def _fast_put_record(svc: Service, raw: dict) -> bytes | None:
 
 
 def _fast_put_records(svc: Service, raw: dict) -> bytes | None:
+    if _wire is not None:       # put_records_params + put_records_response + json_dumps, fused in C
+        got = _wire.put_records_batch(_PUT_RECORDS_SHAPE(), raw)
+        if got is None or not svc.validate:
+            return None
+        batch, p = got
+        s = svc.engine.stream(p.get("StreamName"), p.get("StreamARN"))
+        return _wire.put_records_json(s.put_records(batch), s.encryption_type == "KMS")
     params = put_records_params(_PUT_RECORDS_SHAPE(), raw, False)
     if params is None or not svc.validate:
         return None
@@ -473,7 +489,8 @@ def _fast_get_records(svc: Service, raw: dict) -> bytes | None:
             or not _GET_RECORDS_MEMBERS.issuperset(raw) or not svc.validate):
         return None
     res = svc.engine.get_records(it, 10000 if limit is None else limit)
-    return records_json(res)
+    body = None if _wire is None else _wire.records_json(res)   # None: not the compiled core's records
+    return records_json(res) if body is None else body
 
 
 def _put_records_shape():
