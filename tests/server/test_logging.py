@@ -20,7 +20,7 @@ def test_a_failing_operation_answers_500_and_logs_the_traceback_with_the_request
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(service.Service, "dispatch", broken)
-    with caplog.at_level(logging.ERROR, logger="fastkin.server"), Conn((s.host, s.port)) as c:
+    with caplog.at_level(logging.ERROR, logger="fastkin.wire.server"), Conn((s.host, s.port)) as c:
         c.send(request("ListStreams"))
         resp = c.read_response()
         check_answer(resp, 500, error="InternalFailure")
@@ -29,7 +29,7 @@ def test_a_failing_operation_answers_500_and_logs_the_traceback_with_the_request
         c.send(request("ListStreams"))                 # the connection and the server go on
         check_answer(c.read_response())
     rid = resp.header("x-amzn-requestid")
-    [rec] = [r for r in caplog.records if r.name == "fastkin.server"]
+    [rec] = [r for r in caplog.records if r.name == "fastkin.wire.server"]
     assert rid in rec.getMessage() and "ListStreams" in rec.getMessage()
     assert rec.exc_info is not None and rec.exc_info[0] is ZeroDivisionError
 

@@ -1,5 +1,5 @@
 """The boto3 / HTTP wire layer: the botocore model (model), the dispatcher (service), the in-process boto3 mock
-(mock), ``fastkin serve`` (http, with eventstream, sigv4 and tls). Everything here needs botocore (the ``boto`` or
+(mock), ``fastkin serve`` (http, on the server transport, with eventstream, sigv4 and tls). Everything here needs botocore (the ``boto`` or
 ``server`` extra); the core layer never imports it. Submodules load on first use."""
 from .._lazy import lazy_getattr
 
@@ -10,5 +10,6 @@ except ImportError:
                       "(in-process) or 'fastkin[server]' (the server); from a checkout: "
                       "pip install '.[server]'") from None
 
-__getattr__ = lazy_getattr(__name__, frozenset({"model", "service", "mock", "http", "eventstream", "sigv4", "tls"}),
+__getattr__ = lazy_getattr(__name__, frozenset({"model", "service", "mock", "http", "server", "eventstream",
+                                                     "sigv4", "tls"}),
                            {"mock_kinesis": "mock", "ServerThread": "http", "KinesisApp": "http"})

@@ -83,7 +83,7 @@ if not NO_EXTENSIONS:
     except ImportError:  # pragma: no cover - a build without the extension
         pass
 
-log = logging.getLogger("fastkin.server")
+log = logging.getLogger("fastkin.wire.server")
 
 TARGET_PREFIX = "Kinesis_20131202."
 _PREFIX_LEN = len(TARGET_PREFIX)

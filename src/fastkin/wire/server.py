@@ -35,7 +35,7 @@ import h2.settings
 import httptools
 from hpack import NeverIndexedHeaderTuple
 
-log = logging.getLogger("fastkin.server")
+log = logging.getLogger("fastkin.wire.server")
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _REASONS = {100: b"Continue", 101: b"Switching Protocols", 200: b"OK", 400: b"Bad Request", 403: b"Forbidden",
