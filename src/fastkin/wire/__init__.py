@@ -1,6 +1,6 @@
 """The boto3 / HTTP wire layer: the botocore model (model), the dispatcher (service), the in-process boto3 mock
-(mock), ``fastkin serve`` (http, on the server transport, with eventstream, sigv4 and tls). Everything here needs botocore (the ``boto`` or
-``server`` extra); the core layer never imports it. Submodules load on first use."""
+(mock), ``fastkin serve`` (http, on the server transport, with eventstream, sigv4 and tls). Everything here needs
+botocore (the ``boto`` or ``server`` extra); the core layer never imports it. Submodules load on first use."""
 from .._lazy import lazy_getattr
 
 try:
