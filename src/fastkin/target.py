@@ -9,6 +9,7 @@ engine's Record objects (same field names as boto3's dicts, as attributes) inste
 """
 from __future__ import annotations
 
+import inspect
 import re
 import time
 from collections.abc import Callable
@@ -131,6 +132,10 @@ def adapt(target, required: tuple[str, ...]) -> tuple[Target, str | None]:
         return EngineTarget(target.engine), target.name
     if isinstance(target, Engine):
         return EngineTarget(target), None
+    if inspect.iscoroutinefunction(getattr(target, "_make_api_call", None)):
+        raise TypeError(f"target is an async client ({type(target).__module__}.{type(target).__name__}); the Producer "
+                        "and the Consumer call their target from threads and need a sync boto3 client (or an "
+                        "Engine): see the README, 'Producer and Consumer in asyncio applications'")
     if all(hasattr(target, m) for m in required):
         return Boto3Target(target), None
     raise TypeError("target must be a fastkin Engine or Stream, or a boto3 Kinesis client, "

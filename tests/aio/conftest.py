@@ -6,6 +6,15 @@ import socket
 
 import pytest
 
+from fastkin import _core
+
+
+def pytest_sessionstart(session):
+    # tests/aio is its own rootdir (pytest.ini), so tests/conftest.py's check is repeated: the compiled core
+    # must have loaded unless the pure engine was asked for explicitly.
+    if not _core.NO_EXTENSIONS and _core.CORE != "cy":
+        raise pytest.UsageError(f"the compiled core did not load: {_core.IMPORT_ERROR!r}")
+
 
 @pytest.fixture
 def anyio_backend():

@@ -1,5 +1,6 @@
 """The README's ```python async blocks (they need the async extra, so tests/api/test_readme.py leaves them out):
-each runs in a fresh namespace, and a ``main`` coroutine function it defines is run too."""
+each runs in a fresh namespace, and a ``main`` coroutine function it defines is run too; a block of pytest tests
+(``def test_...``) is also run by pytest itself, with the plugins installed here (anyio and pytest-asyncio)."""
 from __future__ import annotations
 
 import asyncio
@@ -27,3 +28,20 @@ def test_readme_async_block_runs(i, monkeypatch, no_network):
     if "main" in ns:
         asyncio.run(ns["main"]())
     assert no_network == []
+
+
+TEST_BLOCKS = [b for b in BLOCKS if re.search(r"^async def test_|^def test_", b, re.M)]
+
+
+def test_there_is_a_pytest_block():
+    assert TEST_BLOCKS
+
+
+@pytest.mark.parametrize("i", range(len(TEST_BLOCKS)))
+def test_readme_pytest_block_passes(i, pytester):
+    pytest.importorskip("pytest_asyncio")
+    pytester.makeini("[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_readme_block=TEST_BLOCKS[i])
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    n = len(re.findall(r"^(?:async )?def test_", TEST_BLOCKS[i], re.M))
+    res.assert_outcomes(passed=n)

@@ -18,9 +18,10 @@ Fixtures (each test gets fresh ones, so tests are isolated):
                           does not move it, so a sleep-and-retry loop under it never gets through by itself.
   fastkin_mock            a started ``mock_kinesis`` serving that engine; every boto3 Kinesis client is routed to it
   fastkin_kinesis         a boto3 Kinesis client in us-east-1, answered by the engine
-  fastkin_aio_kinesis     an aiobotocore Kinesis client in us-east-1 answered by the engine, closed after the test
-                          (an async fixture: for ``@pytest.mark.anyio`` tests, with anyio's pytest plugin; needs
-                          aiobotocore, ``pip install 'fastkin[async]'``)
+  fastkin_aio_kinesis     an aiobotocore Kinesis client in us-east-1 answered by the engine, closed after the test.
+                          For async tests run by anyio's pytest plugin (``@pytest.mark.anyio``, asyncio backend)
+                          or by pytest-asyncio (``@pytest.mark.asyncio``, strict or auto mode): the client is made
+                          on the loop that runs the test. Needs aiobotocore, ``pip install 'fastkin[async]'``.
   fastkin_server          a ``fastkin serve`` on a free loopback port in a thread (``.url``, ``.app``)
 """
 from __future__ import annotations
@@ -71,16 +72,50 @@ def fastkin_kinesis(fastkin_mock):
         aws_secret_access_key="testing")
 
 
-@pytest.fixture
-async def fastkin_aio_kinesis(fastkin_mock, anyio_backend):
-    """An aiobotocore Kinesis client answered by the test's engine. Requesting ``anyio_backend`` (anyio's
-    pytest plugin) is what has anyio run this async fixture; aiobotocore needs the asyncio backend."""
+def _aio_client(engine):
+    """An aiobotocore client context (``async with``) in the engine's region."""
     from aiobotocore.session import get_session
 
-    async with get_session().create_client(
-            "kinesis", region_name=fastkin_mock.engine.region, aws_access_key_id="testing",
-            aws_secret_access_key="testing") as client:
+    return get_session().create_client("kinesis", region_name=engine.region, aws_access_key_id="testing",
+                                       aws_secret_access_key="testing")
+
+
+@pytest.fixture
+def fastkin_aio_kinesis(request):
+    """An aiobotocore Kinesis client answered by the test's engine, made and closed on the test's event loop.
+
+    A sync fixture handing over to the async fixture of the plugin that runs the test: anyio's plugin runs the
+    async fixtures of tests that use ``anyio_backend`` (every ``@pytest.mark.anyio`` test); pytest-asyncio runs
+    fixtures made with ``pytest_asyncio.fixture`` on its test's loop. (One async fixture for both would land
+    on whichever loop the two plugins' hook order gives it.)"""
+    if "anyio_backend" in request.fixturenames:
+        return request.getfixturevalue("_fastkin_aio_kinesis_anyio")
+    if _pytest_asyncio is not None and _pytest_asyncio.is_async_test(request.node):
+        return request.getfixturevalue("_fastkin_aio_kinesis_asyncio")
+    raise pytest.UsageError(
+        f"{request.node.nodeid}: fastkin_aio_kinesis is an async fixture; mark the test @pytest.mark.anyio "
+        "(anyio's pytest plugin) or @pytest.mark.asyncio (pytest-asyncio)")
+
+
+@pytest.fixture
+async def _fastkin_aio_kinesis_anyio(fastkin_mock, anyio_backend):
+    name = anyio_backend if isinstance(anyio_backend, str) else anyio_backend[0]
+    if name != "asyncio":
+        raise pytest.UsageError(f"fastkin_aio_kinesis needs anyio's asyncio backend (aiobotocore runs on asyncio "
+                                f"only), not {name!r}: have the anyio_backend fixture return 'asyncio'")
+    async with _aio_client(fastkin_mock.engine) as client:
         yield client
+
+
+try:
+    import pytest_asyncio as _pytest_asyncio
+except ImportError:           # optional: without it anyio's plugin runs fastkin_aio_kinesis
+    _pytest_asyncio = None
+else:
+    @_pytest_asyncio.fixture(loop_scope="function")
+    async def _fastkin_aio_kinesis_asyncio(fastkin_mock):
+        async with _aio_client(fastkin_mock.engine) as client:
+            yield client
 
 
 @pytest.fixture
