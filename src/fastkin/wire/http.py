@@ -152,13 +152,20 @@ class KinesisApp(RegionEngines):
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float | None = None, core: str | None = None,
                  credentials: dict[str, str] | None = None, auth_check: bool = True,
-                 max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY, data_dir: str | None = None, fsync: str = "interval",
+                 fsync_interval: float = 0.1) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
                         quotas=quotas, create_latency=create_latency, delete_latency=delete_latency,
                         update_latency=update_latency, consumer_latency=consumer_latency or 0.0, core=core)
         self._engines: dict[str, Engine] = {}
+        self._data_lock: int | None = None
+        if data_dir is not None:              # DATA/regions/<region>/ is each region's Engine data directory
+            from ..durable import lock_directory
+
+            self._data_lock = lock_directory(data_dir)
+            self._kw.update(data_dir=data_dir, fsync=fsync, fsync_interval=fsync_interval)
         if engine is not None:
             self._engines[engine.region] = engine
             if consumer_latency is not None:
@@ -174,6 +181,18 @@ class KinesisApp(RegionEngines):
         self._services: dict[str, Service] = {}
         self.http_versions: collections.Counter = collections.Counter()     # "1.1" / "2" -> requests served
         self.operation = "-"          # the operation of the last answered request (for the access log)
+        if data_dir is not None:
+            regions = os.path.join(data_dir, "regions")
+            for name in sorted(os.listdir(regions)) if os.path.isdir(regions) else ():
+                self.engine_for(name)         # recovered now: /health and the first request see every stream
+
+    def close(self) -> None:
+        """Close every engine's data directory (flushed and fsynced) and release the directory lock."""
+        for e in list(self._engines.values()):
+            e.close()
+        if self._data_lock is not None:
+            os.close(self._data_lock)
+            self._data_lock = None
 
     def reset(self, engine: Engine | None = None) -> None:
         """Forget every stream; with ``engine``, serve it for its region (and its clock for others)."""
@@ -637,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fastkin serve", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 description="Serve the Kinesis wire protocol (JSON 1.1 and CBOR; HTTP/1.1, HTTP/2 "
                                             "by prior knowledge or upgrade, TLS with ALPN) for any AWS SDK and the "
-                                            "AWS CLI. Each region has its own streams; state lives in memory.")
+                                            "AWS CLI. Each region has its own streams; state lives in memory unless "
+                                            "--data-dir is given.")
     add_arguments(p)
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -660,11 +680,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.credentials:
         creds = dict(c.split(":", 1) for c in args.credentials)
     limits = DEFAULT_LIMITS.replace(shard_limit=args.shard_limit)
-    app = KinesisApp(region=args.region, account_id=args.account_id, limits=limits, quotas=not args.no_quotas,
-                     create_latency=args.create_stream_ms / 1000.0, delete_latency=args.delete_stream_ms / 1000.0,
-                     update_latency=args.update_stream_ms / 1000.0,
-                     consumer_latency=args.consumer_ms / 1000.0, credentials=creds, auth_check=not args.no_auth_check,
-                     max_body_bytes=args.max_body_bytes)
+    if args.fsync_interval_ms <= 0:
+        p.error(f"--fsync-interval-ms must be positive, got {args.fsync_interval_ms:g}")
+    try:
+        app = KinesisApp(region=args.region, account_id=args.account_id, limits=limits, quotas=not args.no_quotas,
+                         create_latency=args.create_stream_ms / 1000.0, delete_latency=args.delete_stream_ms / 1000.0,
+                         update_latency=args.update_stream_ms / 1000.0,
+                         consumer_latency=args.consumer_ms / 1000.0, credentials=creds,
+                         auth_check=not args.no_auth_check, max_body_bytes=args.max_body_bytes,
+                         data_dir=args.data_dir, fsync=args.fsync, fsync_interval=args.fsync_interval_ms / 1000.0)
+    except E.DataDirError as exc:
+        print(f"fastkin serve: {exc.message}", file=sys.stderr)
+        return 2
     tls = args.tls or args.cert is not None or args.cert_dir is not None
     certfile, keyfile, tmpdir = args.cert, args.key, None
     if tls and certfile is None:
@@ -701,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
                                             idle_timeout=args.idle_timeout))
     finally:
         loop.close()
+        app.close()
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
     print("fastkin stopped", flush=True)
@@ -718,6 +746,12 @@ def add_arguments(p) -> None:
     p.add_argument("--consumer-ms", type=float, default=0.0, help="consumer CREATING -> ACTIVE delay")
     p.add_argument("--shard-limit", type=int, default=DEFAULT_LIMITS.shard_limit, help="open shards per account")
     p.add_argument("--no-quotas", action="store_true", help="do not enforce per-shard read/write limits")
+    p.add_argument("--data-dir", metavar="PATH",
+                   help="keep streams and records in this directory (recovered on start); default: memory only")
+    p.add_argument("--fsync", choices=["always", "interval", "never"], default="interval",
+                   help="with --data-dir: fsync before answering a put (always), every --fsync-interval-ms "
+                        "(interval), or leave it to the OS (never)")
+    p.add_argument("--fsync-interval-ms", type=float, default=100.0, help="with --fsync interval")
     p.add_argument("--credentials", action="append", metavar="AKID:SECRET",
                    help="verify SigV4 against these credentials (repeatable; default: only the Authorization "
                         "header's presence and shape are checked)")
