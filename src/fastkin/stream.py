@@ -114,6 +114,8 @@ class Stream:
         self.storage = storage
         self.retention_override: float | None = None   # seconds; simulations only (see set_retention_seconds)
         self.consumers: dict = {}              # registered (enhanced fan-out) consumers: name -> StreamConsumer
+        self.queues: dict = {}                 # queues on this stream: ARN -> fastkin.queues.Queue
+        self.record_distribution = "USER_PARTITION_KEY"    # or AUTO (on-demand only): RecordDistributionStrategy
         self.policy: str | None = None         # resource policy document (JSON text), None when unset
         self.warm_target: int | None = None    # WarmThroughput TargetMiBps (ON_DEMAND only; the scaler keeps it)
         self.warm_current: int = 0             # WarmThroughput CurrentMiBps
@@ -470,9 +472,13 @@ class Stream:
             "EnhancedMonitoring": [{"ShardLevelMetrics": list(self.shard_level_metrics)}],
             "EncryptionType": self.encryption_type,
             "OpenShardCount": len(self.open_shards()),
-            "ConsumerCount": len(self.consumers),
+            "ConsumerCount": len(self.consumers),           # enhanced fan-out consumers only, not queues
             "MaxRecordSizeInKiB": self.max_record_kib,
+            "QueueCount": len(self.queues),
+            "ChannelCount": 0,
         }
+        if self.mode == "ON_DEMAND":
+            d["RecordDistributionStrategy"] = self.record_distribution
         if self.key_id:
             d["KeyId"] = self.key_id
         if self.warm_target is not None:

@@ -21,11 +21,12 @@ import weakref
 from botocore import xform_name
 
 from .. import errors as E
+from ..clock import VirtualClock
 from ..stream import records_dicts, to_epoch
 from .model import _lower_camel, check_request, put_record_ok, put_records_ok, service_model
 
-# The 39 operations of the 2026-02 Kinesis model; newer botocore models add more (queues, channels),
-# which are answered with UnknownOperationException until fastkin implements them.
+# The 39 operations of the 2026-02 Kinesis model and those of newer models fastkin implements; the others
+# (channels) are answered with UnknownOperationException.
 IMPLEMENTED = (
     "AddTagsToStream", "CreateStream", "DecreaseStreamRetentionPeriod", "DeleteResourcePolicy", "DeleteStream",
     "DeregisterStreamConsumer", "DescribeAccountSettings", "DescribeLimits", "DescribeStream",
@@ -36,7 +37,16 @@ IMPLEMENTED = (
     "StartStreamEncryption", "StopStreamEncryption", "SubscribeToShard", "TagResource", "UntagResource",
     "UpdateAccountSettings", "UpdateMaxRecordSize", "UpdateShardCount", "UpdateStreamMode",
     "UpdateStreamWarmThroughput",
+    # queues (botocore 1.44)
+    "CreateQueue", "DeleteQueue", "DescribeQueue", "ListQueues", "UpdateQueue",
+    "ReceiveQueueRecords", "AcknowledgeQueueRecords", "UpdateQueueRecordsVisibility",
+    "ReceiveDeadLetterQueueRecords", "AcknowledgeDeadLetterQueueRecords", "RestoreDeadLetterQueueRecords",
+    "UpdateDeadLetterQueueRecordsVisibility",
 )
+
+# The operations that long-poll (WaitTimeSeconds): dispatch(..., wait=False) answers them without sleeping.
+LONG_POLL = frozenset({"ReceiveQueueRecords", "ReceiveDeadLetterQueueRecords"})
+LONG_POLL_DEFAULT_SECONDS = 9
 
 # Data-plane operations checked by a fast test of the common well-formed request first (their handlers
 # below); only a request that fails it takes the generic walk, which then words AWS's errors.
@@ -141,7 +151,7 @@ def service_for(engine) -> Service:
 
 
 class Service:
-    """Answers the 39 operations of botocore's Kinesis model on one Engine (one account and region)."""
+    """Answers the implemented operations of botocore's Kinesis model on one Engine (one account and region)."""
 
     def __init__(self, engine, *, validate: bool = True) -> None:
         self.engine = engine
@@ -150,9 +160,20 @@ class Service:
         known = set(service_model().operation_names)
         self._ops = {name: _Operation(name, type(engine)) for name in IMPLEMENTED if name in known}
 
-    def dispatch(self, operation: str, params: dict, *, types: bool = False):
+    def dispatch(self, operation: str, params: dict, *, types: bool = False, wait: bool = True):
         """Answer one operation. ``types=True`` also type-checks params (for requests that did not come
-        through botocore's validator). Raises FastkinError subclasses carrying AWS's code and status."""
+        through botocore's validator). Raises FastkinError subclasses carrying AWS's code and status.
+
+        ``wait=False`` is the contract for a server that must not block its event loop: the long-polling
+        operations (LONG_POLL) then never sleep in real time and answer what is visible now (on a VirtualClock
+        the engine still advances the clock, which costs no real time). The server loop is::
+
+            deadline = service.long_poll_deadline(op, params)       # before the first call
+            out = service.dispatch(op, params, types=..., wait=False)
+            while deadline is not None and not out["QueueRecords"] and service.engine.clock() < deadline:
+                await asyncio.sleep(0.005)
+                out = service.dispatch(op, params, types=..., wait=False)
+        """
         op = self._ops.get(operation)
         if op is None:
             if operation in service_model().operation_names:
@@ -168,8 +189,22 @@ class Service:
         handler = _HANDLERS.get(operation)
         if handler is not None:
             return handler(self.engine, params)
-        out = getattr(self.engine, op.method)(**op.kwargs(params))
+        kwargs = op.kwargs(params)
+        if not wait and operation in LONG_POLL:
+            kwargs["_wait"] = False
+        out = getattr(self.engine, op.method)(**kwargs)
         return out if isinstance(out, dict) else {}
+
+    def long_poll_deadline(self, operation: str, params: dict) -> float | None:
+        """For a server re-polling ``dispatch(..., wait=False)``: the engine-clock time until which an empty
+        answer to ``operation`` should be asked again, or None when the first answer is final (every other
+        operation, and any operation on a VirtualClock engine, whose waits advance the clock instead)."""
+        if operation not in LONG_POLL or isinstance(self.engine.clock, VirtualClock):
+            return None
+        wait = params.get("WaitTimeSeconds") if isinstance(params, dict) else None
+        if type(wait) is not int or not 1 <= wait <= 20:
+            wait = LONG_POLL_DEFAULT_SECONDS          # an invalid value is refused by the first call anyway
+        return self.engine.clock() + wait
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,4 +281,4 @@ _HANDLERS = {
     "SubscribeToShard": _subscribe_to_shard,
 }
 
-__all__ = ["IMPLEMENTED", "IGNORED_MEMBERS", "Service", "service_for", "records_response"]
+__all__ = ["IMPLEMENTED", "IGNORED_MEMBERS", "LONG_POLL", "Service", "service_for", "records_response"]
