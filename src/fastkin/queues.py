@@ -90,6 +90,8 @@ class Queue:
         self.in_flight = 0
         self._deliveries = 0
         self._rr = 0
+        self._topology = -1                     # stream.topology_version that _indices was built at
+        self._indices: list[int] = []           # the core's shard indices, sorted
         self._lock = threading.Lock()
         self._receipt = engine._tokens.receipt
         self._open_receipt = engine._tokens.open_receipt
@@ -199,6 +201,15 @@ class Queue:
                 e[0] = _DEAD
                 self._dead_ready.append(key)
 
+    def _compact(self) -> None:
+        """Rebuild the heap from the in-flight entries: acknowledged records leave their heap items behind
+        (removal from the middle of a heap is O(n)), so without this a long visibility timeout at a high
+        rate would keep millions of dead items. Called when the heap is over twice the in-flight count, so
+        the rebuild is amortised O(1) per delivery."""
+        live = [(e[1], key, e[4]) for key, e in self._entries.items() if e[0] == _IN_FLIGHT or e[0] == _DEAD_IN_FLIGHT]
+        heapq.heapify(live)
+        self._heap = live
+
     def receive(self, limit: int = RECEIVE_MAX, wait_time_seconds: int = WAIT_DEFAULT,
                 visibility_timeout_seconds: int | None = None, *, dead_letter: bool = False,
                 _wait: bool = True) -> list[dict]:
@@ -255,6 +266,8 @@ class Queue:
                     f"Queue {self.arn} has {self.in_flight} records in flight, the maximum. Acknowledge records or "
                     "let their visibility timeout run out before receiving more.")
             want = min(limit, room)
+            if len(self._heap) > 2 * self.in_flight + 4096:
+                self._compact()
             out: list[dict] = []
             deadline = now + vt
             if dead_letter:
@@ -282,12 +295,16 @@ class Queue:
 
     def _deliver_new(self, want: int, now: float, deadline: float, out: list) -> None:
         """Records never delivered: read from the shard cursors, one shard after another from a rotating start."""
-        core = self.stream.core
+        s = self.stream
+        core = s.core
         cursors = self.cursors
-        shards = core.shards
-        indices = sorted(shards)
-        for gone in [i for i in cursors if i not in shards]:
-            del cursors[gone]
+        if self._topology != s.topology_version:        # the shard set changed: forget dropped shards
+            shards = core.shards
+            self._indices = sorted(shards)
+            for gone in [i for i in cursors if i not in shards]:
+                del cursors[gone]
+            self._topology = s.topology_version
+        indices = self._indices
         n = len(indices)
         if n == 0:
             return
@@ -295,7 +312,9 @@ class Queue:
         heap = self._heap
         receipt = self._receipt
         serial = self.serial
+        d = self._deliveries
         stamps: dict = {}
+        first = _fromts(now, _UTC)
         start = self._rr % n
         self._rr += 1
         for k in range(n):
@@ -307,20 +326,28 @@ class Queue:
                 continue
             records, nxt, _ = core.get_records(index, pos, want, now, False)
             cursors[index] = nxt
-            p = nxt - len(records)
-            base = index << _KEY_BITS
+            key = (index << _KEY_BITS) | (nxt - len(records))
             for r in records:
-                key = base | p
-                p += 1
-                d = self._deliveries = self._deliveries + 1
-                e = [_IN_FLIGHT, deadline, 1, now, d]
-                entries[key] = e
+                d += 1
+                entries[key] = [_IN_FLIGHT, deadline, 1, now, d]
                 _heappush(heap, (deadline, key, d))
-                out.append(self._record_dict(r, receipt(serial, key, d, NORMAL), e, stamps))
+                t = r.approximate_arrival_timestamp
+                at = stamps.get(t)
+                if at is None:
+                    at = stamps[t] = _fromts(t, _UTC)
+                rec = {"ReceiptHandle": receipt(serial, key, d, NORMAL), "RecordId": r.sequence_number,
+                       "Data": r.data, "ApproximateArrivalTimestamp": at, "FirstReceiveTimestamp": first,
+                       "ReceiveCount": 1}
+                pk = r.partition_key
+                if pk:
+                    rec["PartitionKey"] = pk
+                out.append(rec)
+                key += 1
             self.in_flight += len(records)
             want -= len(records)
             if want <= 0:
-                return
+                break
+        self._deliveries = d
 
     def _deliver_waiting(self, ready: deque, waiting: int, to: int, kind: int, want: int, now: float,
                          deadline: float, out: list) -> None:
@@ -359,11 +386,6 @@ class Queue:
         records, _, _ = core.get_records(index, pos, 1, now, False)
         return records[0] if records else None
 
-    def _retained(self, key: int) -> bool:
-        core = self.stream.core
-        index = key >> _KEY_BITS
-        return index in core.shards and key & _POS_MASK >= core.shard_horizon(index)
-
     # -- per-entry operations ----------------------------------------------------------------------
     def _entries_of(self, entries, op: str) -> list:
         if not isinstance(entries, (list, tuple)) or not 1 <= len(entries) <= ENTRIES_MAX:
@@ -380,52 +402,64 @@ class Queue:
                                              f"have value between 0 and {VISIBILITY_MAX}")
         return list(entries)
 
-    def _current(self, handle: str, kind: int) -> tuple[int, list | None, tuple[str, str] | None]:
-        """(key, entry, None) for a current handle of ``kind``; otherwise (0, None, (ErrorCode, ErrorMessage))."""
-        opened = self._open_receipt(handle)
-        if opened is None:
-            return 0, None, ("InvalidArgumentException", "The receipt handle is not valid.")
-        serial, key, d, k = opened
+    def _per_entry(self, entries, kind: int, op: str, act) -> dict:
+        entries = self._entries_of(entries, op)
+        s = self.stream
+        now = s._check_io()
+        self._usable(now)
+        ok: list[dict] = []
+        failed: list[dict] = []
+        core = s.core
+        horizons: dict[int, int] = {}       # shard -> trim horizon, looked up once per request
+        open_receipt = self._open_receipt
+        table = self._entries
+        with self._lock:
+            self._expire(now)
+            for x in entries:
+                h = x["ReceiptHandle"]
+                opened = open_receipt(h)
+                if opened is None:
+                    failed.append({"ReceiptHandle": h, "ErrorCode": "InvalidArgumentException",
+                                   "ErrorMessage": "The receipt handle is not valid."})
+                    continue
+                _, serial, key, d, k = opened
+                e = table.get(key)
+                if serial != self.serial or k != kind or e is None or e[4] != d:
+                    failed.append(self._stale(h, serial, k, kind))
+                    continue
+                index = key >> _KEY_BITS
+                horizon = horizons.get(index)
+                if horizon is None:
+                    horizon = horizons[index] = core.shard_horizon(index) if index in core.shards else _POS_MASK + 1
+                if key & _POS_MASK < horizon:
+                    self._forget(key, e)
+                    failed.append({"ReceiptHandle": h, "ErrorCode": "ResourceNotFoundException",
+                                   "ErrorMessage": "The record of the receipt handle is past the stream's retention "
+                                   "period."})
+                    continue
+                act(key, e, x, now)
+                ok.append({"ReceiptHandle": h})
+        return {"Successful": ok, "Failed": failed}
+
+    def _stale(self, h: str, serial: int, k: int, kind: int) -> dict:
+        """The Failed entry of a sealed handle that is not a current one of this queue and operation family."""
         if serial != self.serial:
-            return 0, None, ("InvalidArgumentException", f"The receipt handle was not issued by queue {self.arn}.")
-        if k != kind:
+            code, msg = "InvalidArgumentException", f"The receipt handle was not issued by queue {self.arn}."
+        elif k != kind:
             other = ("ReceiveQueueRecords", "AcknowledgeQueueRecords, UpdateQueueRecordsVisibility") if k == NORMAL \
                 else ("ReceiveDeadLetterQueueRecords", "the dead-letter operations")
-            return 0, None, ("InvalidArgumentException",
-                             f"The receipt handle was issued by {other[0]}: use it with {other[1]}.")
-        e = self._entries.get(key)
-        if e is None or e[4] != d:
-            return 0, None, ("ResourceNotFoundException",
-                             "The receipt handle is no longer current: its record was acknowledged, received again, "
-                             "restored or moved to the dead-letter records since it was issued.")
-        if not self._retained(key):
-            self._forget(key, e)
-            return 0, None, ("ResourceNotFoundException",
-                             "The record of the receipt handle is past the stream's retention period.")
-        return key, e, None
+            code = "InvalidArgumentException"
+            msg = f"The receipt handle was issued by {other[0]}: use it with {other[1]}."
+        else:
+            code, msg = ("ResourceNotFoundException",
+                         "The receipt handle is no longer current: its record was acknowledged, received again, "
+                         "restored or moved to the dead-letter records since it was issued.")
+        return {"ReceiptHandle": h, "ErrorCode": code, "ErrorMessage": msg}
 
     def _forget(self, key: int, e: list) -> None:
         if e[0] in (_IN_FLIGHT, _DEAD_IN_FLIGHT):
             self.in_flight -= 1
         del self._entries[key]
-
-    def _per_entry(self, entries, kind: int, op: str, act) -> dict:
-        entries = self._entries_of(entries, op)
-        now = self.stream._check_io()
-        self._usable(now)
-        ok: list[dict] = []
-        failed: list[dict] = []
-        with self._lock:
-            self._expire(now)
-            for x in entries:
-                h = x["ReceiptHandle"]
-                key, e, err = self._current(h, kind)
-                if err is not None:
-                    failed.append({"ReceiptHandle": h, "ErrorCode": err[0], "ErrorMessage": err[1]})
-                    continue
-                act(key, e, x, now)
-                ok.append({"ReceiptHandle": h})
-        return {"Successful": ok, "Failed": failed}
 
     def _ack(self, key: int, e: list, x: dict, now: float) -> None:
         if e[0] in (_IN_FLIGHT, _DEAD_IN_FLIGHT):

@@ -22,8 +22,11 @@ from .errors import ExpiredIteratorException, ExpiredNextTokenException, Invalid
 
 _RECEIPT = struct.Struct(">BIQQB")   # version 2, queue serial, record key, delivery number, kind
 _blake2b = hashlib.blake2b
-_b64encode = base64.b64encode
-_b64decode = base64.b64decode
+_b2a = binascii.b2a_base64
+_a2b = binascii.a2b_base64
+_pack_receipt = _RECEIPT.pack
+_unpack_receipt = _RECEIPT.unpack_from
+_RECEIPT_SIZE = _RECEIPT.size
 
 _PREFIX = b"\x00" * 7 + b"\x01"
 _ITER = struct.Struct(">QIQq")      # incarnation, shard index, position, issued ms
@@ -77,24 +80,22 @@ class TokenCodec:
 
     # -- queue receipt handles ------------------------------------------------------------------
     def receipt(self, serial: int, key: int, delivery: int, kind: int) -> str:
-        body = _RECEIPT.pack(2, serial, key, delivery, kind)
-        return _b64encode(body + _blake2b(body, key=self._secret, digest_size=_MAC).digest()).decode("ascii")
+        body = _pack_receipt(2, serial, key, delivery, kind)
+        return _b2a(body + _blake2b(body, key=self._secret, digest_size=_MAC).digest(), newline=False).decode()
 
-    def open_receipt(self, handle: object) -> tuple[int, int, int, int] | None:
-        """(queue serial, record key, delivery number, kind) of a handle this codec sealed; None for anything else
-        (not a string, not base64, wrong length or version, a MAC that does not match)."""
+    def open_receipt(self, handle: object) -> tuple[int, int, int, int, int] | None:
+        """(2, queue serial, record key, delivery number, kind) of a handle this codec sealed; None for anything
+        else (not a string, not base64, wrong length or version, a MAC that does not match)."""
         if type(handle) is not str or len(handle) != 52:
             return None
         try:
-            raw = _b64decode(handle, validate=True)
+            raw = _a2b(handle)
         except (binascii.Error, ValueError):
             return None
-        body = raw[:_RECEIPT.size]
-        if raw[0] != 2 or not hmac.compare_digest(raw[_RECEIPT.size:],
-                                                   _blake2b(body, key=self._secret, digest_size=_MAC).digest()):
+        if len(raw) != _RECEIPT_SIZE + _MAC or raw[0] != 2 or not hmac.compare_digest(
+                raw[_RECEIPT_SIZE:], _blake2b(raw[:_RECEIPT_SIZE], key=self._secret, digest_size=_MAC).digest()):
             return None
-        _, serial, key, delivery, kind = _RECEIPT.unpack(body)
-        return serial, key, delivery, kind
+        return _unpack_receipt(raw)
 
     # -- NextToken for list calls -------------------------------------------------------------
     def next_token(self, kind: str, incarnation: int, issued_ms: int, cursor: str) -> str:

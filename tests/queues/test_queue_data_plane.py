@@ -278,3 +278,18 @@ def test_several_receivers_in_threads_share_the_records(od):
     for t in threads:
         t.join()
     assert len(got) == 400 == len(set(got))
+
+
+def test_acknowledged_records_do_not_pile_up_in_the_timer_heap(od):
+    engine, arn = od
+    q = make_queue(engine, arn, VisibilityTimeoutSeconds=43200)
+    s = engine.stream("s")
+    for _ in range(40):
+        s.put_records([(b"x", f"k{i}") for i in range(500)])
+        while True:
+            recs = engine.receive_queue_records(q, wait_time_seconds=1, _wait=False)["QueueRecords"]
+            if not recs:
+                break
+            engine.acknowledge_queue_records(q, handles(recs))
+    queue = engine.queue(q)
+    assert queue.in_flight == 0 and len(queue._heap) <= 4096 + 10 and not queue._entries
