@@ -177,7 +177,7 @@ class Engine:
                       stream_mode_details: dict | None = None, stream_mode: str | None = None, tags: dict | None = None,
                       retention_period_hours: int = RETENTION_HOURS_DEFAULT,
                       max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT, warm_throughput_mibps: int | None = None,
-                      storage: str = "full") -> Stream:
+                      storage: str = "full", record_distribution_strategy: str | None = None) -> Stream:
         """Create a stream and return it. boto3's ``stream_mode_details`` (or fastkin's ``stream_mode``) is
         PROVISIONED (needs shard_count) or ON_DEMAND (4 shards); with neither and no shard_count the stream
         is ON_DEMAND, as AWS makes it. ShardCount with ``stream_mode_details`` ON_DEMAND is a
@@ -185,7 +185,8 @@ class Engine:
         ``stream_mode="ON_DEMAND"`` may start with ``shard_count`` shards (for simulations).
         ``warm_throughput_mibps`` (ON_DEMAND, with a billing commitment) keeps that write capacity ready.
         ``storage="metadata"`` keeps only each record's sizes and times (reads return empty data and
-        keys): for simulations that send more than memory holds; quotas and metrics are unchanged."""
+        keys): for simulations that send more than memory holds; quotas and metrics are unchanged.
+        ``record_distribution_strategy`` AUTO (on-demand only) spreads records over the open shards in turn."""
         if storage not in ("full", "metadata"):
             raise ValueError(f"storage must be 'full' or 'metadata', got {storage!r}")
         if warm_throughput_mibps is not None:
@@ -211,6 +212,8 @@ class Engine:
             raise E.validation_error(shard_count, "shardCount", "have value greater than or equal to 1")
         self._check_retention(retention_period_hours)
         self._check_max_record_kib(max_record_size_in_kib)
+        if record_distribution_strategy is not None:
+            self._check_distribution(record_distribution_strategy, mode, stream_name)
         tags = self._check_tags(tags or {})
         with self._lock:
             self._live_streams()                # reaps streams whose deletion has finished
@@ -224,8 +227,36 @@ class Engine:
                        max_record_size_in_kib, self._incarnations, storage)
             if warm_throughput_mibps is not None:
                 s.warm_target = s.warm_current = warm_throughput_mibps
+            if record_distribution_strategy is not None:
+                s.record_distribution = record_distribution_strategy
             self._streams[stream_name] = s
             return s
+
+    @staticmethod
+    def _check_distribution(strategy, mode: str, name: str) -> None:
+        if strategy not in DISTRIBUTIONS:
+            raise E.validation_error(strategy, "recordDistributionStrategy",
+                                     "satisfy enum value set: [AUTO, USER_PARTITION_KEY]")
+        if strategy == "AUTO" and mode != "ON_DEMAND":
+            raise E.InvalidArgumentException(
+                f"RecordDistributionStrategy=AUTO is only supported for on-demand streams. Stream {name} is using "
+                f"{mode} mode.")
+
+    def update_stream_record_distribution_strategy(self, stream_arn: str, record_distribution_strategy: str) -> None:
+        """UpdateStreamRecordDistributionStrategy: takes effect at once for new records (no UPDATING state); records
+        already written keep their shards."""
+        s = self.stream(None, stream_arn)
+        self._check_distribution(record_distribution_strategy, s.mode, s.name)
+        if s.mode != "ON_DEMAND":
+            raise E.InvalidArgumentException(
+                "UpdateStreamRecordDistributionStrategy is only supported for on-demand streams. Stream "
+                f"{s.name} is using {s.mode} mode.")
+        st = s.status
+        if st in ("CREATING", "DELETING"):
+            raise E.ResourceInUseException(
+                f"Stream {s.name} under account {self.account_id} not ACTIVE, instead in state {st}")
+        with s._lock:
+            s.record_distribution = record_distribution_strategy
 
     def check_shard_quota(self, extra: int) -> None:
         """LimitExceededException when ``extra`` more open shards would pass the account's shard limit."""
@@ -673,7 +704,8 @@ class Engine:
                                                        page[-1].name)
         return out
 
-    def subscribe_to_shard(self, consumer_arn: str, shard_id: str, starting_position: dict) -> Subscription:
+    def subscribe_to_shard(self, consumer_arn: str, shard_id: str, starting_position: dict,
+                           dry_run: bool = False) -> Subscription:
         """An enhanced fan-out subscription: an iterable of ``{"SubscribeToShardEvent": ...}`` events (see
         fastkin.fanout.Subscription) with its own 2 MiB/s per shard, for 5 minutes of engine time."""
         s, c = self._consumer(consumer_arn=consumer_arn)
@@ -686,6 +718,9 @@ class Engine:
             info.shard_id, starting_position.get("Type"), stream_name=s.name,
             starting_sequence_number=starting_position.get("SequenceNumber"),
             timestamp=None if ts is None else to_epoch(ts, "startingPosition.timestamp"))
+        if dry_run:
+            c.check_attach(info.index, now)
+            raise E.dry_run()
         sub = Subscription(self, s, c, info.index, it, now)
         c.attach(sub, info.index, now)
         return sub
@@ -1003,24 +1038,35 @@ class Engine:
                 "DesiredShardLevelMetrics": list(s.shard_level_metrics), "StreamARN": s.arn}
 
     # -- data plane by name -------------------------------------------------------------------
+    # DryRun (PutRecord, PutRecords, GetRecords, GetShardIterator, SubscribeToShard): the request is checked in full,
+    # with the errors it would raise, then DryRunOperationException; nothing changes and no quota is used.
     def put_record(self, data, partition_key, stream_name=None, stream_arn=None, explicit_hash_key=None,
-                   sequence_number_for_ordering=None):
-        return self.stream(stream_name, stream_arn).put_record(data, partition_key, explicit_hash_key,
-                                                               sequence_number_for_ordering)
+                   sequence_number_for_ordering=None, dry_run: bool = False):
+        s = self.stream(stream_name, stream_arn)
+        if dry_run:
+            s.dry_run_put([(data, partition_key, explicit_hash_key)], sequence_number_for_ordering, batch=False)
+        return s.put_record(data, partition_key, explicit_hash_key, sequence_number_for_ordering)
 
-    def put_records(self, records, stream_name=None, stream_arn=None):
-        return self.stream(stream_name, stream_arn).put_records(records)
+    def put_records(self, records, stream_name=None, stream_arn=None, dry_run: bool = False):
+        s = self.stream(stream_name, stream_arn)
+        if dry_run:
+            s.dry_run_put(records, batch=True)
+        return s.put_records(records)
 
     def get_shard_iterator(self, shard_id, shard_iterator_type, stream_name=None, stream_arn=None,
-                           starting_sequence_number=None, timestamp=None) -> str:
-        return self._stream_for_shards(stream_name, stream_arn, shard_id).get_shard_iterator(
+                           starting_sequence_number=None, timestamp=None, dry_run: bool = False) -> str:
+        it = self._stream_for_shards(stream_name, stream_arn, shard_id).get_shard_iterator(
             shard_id, shard_iterator_type, starting_sequence_number, timestamp)
+        if dry_run:
+            raise E.dry_run()
+        return it
 
     def get_records(self, shard_iterator: str, limit: int = GET_RECORDS_MAX_RECORDS, stream_arn=None, *,
-                    quota: bool = True):
+                    quota: bool = True, dry_run: bool = False):
         """Read from an iterator: .records, .next_shard_iterator, .millis_behind_latest, .child_shards.
         ``quota=False`` (not an AWS parameter) reads outside the shard's shared read quota: the
-        enhanced fan-out pipe, which has its own 2 MiB/s per consumer."""
+        enhanced fan-out pipe, which has its own 2 MiB/s per consumer. ``dry_run`` checks the iterator, the
+        limit and the shard, then raises DryRunOperationException (no read, no read quota used)."""
         now = self.clock()
         now_ms = math.floor(now * 1000.0)
         name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms,
@@ -1028,6 +1074,8 @@ class Engine:
         s = self._iterator_stream(name, inc, shard)
         if stream_arn is not None and stream_arn != s.arn:
             raise E.InvalidArgumentException(f"The shard iterator does not belong to stream {stream_arn}.")
+        if dry_run:
+            s.dry_run_get_records(shard, limit)
         return s._get_records(shard, pos, limit, s._check_io(), quota)
 
     def decode_shard_iterator(self, shard_iterator: str) -> tuple[Stream, str, int]:

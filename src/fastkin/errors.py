@@ -63,6 +63,10 @@ class ThrottlingException(_Coded):
     """The queue data plane's throttling error (fastkin raises it at a queue's in-flight record limit)."""
 
 
+class DryRunOperationException(_Coded):
+    """A request with DryRun=True that would have succeeded: it was checked in full and nothing was done."""
+
+
 class SerializationException(_Coded):
     """A request body that does not match the operation's shape (wrong JSON/CBOR types, bad base64)."""
 
@@ -167,6 +171,10 @@ def missing_partition_key(i: int | None) -> ValidationException:
     where = "partitionKey" if i is None else f"records.{i + 1}.member.partitionKey"
     return ValidationException(
         f"1 validation error detected: Value null at '{where}' failed to satisfy constraint: Member must not be null")
+
+
+def dry_run() -> DryRunOperationException:
+    return DryRunOperationException("The request would have succeeded, but the DryRun parameter was specified.")
 
 
 def bad_key_encoding(i: int | None) -> ValidationException:

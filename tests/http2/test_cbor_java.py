@@ -181,6 +181,9 @@ def test_every_operation_in_java_cbor(java, h2c):
     [d] = call("ReceiveDeadLetterQueueRecords", QueueARN=q, WaitTimeSeconds=1)["QueueRecords"]
     call("AcknowledgeDeadLetterQueueRecords", QueueARN=q, Entries=[{"ReceiptHandle": d["ReceiptHandle"]}])
     call("DeleteQueue", QueueARN=q)
+    call("UpdateStreamRecordDistributionStrategy", StreamARN=od_arn, RecordDistributionStrategy="AUTO")
+    call("PutRecord", StreamARN=od_arn, Data=b"no key")
+    call("UpdateStreamRecordDistributionStrategy", StreamARN=od_arn, RecordDistributionStrategy="USER_PARTITION_KEY")
 
     # account settings (timestamps in the commitment) and warm throughput
     call("DescribeAccountSettings")

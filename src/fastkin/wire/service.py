@@ -42,6 +42,7 @@ IMPLEMENTED = (
     "ReceiveQueueRecords", "AcknowledgeQueueRecords", "UpdateQueueRecordsVisibility",
     "ReceiveDeadLetterQueueRecords", "AcknowledgeDeadLetterQueueRecords", "RestoreDeadLetterQueueRecords",
     "UpdateDeadLetterQueueRecordsVisibility",
+    "UpdateStreamRecordDistributionStrategy",
 )
 
 # The operations that long-poll (WaitTimeSeconds): dispatch(..., wait=False) answers them without sleeping.
@@ -55,10 +56,10 @@ _ENGINE_CHECKED = frozenset({"PutRecord", "PutRecords", "GetRecords"})
 # xform_name splits unit suffixes ("MiBps" -> "mi_bps"); the Engine spells them as one word.
 _ARG_ALIASES = {"max_record_size_in_ki_b": "max_record_size_in_kib", "warm_throughput_mi_bps": "warm_throughput_mibps"}
 
-# Members of newer models that the Engine does not take yet; they are accepted and have no effect.
-# (StreamId names the stream of a cross-account request; RecordDistributionStrategy and DryRun belong to the
-# queues issue.) A test checks that every other member reaches an Engine argument.
-IGNORED_MEMBERS = frozenset({"StreamId", "DryRun", "RecordDistributionStrategy"})
+# Members of newer models that the Engine does not take; they are accepted and have no effect. (StreamId names
+# the stream of a cross-account request.) A test checks that every other member reaches an Engine argument, and
+# the data-plane handlers pass DryRun on.
+IGNORED_MEMBERS = frozenset({"StreamId"})
 
 
 def _timestamp_paths(shape, path: tuple = ()) -> list[tuple]:
@@ -212,7 +213,10 @@ class Service:
 
 def _put_record(engine, p: dict) -> dict:
     s = engine.stream(p.get("StreamName"), p.get("StreamARN"))
-    r = s.put_record(p["Data"], p["PartitionKey"], p.get("ExplicitHashKey"), p.get("SequenceNumberForOrdering"))
+    if p.get("DryRun"):
+        s.dry_run_put([(p.get("Data"), p.get("PartitionKey"), p.get("ExplicitHashKey"))],
+                      p.get("SequenceNumberForOrdering"), batch=False)
+    r = s.put_record(p["Data"], p.get("PartitionKey"), p.get("ExplicitHashKey"), p.get("SequenceNumberForOrdering"))
     out = {"ShardId": r.shard_id, "SequenceNumber": r.sequence_number}
     if s.encryption_type == "KMS":
         out["EncryptionType"] = "KMS"
@@ -232,8 +236,10 @@ def _well_formed(operation: str, p: dict) -> bool:
 
 def _put_records(engine, p: dict) -> dict:
     s = engine.stream(p.get("StreamName"), p.get("StreamARN"))
-    batch = [(r["Data"], r["PartitionKey"], r["ExplicitHashKey"]) if r.get("ExplicitHashKey") is not None
-             else (r["Data"], r["PartitionKey"]) for r in p["Records"]]
+    batch = [(r["Data"], r.get("PartitionKey"), r["ExplicitHashKey"]) if r.get("ExplicitHashKey") is not None
+             else (r["Data"], r.get("PartitionKey")) for r in p["Records"]]
+    if p.get("DryRun"):
+        s.dry_run_put(batch, batch=True)
     res = s.put_records(batch)
     out_recs = []
     for r in res:
@@ -249,14 +255,14 @@ def _put_records(engine, p: dict) -> dict:
 
 def _get_shard_iterator(engine, p: dict) -> dict:
     it = engine.get_shard_iterator(p["ShardId"], p["ShardIteratorType"], p.get("StreamName"), p.get("StreamARN"),
-                                   p.get("StartingSequenceNumber"), p.get("Timestamp"))
+                                   p.get("StartingSequenceNumber"), p.get("Timestamp"), dry_run=bool(p.get("DryRun")))
     return {"ShardIterator": it}
 
 
 def _get_records(engine, p: dict) -> dict:
     limit = p.get("Limit")
     return records_response(engine.get_records(p["ShardIterator"], 10000 if limit is None else limit,
-                                               stream_arn=p.get("StreamARN")))
+                                               stream_arn=p.get("StreamARN"), dry_run=bool(p.get("DryRun"))))
 
 
 def records_response(res) -> dict:
@@ -270,7 +276,8 @@ def records_response(res) -> dict:
 
 
 def _subscribe_to_shard(engine, p: dict) -> dict:
-    return {"EventStream": engine.subscribe_to_shard(p["ConsumerARN"], p["ShardId"], p["StartingPosition"])}
+    return {"EventStream": engine.subscribe_to_shard(p["ConsumerARN"], p["ShardId"], p["StartingPosition"],
+                                                     dry_run=bool(p.get("DryRun")))}
 
 
 _HANDLERS = {
