@@ -7,13 +7,16 @@ Rows (records/s, best of ``--rounds``; each round drains a fresh engine filled o
 - engine, GetRecords drain: ``engine.get_records(it, 10000)`` over every shard from TRIM_HORIZON, and the same
   with the response dicts built (``records_dicts``, what GetRecords answers), the baseline a queue is compared to;
 - engine, receive + ack: ``engine.receive_queue_records(limit=10)`` then ``acknowledge_queue_records`` of the 10;
-- boto3 in-process (``mock_kinesis``): GetRecords drain vs receive + ack, through botocore's client machinery.
-Then memory per in-flight record: tracemalloc over receiving ``--records`` records without acknowledging them
-(the responses dropped), divided by the records in flight.
+- boto3 in-process (``mock_kinesis``): GetRecords drain vs receive + ack, through botocore's client machinery;
+- boto3 over HTTP (``--http``): the same against ``fastkin serve`` run in a thread of this process (the client and
+  the server share one GIL, so this is a lower bound for a separate server process).
+Then memory per in-flight record: tracemalloc over receiving min(``--records``, 100,000) records without
+acknowledging them (the responses dropped), divided by the records in flight.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import time
 import tracemalloc
@@ -105,16 +108,24 @@ def engine_rows(n: int, rounds: int, core: str | None) -> dict[str, float]:
     return rows
 
 
-def boto_rows(n: int, rounds: int) -> dict[str, float]:
+def boto_rows(n: int, rounds: int, server=None) -> dict[str, float]:
     rows = {}
     session = boto3.session.Session()
 
     def client():
-        return session.client("kinesis", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        kw = {"endpoint_url": server.url} if server is not None else {}
+        return session.client("kinesis", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t",
+                              **kw)
+
+    def transport(engine):
+        if server is None:
+            return fastkin.mock_kinesis(engine=engine)
+        server.app.reset(engine)
+        return contextlib.nullcontext()
 
     def get_drain():
         engine, s = filled_engine(n)
-        with fastkin.mock_kinesis(engine=engine):
+        with transport(engine):
             c = client()
             t0 = time.perf_counter()
             got = 0
@@ -132,7 +143,7 @@ def boto_rows(n: int, rounds: int) -> dict[str, float]:
     def queue_drain():
         engine, s = filled_engine(n)
         q = queue_of(engine, s)
-        with fastkin.mock_kinesis(engine=engine):
+        with transport(engine):
             c = client()
             t0 = time.perf_counter()
             got = 0
@@ -179,6 +190,7 @@ def main() -> None:
     ap.add_argument("--boto-records", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--core", default=None, help="cy (default when built) or ref")
+    ap.add_argument("--http", type=int, default=0, metavar="N", help="also N records over HTTP (fastkin serve)")
     a = ap.parse_args()
     print(f"fastkin core: {fastkin.Engine(core=a.core).core_name}, {a.records} records of 100 B, 4 shards, "
           f"best of {a.rounds}")
@@ -191,8 +203,15 @@ def main() -> None:
         base = rows["boto3 GetRecords drain (Limit=10000)"]
         for label, rate in rows.items():
             print(f"  mock    {label:42s} {rate:12,.0f} rec/s   {rate / base:5.2f}x of the GetRecords drain")
-    print(f"  memory per in-flight record (tracemalloc, {a.records} in flight): "
-          f"{memory_per_in_flight(a.records, a.core):.0f} B")
+    if a.http:
+        from fastkin.wire.http import ServerThread
+        with ServerThread(port=0) as server:
+            rows = boto_rows(a.http, a.rounds, server)
+        base = rows["boto3 GetRecords drain (Limit=10000)"]
+        for label, rate in rows.items():
+            print(f"  http    {label:42s} {rate:12,.0f} rec/s   {rate / base:5.2f}x of the GetRecords drain")
+    held = min(a.records, 100_000)         # below the 120,000 in-flight cap
+    print(f"  memory per in-flight record (tracemalloc, {held} in flight): {memory_per_in_flight(held, a.core):.0f} B")
 
 
 if __name__ == "__main__":
