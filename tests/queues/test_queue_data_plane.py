@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import threading
 
+import boto3
 import pytest
 
 import fastkin
@@ -293,3 +294,18 @@ def test_acknowledged_records_do_not_pile_up_in_the_timer_heap(od):
             engine.acknowledge_queue_records(q, handles(recs))
     queue = engine.queue(q)
     assert queue.in_flight == 0 and len(queue._heap) <= 4096 + 10 and not queue._entries
+
+
+def test_the_mock_long_polls_without_blocking_on_the_real_clock():
+    engine = fastkin.Engine()
+    engine.create_stream("s")
+    q = engine.create_queue("q", [{"StreamARN": engine.stream("s").arn}])["QueueDescription"]["QueueARN"]
+    with fastkin.mock_kinesis(engine=engine):
+        c = boto3.client("kinesis", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+        timer = threading.Timer(0.05, lambda: engine.stream("s").put_record(b"late", "k"))
+        timer.start()
+        try:
+            recs = c.receive_queue_records(QueueARN=q, WaitTimeSeconds=20)["QueueRecords"]
+        finally:
+            timer.cancel()
+    assert [r["Data"] for r in recs] == [b"late"]
