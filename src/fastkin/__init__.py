@@ -29,7 +29,7 @@ from .errors import (
     UnknownOperationException,
     ValidationException,
 )
-from .kcl import Checkpointer, Consumer, RecordProcessor
+from .kcl import Checkpointer, Consumer, QueueWorker, RecordProcessor
 from .kpl import Producer, ProducerResult, deaggregate
 from .limits import Limits
 from .queues import Queue
@@ -45,4 +45,5 @@ __all__ = [
     "LimitExceededException", "ProvisionedThroughputExceededException", "ResourceInUseException",
     "ResourceNotFoundException", "UnknownOperationException", "ValidationException",
     "mock_kinesis", "Producer", "ProducerResult", "deaggregate", "Consumer", "RecordProcessor", "Checkpointer",
+    "QueueWorker",
 ]

@@ -163,3 +163,18 @@ def test_dry_run_through_boto3(kin, op, params):
     with pytest.raises(ClientError) as ei:
         getattr(c, op)(DryRun=True, **{**params, "StreamName": "nope"})
     assert ei.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_dry_run_subscribe_through_boto3(kin):
+    c = kin.client
+    c.create_stream(StreamName="s", ShardCount=1)
+    arn = c.describe_stream_summary(StreamName="s")["StreamDescriptionSummary"]["StreamARN"]
+    consumer = c.register_stream_consumer(StreamARN=arn, ConsumerName="c")["Consumer"]["ConsumerARN"]
+    with pytest.raises(ClientError) as ei:
+        c.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000",
+                             StartingPosition={"Type": "LATEST"}, DryRun=True)
+    assert ei.value.response["Error"] == {"Code": "DryRunOperationException", "Message": DRY}
+    with pytest.raises(ClientError) as ei:
+        c.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000007",
+                             StartingPosition={"Type": "LATEST"}, DryRun=True)
+    assert ei.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -1,6 +1,7 @@
 """ReceiveQueueRecords, AcknowledgeQueueRecords, UpdateQueueRecordsVisibility: delivery, visibility, handles."""
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import threading
 
@@ -309,3 +310,18 @@ def test_the_mock_long_polls_without_blocking_on_the_real_clock():
         finally:
             timer.cancel()
     assert [r["Data"] for r in recs] == [b"late"]
+
+
+def test_a_long_poll_inside_an_event_loop_never_sleeps():
+    engine = fastkin.Engine()
+    engine.create_stream("s")
+    svc = Service(engine)
+    q = svc.dispatch("CreateQueue", {"QueueName": "q", "StreamConfigurationList": [
+        {"StreamARN": engine.stream("s").arn}]})["QueueDescription"]["QueueARN"]
+
+    async def handler():          # a server calling dispatch the blocking way from its event loop
+        return svc.dispatch("ReceiveQueueRecords", {"QueueARN": q, "WaitTimeSeconds": 20})
+
+    start = engine.clock()
+    assert asyncio.run(handler()) == {"QueueRecords": []}
+    assert engine.clock() < start + 20

@@ -14,6 +14,7 @@ objects rather than boto3 dicts, has hand-written handlers (``_HANDLERS``).
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import threading
 import weakref
@@ -60,6 +61,14 @@ _ARG_ALIASES = {"max_record_size_in_ki_b": "max_record_size_in_kib", "warm_throu
 # the stream of a cross-account request.) A test checks that every other member reaches an Engine argument, and
 # the data-plane handlers pass DryRun on.
 IGNORED_MEMBERS = frozenset({"StreamId"})
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _timestamp_paths(shape, path: tuple = ()) -> list[tuple]:
@@ -174,6 +183,9 @@ class Service:
             while deadline is not None and not out["QueueRecords"] and service.engine.clock() < deadline:
                 await asyncio.sleep(0.005)
                 out = service.dispatch(op, params, types=..., wait=False)
+
+        A long poll called with ``wait=True`` from a thread running an asyncio event loop (a server that does not
+        follow the contract) is answered as with ``wait=False``: sleeping there would stall every other request.
         """
         op = self._ops.get(operation)
         if op is None:
@@ -191,7 +203,7 @@ class Service:
         if handler is not None:
             return handler(self.engine, params)
         kwargs = op.kwargs(params)
-        if not wait and operation in LONG_POLL:
+        if operation in LONG_POLL and (not wait or _in_event_loop()):
             kwargs["_wait"] = False
         out = getattr(self.engine, op.method)(**kwargs)
         return out if isinstance(out, dict) else {}
