@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+import fastkin
 from fastkin import errors as E
 from fastkin.stream import records_dicts
 
@@ -178,3 +179,24 @@ def test_dry_run_subscribe_through_boto3(kin):
         c.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000007",
                              StartingPosition={"Type": "LATEST"}, DryRun=True)
     assert ei.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_auto_routing_is_the_same_in_both_cores():
+    outs = []
+    for core in ("ref", "cy"):
+        engine = fastkin.Engine(clock=fastkin.VirtualClock(1_700_000_000.0), core=core, quotas=False)
+        s = engine.create_stream("s", record_distribution_strategy="AUTO")
+        got = [s.put_record(b"a", None).shard_id, s.put_record(b"b", "k", "5").shard_id]
+        got += [r.shard_id for r in s.put_records([(b"c", None), (b"", "x"), (b"d", None, "1")] * 3)]
+        s.record_distribution = "USER_PARTITION_KEY"
+        got += [s.put_record(b"e", "k").shard_id]
+        s.record_distribution = "AUTO"
+        got += [s.put_record(b"f", None).shard_id]
+        s.core.check_invariants()
+        records = []
+        for info in s.open_shards():
+            res = s.get_records(s.get_shard_iterator(info.shard_id, "TRIM_HORIZON"))
+            records += [(r.sequence_number, r.data, r.partition_key) for r in res.records]
+        outs.append((got, records))
+    assert outs[0] == outs[1]
+    assert len(set(outs[0][0][:12])) == 4

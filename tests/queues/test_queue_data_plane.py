@@ -325,3 +325,28 @@ def test_a_long_poll_inside_an_event_loop_never_sleeps():
     start = engine.clock()
     assert asyncio.run(handler()) == {"QueueRecords": []}
     assert engine.clock() < start + 20
+
+
+def test_dispatch_async_long_polls_without_blocking_the_event_loop():
+    engine = fastkin.Engine()
+    engine.create_stream("s")
+    svc = Service(engine)
+    q = svc.dispatch("CreateQueue", {"QueueName": "q", "StreamConfigurationList": [
+        {"StreamARN": engine.stream("s").arn}]})["QueueDescription"]["QueueARN"]
+    ticks = []
+
+    async def main():
+        async def ticker():                      # other work the loop keeps doing meanwhile
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.005)
+
+        t = asyncio.ensure_future(ticker())
+        asyncio.get_running_loop().call_later(0.05, lambda: engine.stream("s").put_record(b"late", "k"))
+        out = await svc.dispatch_async("ReceiveQueueRecords", {"QueueARN": q, "WaitTimeSeconds": 20})
+        t.cancel()
+        return out
+
+    out = asyncio.run(main())
+    assert [r["Data"] for r in out["QueueRecords"]] == [b"late"] and len(ticks) > 2
+    assert asyncio.run(svc.dispatch_async("DescribeQueue", {"QueueARN": q}))["QueueDescription"]["QueueARN"] == q

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 import weakref
 
 from botocore import xform_name
@@ -176,7 +177,8 @@ class Service:
 
         ``wait=False`` is the contract for a server that must not block its event loop: the long-polling
         operations (LONG_POLL) then never sleep in real time and answer what is visible now (on a VirtualClock
-        the engine still advances the clock, which costs no real time). The server loop is::
+        the engine still advances the clock, which costs no real time). The server loop
+        (``dispatch_async`` implements it) is::
 
             deadline = service.long_poll_deadline(op, params)       # before the first call
             out = service.dispatch(op, params, types=..., wait=False)
@@ -207,6 +209,21 @@ class Service:
             kwargs["_wait"] = False
         out = getattr(self.engine, op.method)(**kwargs)
         return out if isinstance(out, dict) else {}
+
+    async def dispatch_async(self, operation: str, params: dict, *, types: bool = False,
+                             poll_seconds: float = 0.005):
+        """``dispatch`` for an asyncio server: the long-polling operations are re-polled with ``await
+        asyncio.sleep(poll_seconds)`` between non-blocking calls (the loop in ``dispatch``'s docstring), every other
+        operation is answered at once. Never blocks the event loop for longer than one ordinary call."""
+        deadline = self.long_poll_deadline(operation, params)
+        out = self.dispatch(operation, params, types=types, wait=False)
+        if deadline is None:
+            return out
+        real_end = time.monotonic() + (deadline - self.engine.clock()) + 1.0   # a frozen clock (freezegun) ends too
+        while not out.get("QueueRecords") and self.engine.clock() < deadline and time.monotonic() < real_end:
+            await asyncio.sleep(poll_seconds)
+            out = self.dispatch(operation, params, types=types, wait=False)
+        return out
 
     def long_poll_deadline(self, operation: str, params: dict) -> float | None:
         """For a server re-polling ``dispatch(..., wait=False)``: the engine-clock time until which an empty
