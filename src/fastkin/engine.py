@@ -828,6 +828,10 @@ class Engine:
             if st in ("CREATING", "DELETING"):
                 raise E.ResourceInUseException(
                     f"Stream {s.name} under account {self.account_id} not ACTIVE, instead in state {st}")
+            if start.get("Timestamp") is not None and start["Timestamp"] > now:
+                raise E.InvalidArgumentException(
+                    "The StartingPosition Timestamp cannot be later than the current time: "
+                    f"{math.floor(start['Timestamp'] * 1000)} > {math.floor(now * 1000)} (epoch milliseconds).")
             if s.mode != "ON_DEMAND":
                 raise E.ValidationException(
                     f"Queues are supported only on streams in on-demand capacity mode. Stream {s.name} under account "
@@ -839,8 +843,7 @@ class Engine:
                 raise E.LimitExceededException(
                     f"Stream {s.name} under account {self.account_id} already has {CONSUMERS_PER_STREAM} registered "
                     "consumers and queues, the maximum.")
-            if self.create_latency > 0:
-                self._check_queues_changing(now)
+            self._check_queues_changing(now)
             self._queue_serials += 1
             q = Queue(self, s, queue_name, str(uuid.uuid4()), self._queue_serials, now, start, vt, target, mrc, tags)
             self._queues[q.arn] = q
@@ -902,8 +905,7 @@ class Engine:
             now = q.stream.now()
             if q.deleting_at is not None:
                 return
-            if self.delete_latency > 0:
-                self._check_queues_changing(now)
+            self._check_queues_changing(now)
             q.deleting_at = now + self.delete_latency
             q.close()
             if self.delete_latency <= 0:

@@ -85,6 +85,13 @@ def test_bad_starting_positions(od, pos, code, text):
     assert text in ei.value.message
 
 
+def test_an_at_timestamp_start_in_the_future_is_refused(od, clock):
+    engine, arn = od
+    with pytest.raises(E.InvalidArgumentException, match="cannot be later than the current time"):
+        engine.create_queue("q", [{"StreamARN": arn, "StartingPosition": {"Type": "AT_TIMESTAMP",
+                                                                          "Timestamp": clock() + 60}}])
+
+
 def test_create_queue_refusals(engine):
     engine.create_stream("p", shard_count=1)
     engine.create_stream("s")
@@ -223,3 +230,17 @@ def test_queue_names_follow_the_model(od):
         engine.create_queue("bad name", [{"StreamARN": arn}])
     q = engine.queue(engine.create_queue("ok.name_-1", [{"StreamARN": arn}])["QueueDescription"]["QueueARN"])
     assert isinstance(q, fastkin.Queue) and q.name == "ok.name_-1"
+
+
+def test_at_most_five_queues_creating_or_deleting(make_engine, clock):
+    engine = make_engine(create_latency=10.0, delete_latency=10.0)
+    engine.create_stream("s")
+    clock.advance(10.0)
+    arn = engine.stream("s").arn
+    for i in range(5):
+        engine.create_queue(f"q{i}", [{"StreamARN": arn}])
+    with pytest.raises(E.LimitExceededException, match="already has 5 queues in CREATING or DELETING state"):
+        engine.create_queue("q5", [{"StreamARN": arn}])
+    clock.advance(10.0)
+    q = engine.create_queue("q5", [{"StreamARN": arn}])["QueueDescription"]["QueueARN"]
+    assert engine.describe_queue(q)["QueueDescription"]["QueueStatus"] == "CREATING"
