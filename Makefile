@@ -4,7 +4,7 @@ BENCH = PYTHONPATH=src $(PYTHON) -m pytest -p no:cacheprovider --benchmark-disab
 # The subset CI runs on the debug build: both cores side by side, every invariant checked after every mutation.
 DEBUG_TESTS ?= tests/unit tests/differential
 
-.PHONY: install build build-debug test test-ref test-debug lint typecheck check bench bench-core bench-boto clean
+.PHONY: install build build-debug test test-ref test-debug lint typecheck check bench bench-core bench-boto bench-server clean
 
 install:                ## editable install with the test and development extras
 	$(PYTHON) -m pip install -e '.[test,dev]'
@@ -43,6 +43,9 @@ bench-core:             ## the data-plane core against the reference and a plain
 
 bench-boto:             ## boto3 in-process and over HTTP, against moto and kinesalite
 	$(BENCH) bench/bench_boto.py
+
+bench-server:           ## fastkin serve under wrk/h2load next to kinesalite, moto, uvicorn and granian (~5 min)
+	PYTHONPATH=src $(PYTHON) bench/bench_server.py
 
 clean:                  ## build products (the compiled core, generated C, caches)
 	rm -rf build .hypothesis src/fastkin/_cy/*.so src/fastkin/_cy/core.c src/fastkin/_cy/*.html

@@ -7,7 +7,7 @@
     r = stream.put_record(b"payload", "user-17")
 
 Layers (each imports only the ones before it): the core (this package's modules: Engine, Stream, clocks,
-limits, errors, topology, metrics, fan-out; the data-plane cores in _cy/ and _ref/), then kpl/ (Producer),
+limits, errors, topology, metrics, fan-out, queues; the data-plane cores in _cy/ and _ref/), then kpl/ (Producer),
 kcl/ (Consumer), wire/ (botocore model, the boto3 mock, ``fastkin serve``), sim/ (simulator, sizing,
 demo) and testing/ (the pytest plugin). Subpackages load on first use: ``fastkin.wire.http`` works after
 ``import fastkin`` without importing botocore until then.
@@ -29,9 +29,10 @@ from .errors import (
     UnknownOperationException,
     ValidationException,
 )
-from .kcl import Checkpointer, Consumer, RecordProcessor
+from .kcl import Checkpointer, Consumer, QueueWorker, RecordProcessor
 from .kpl import Producer, ProducerResult, deaggregate
 from .limits import Limits
+from .queues import Queue
 from .stream import GetRecordsResult, Stream
 
 __version__ = "0.1.0"
@@ -40,9 +41,10 @@ __getattr__ = lazy_getattr(__name__, frozenset({"wire", "sim", "testing", "durab
                            {"mock_kinesis": "wire.mock"})
 
 __all__ = [
-    "CORE", "Engine", "Stream", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",
+    "CORE", "Engine", "Stream", "Queue", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",
     "FastkinError", "ExpiredIteratorException", "ExpiredNextTokenException", "InvalidArgumentException",
     "LimitExceededException", "ProvisionedThroughputExceededException", "ResourceInUseException",
     "ResourceNotFoundException", "UnknownOperationException", "ValidationException",
     "mock_kinesis", "Producer", "ProducerResult", "deaggregate", "Consumer", "RecordProcessor", "Checkpointer",
+    "QueueWorker",
 ]

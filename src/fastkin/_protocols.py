@@ -133,6 +133,8 @@ class StreamCoreProtocol(Protocol):
     @property
     def shards(self) -> dict[int, ShardProtocol]: ...    # every shard not yet dropped
     quotas: bool                                         # settable: per-shard quotas enforced
+    auto: bool                                           # settable: AUTO distribution (round-robin, no MD5;
+                                                         # a None partition key is stored as "")
     max_record_bytes: int                                # settable: data + key bytes of one record
 
     # topology

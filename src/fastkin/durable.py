@@ -68,6 +68,7 @@ MUTATING = (
     "update_max_record_size", "start_stream_encryption", "stop_stream_encryption", "update_account_settings",
     "register_stream_consumer", "deregister_stream_consumer", "put_resource_policy", "delete_resource_policy",
     "enable_enhanced_monitoring", "disable_enhanced_monitoring", "set_quotas",
+    "update_stream_record_distribution_strategy",
 )
 
 _SCHEMA = """
@@ -195,6 +196,7 @@ class Durable:
             "ready_at": s._ready_at, "deleting_at": s.deleting_at, "updating_until": s._updating_until,
             "scaling_history": s.scaling_history, "mode_history": s.mode_history, "policy": s.policy,
             "warm_target": s.warm_target, "warm_current": s.warm_current, "storage": s.storage,
+            "record_distribution": s.record_distribution,
         }
         live = s.core.shards
         shards = {i.index: (str(i.start_hash), str(i.end_hash), i.created, i.created_secs, i.parent,
@@ -420,6 +422,7 @@ class Durable:
             s.metrics.set_enhanced(s.shard_level_metrics)
             s.scaling_history, s.mode_history = list(doc["scaling_history"]), list(doc["mode_history"])
             s.policy, s.warm_target, s.warm_current = doc["policy"], doc["warm_target"], doc["warm_current"]
+            s.record_distribution = doc["record_distribution"]
             infos = []
             for (idx, start, end, created, created_secs, parent, adjacent, closed_at, live) in db.execute(
                     "SELECT idx, start_hash, end_hash, created, created_secs, parent, adjacent_parent, closed_at, "

@@ -5,11 +5,13 @@ Method names are boto3's Kinesis operation names in snake_case. A stream is name
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,12 +34,22 @@ from .limits import (
     Limits,
 )
 from .metrics import SHARD_LEVEL_NAMES
+from .queues import (
+    MAX_RECEIVE_DEFAULT,
+    MAX_RECEIVE_MAX,
+    STARTING_POSITIONS,
+    VISIBILITY_DEFAULT,
+    VISIBILITY_MAX,
+    WAIT_DEFAULT,
+    Queue,
+)
 from .stream import Stream, parse_shard_id, shard_not_found, to_datetime, to_epoch
 from .tokens import TokenCodec
 
 _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}\Z")
 _TAG_CHARS = re.compile(r"[\w .:/=+\-@%]*\Z", re.UNICODE)
 _ARN = re.compile(r"arn:aws[\w-]*:kinesis:([\w-]+):(\d{12}):stream/([a-zA-Z0-9_.-]{1,128})\Z")
+_QUEUE_ARN = re.compile(r"arn:aws[\w-]*:kinesis:([\w-]+):(\d{12}):queue/(\S+)\Z")
 _CONSUMER_ARN = re.compile(
     r"(arn:aws[\w-]*:kinesis:[\w-]+:\d{12}:stream/[a-zA-Z0-9_.-]+)/consumer/([a-zA-Z0-9_.-]+):(\d+)\Z")
 # The order AWS lists shard-level metrics in (aws-cli's recorded EnableEnhancedMonitoring ["ALL"] output, facts
@@ -49,6 +61,9 @@ SHARD_LEVEL_METRICS_AWS_ORDER = ("IncomingBytes", "OutgoingRecords", "IteratorAg
 LIST_TOKEN_TTL_MS = 300_000
 CONSUMERS_PER_STREAM = 20
 CONSUMERS_CREATING_MAX = 5
+QUEUES_CHANGING_MAX = 5          # queues in CREATING or DELETING per account and region
+LIST_QUEUES_DEFAULT = 100        # ListQueues page size (default, and the cap of MaxResults)
+DISTRIBUTIONS = ("AUTO", "USER_PARTITION_KEY")
 WARM_THROUGHPUT_MAX_MIBPS = 10240
 COMMITMENT_MIN_SECONDS = 24 * 3600
 
@@ -85,6 +100,8 @@ class Engine:
         self._lock = threading.RLock()
         self._tokens = TokenCodec(os.urandom(32))
         self._incarnations = 0
+        self._queues: dict[str, Queue] = {}     # queue ARN -> Queue (DELETING ones until they are gone)
+        self._queue_serials = 0
         self.durable = None          # the data directory (fastkin.durable.Durable) when data_dir is given
         if data_dir is not None:
             from .durable import Durable
@@ -171,7 +188,7 @@ class Engine:
                       stream_mode_details: dict | None = None, stream_mode: str | None = None, tags: dict | None = None,
                       retention_period_hours: int = RETENTION_HOURS_DEFAULT,
                       max_record_size_in_kib: int = MAX_RECORD_KIB_DEFAULT, warm_throughput_mibps: int | None = None,
-                      storage: str = "full") -> Stream:
+                      storage: str = "full", record_distribution_strategy: str | None = None) -> Stream:
         """Create a stream and return it. boto3's ``stream_mode_details`` (or fastkin's ``stream_mode``) is
         PROVISIONED (needs shard_count) or ON_DEMAND (4 shards); with neither and no shard_count the stream
         is ON_DEMAND, as AWS makes it. ShardCount with ``stream_mode_details`` ON_DEMAND is a
@@ -179,7 +196,8 @@ class Engine:
         ``stream_mode="ON_DEMAND"`` may start with ``shard_count`` shards (for simulations).
         ``warm_throughput_mibps`` (ON_DEMAND, with a billing commitment) keeps that write capacity ready.
         ``storage="metadata"`` keeps only each record's sizes and times (reads return empty data and
-        keys): for simulations that send more than memory holds; quotas and metrics are unchanged."""
+        keys): for simulations that send more than memory holds; quotas and metrics are unchanged.
+        ``record_distribution_strategy`` AUTO (on-demand only) spreads records over the open shards in turn."""
         if storage not in ("full", "metadata"):
             raise ValueError(f"storage must be 'full' or 'metadata', got {storage!r}")
         if warm_throughput_mibps is not None:
@@ -205,6 +223,8 @@ class Engine:
             raise E.validation_error(shard_count, "shardCount", "have value greater than or equal to 1")
         self._check_retention(retention_period_hours)
         self._check_max_record_kib(max_record_size_in_kib)
+        if record_distribution_strategy is not None:
+            self._check_distribution(record_distribution_strategy, mode, stream_name)
         tags = self._check_tags(tags or {})
         with self._lock:
             self._live_streams()                # reaps streams whose deletion has finished
@@ -218,8 +238,36 @@ class Engine:
                        max_record_size_in_kib, self._incarnations, storage)
             if warm_throughput_mibps is not None:
                 s.warm_target = s.warm_current = warm_throughput_mibps
+            if record_distribution_strategy is not None:
+                s.record_distribution = record_distribution_strategy
             self._streams[stream_name] = s
             return s
+
+    @staticmethod
+    def _check_distribution(strategy, mode: str, name: str) -> None:
+        if strategy not in DISTRIBUTIONS:
+            raise E.validation_error(strategy, "recordDistributionStrategy",
+                                     "satisfy enum value set: [AUTO, USER_PARTITION_KEY]")
+        if strategy == "AUTO" and mode != "ON_DEMAND":
+            raise E.InvalidArgumentException(
+                f"RecordDistributionStrategy=AUTO is only supported for on-demand streams. Stream {name} is using "
+                f"{mode} mode.")
+
+    def update_stream_record_distribution_strategy(self, stream_arn: str, record_distribution_strategy: str) -> None:
+        """UpdateStreamRecordDistributionStrategy: takes effect at once for new records (no UPDATING state); records
+        already written keep their shards."""
+        s = self.stream(None, stream_arn)
+        self._check_distribution(record_distribution_strategy, s.mode, s.name)
+        if s.mode != "ON_DEMAND":
+            raise E.InvalidArgumentException(
+                "UpdateStreamRecordDistributionStrategy is only supported for on-demand streams. Stream "
+                f"{s.name} is using {s.mode} mode.")
+        st = s.status
+        if st in ("CREATING", "DELETING"):
+            raise E.ResourceInUseException(
+                f"Stream {s.name} under account {self.account_id} not ACTIVE, instead in state {st}")
+        with s._lock:
+            s.record_distribution = record_distribution_strategy
 
     def check_shard_quota(self, extra: int) -> None:
         """LimitExceededException when ``extra`` more open shards would pass the account's shard limit."""
@@ -254,6 +302,11 @@ class Engine:
                       enforce_consumer_deletion: bool = False) -> None:
         with self._lock:
             s = self.stream(stream_name, stream_arn)
+            self._live_queues()                 # drops queues whose deletion has finished
+            if s.queues:
+                raise E.ResourceInUseException(
+                    f"Stream {s.name} under account {self.account_id} has {len(s.queues)} queue(s). Delete them first "
+                    "(DeleteQueue): EnforceConsumerDeletion does not delete queues.")
             if s.consumers and not enforce_consumer_deletion:
                 raise E.ResourceInUseException(
                     f"Stream {s.name} under account {self.account_id} has registered consumers. "
@@ -343,6 +396,8 @@ class Engine:
             "OpenShardCount": sum(len(s.open_shards()) for s in live),
             "OnDemandStreamCount": sum(1 for s in live if s.mode == "ON_DEMAND"),
             "OnDemandStreamCountLimit": self.limits.on_demand_stream_limit,
+            "ChannelCount": 0,
+            "ChannelCountLimit": self.limits.on_demand_stream_limit,
         }
 
     # -- retention ----------------------------------------------------------------------------
@@ -449,6 +504,16 @@ class Engine:
         mode = stream_mode_details.get("StreamMode")
         if warm_throughput_mibps is not None:
             self._check_warm(warm_throughput_mibps, mode)
+        if mode == "PROVISIONED" and s.mode == "ON_DEMAND":
+            self._live_queues()
+            if s.queues:
+                raise E.ResourceInUseException(
+                    f"Stream {s.name} under account {self.account_id} has {len(s.queues)} queue(s). Delete them "
+                    "(DeleteQueue) before switching the stream to PROVISIONED capacity mode.")
+            if s.record_distribution == "AUTO":
+                raise E.InvalidArgumentException(
+                    "RecordDistributionStrategy=AUTO is only supported for on-demand streams. Set "
+                    f"USER_PARTITION_KEY on stream {s.name} before switching it to PROVISIONED mode.")
         topology.update_stream_mode(s, mode)
         if warm_throughput_mibps is not None:
             s.warm_target = s.warm_current = warm_throughput_mibps
@@ -601,10 +666,13 @@ class Engine:
             if consumer_name in s.consumers:
                 raise E.ResourceInUseException(
                     f"Consumer {consumer_name} under stream {s.name} already exists for account {self.account_id}.")
-            if len(s.consumers) >= CONSUMERS_PER_STREAM:
+            self._live_queues()
+            if len(s.consumers) + len(s.queues) >= CONSUMERS_PER_STREAM:
                 raise E.LimitExceededException(
                     f"Stream {s.name} under account {self.account_id} already has {CONSUMERS_PER_STREAM} "
-                    "registered consumers, the maximum.")
+                    "registered consumers, the maximum." if not s.queues else
+                    f"Stream {s.name} under account {self.account_id} already has {CONSUMERS_PER_STREAM} "
+                    "registered consumers and queues, the maximum.")
             creating = sum(1 for x in self._live_streams() for c in x.consumers.values()
                            if c.status_at(now) == "CREATING")
             if creating >= CONSUMERS_CREATING_MAX:
@@ -647,7 +715,8 @@ class Engine:
                                                        page[-1].name)
         return out
 
-    def subscribe_to_shard(self, consumer_arn: str, shard_id: str, starting_position: dict) -> Subscription:
+    def subscribe_to_shard(self, consumer_arn: str, shard_id: str, starting_position: dict,
+                           dry_run: bool = False) -> Subscription:
         """An enhanced fan-out subscription: an iterable of ``{"SubscribeToShardEvent": ...}`` events (see
         fastkin.fanout.Subscription) with its own 2 MiB/s per shard, for 5 minutes of engine time."""
         s, c = self._consumer(consumer_arn=consumer_arn)
@@ -660,13 +729,238 @@ class Engine:
             info.shard_id, starting_position.get("Type"), stream_name=s.name,
             starting_sequence_number=starting_position.get("SequenceNumber"),
             timestamp=None if ts is None else to_epoch(ts, "startingPosition.timestamp"))
+        if dry_run:
+            c.check_attach(info.index, now)
+            raise E.dry_run()
         sub = Subscription(self, s, c, info.index, it, now)
         c.attach(sub, info.index, now)
         return sub
 
-    # -- resource tags and policies (streams and consumers by ARN) ----------------------------------
-    def _resource(self, arn: str) -> tuple[Stream, StreamConsumer | None]:
-        """(stream, consumer or None) named by a ResourceARN."""
+    # -- queues ---------------------------------------------------------------------------------------
+    def _live_queues(self) -> list[Queue]:
+        """Every queue not yet gone (DELETING ones included until their deletion completes)."""
+        for q in list(self._queues.values()):
+            if q.gone_at(q.stream.now()):
+                self._drop_queue(q)
+        return list(self._queues.values())
+
+    def _drop_queue(self, q: Queue) -> None:
+        with self._lock:
+            if self._queues.get(q.arn) is q:
+                del self._queues[q.arn]
+            q.stream.queues.pop(q.arn, None)
+
+    def queue(self, queue_arn: str) -> Queue:
+        """The Queue a QueueARN names (DELETING included); ResourceNotFoundException when there is none."""
+        q = self._queues.get(queue_arn) if isinstance(queue_arn, str) else None
+        if q is not None and q.gone_at(q.stream.now()):
+            self._drop_queue(q)
+            q = None
+        if q is None:
+            if not isinstance(queue_arn, str) or _QUEUE_ARN.match(queue_arn) is None:
+                raise E.validation_error(queue_arn, "queueARN", "satisfy regular expression pattern: "
+                                         "arn:aws.*:kinesis:.*:\\d{12}:queue/\\S+")
+            raise E.ResourceNotFoundException(f"Queue {queue_arn} under account {self.account_id} not found.")
+        return q
+
+    def _queue_attributes(self, attrs, base: Queue | None) -> tuple[int, str, int | None]:
+        """(visibility, dead-letter target, max receive count) from QueueAttributes over ``base``'s (or defaults)."""
+        if attrs is None:
+            attrs = {}
+        if not isinstance(attrs, dict):
+            raise E.ValidationException("QueueAttributes must be a structure.")
+        vt = attrs.get("VisibilityTimeoutSeconds", VISIBILITY_DEFAULT if base is None else base.visibility)
+        if isinstance(vt, bool) or not isinstance(vt, int) or not 0 <= vt <= VISIBILITY_MAX:
+            raise E.validation_error(vt, "queueAttributes.visibilityTimeoutSeconds",
+                                     f"have value between 0 and {VISIBILITY_MAX}")
+        dlc = attrs.get("DeadLetterConfiguration")
+        if dlc is None:
+            if base is None:
+                return vt, "BUILT_IN", MAX_RECEIVE_DEFAULT
+            return vt, base.dead_letter, base.max_receive
+        target = dlc.get("TargetType") if isinstance(dlc, dict) else None
+        if target not in ("BUILT_IN", "NONE"):
+            raise E.validation_error(target, "queueAttributes.deadLetterConfiguration.targetType",
+                                     "satisfy enum value set: [BUILT_IN, NONE]")
+        mrc = dlc.get("MaxReceiveCount")
+        if target == "NONE":
+            return vt, "NONE", None
+        if mrc is None:
+            raise E.ValidationException("MaxReceiveCount is required when the DeadLetterConfiguration TargetType "
+                                        "is BUILT_IN.")
+        if isinstance(mrc, bool) or not isinstance(mrc, int) or not 1 <= mrc <= MAX_RECEIVE_MAX:
+            raise E.validation_error(mrc, "queueAttributes.deadLetterConfiguration.maxReceiveCount",
+                                     f"have value between 1 and {MAX_RECEIVE_MAX}")
+        return vt, "BUILT_IN", mrc
+
+    def _check_queues_changing(self, now: float) -> None:
+        changing = sum(1 for q in self._live_queues() if q.status_at(now) in ("CREATING", "DELETING"))
+        if changing >= QUEUES_CHANGING_MAX:
+            raise E.LimitExceededException(
+                f"Account {self.account_id} already has {QUEUES_CHANGING_MAX} queues in CREATING or DELETING state "
+                "in this Region, the maximum.")
+
+    def create_queue(self, queue_name: str, stream_configuration_list: list, queue_attributes: dict | None = None,
+                     tags: dict | None = None) -> dict:
+        """CreateQueue: a queue on one on-demand stream (CREATING for ``create_latency`` engine seconds, then
+        ACTIVE). Returns {"QueueDescription": ...}; ``engine.queue(arn)`` is the Queue object."""
+        if not isinstance(queue_name, str) or not _NAME.match(queue_name):
+            if isinstance(queue_name, str) and not 1 <= len(queue_name) <= 128:
+                raise E.validation_error(queue_name, "queueName", "have length between 1 and 128")
+            raise E.validation_error(queue_name, "queueName", "satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
+        confs = stream_configuration_list
+        if not isinstance(confs, (list, tuple)) or not confs:
+            raise E.validation_error(confs, "streamConfigurationList", "have length greater than or equal to 1")
+        if len(confs) > 1:
+            raise E.ValidationException(
+                "1 validation error detected: Value at 'streamConfigurationList' failed to satisfy constraint: "
+                "Member must have length less than or equal to 1 (a queue reads exactly one stream)")
+        conf = confs[0] if isinstance(confs[0], dict) else {}
+        s = self.stream(None, conf.get("StreamARN"))
+        pos = conf.get("StartingPosition") or {"Type": "LATEST"}
+        ptype = pos.get("Type") if isinstance(pos, dict) else None
+        if ptype not in STARTING_POSITIONS:
+            raise E.validation_error(ptype, "streamConfigurationList.1.member.startingPosition.type",
+                                     "satisfy enum value set: [TRIM_HORIZON, LATEST, AT_TIMESTAMP]")
+        ts = pos.get("Timestamp")
+        if (ts is not None) != (ptype == "AT_TIMESTAMP"):
+            raise E.ValidationException(
+                "StartingPosition Timestamp is required when Type is AT_TIMESTAMP and not allowed for "
+                f"{ptype}." if ptype != "AT_TIMESTAMP" else
+                "StartingPosition Timestamp is required when Type is AT_TIMESTAMP.")
+        start = {"Type": ptype}
+        if ts is not None:
+            start["Timestamp"] = _epoch(ts, "streamConfigurationList.1.member.startingPosition.timestamp")
+        vt, target, mrc = self._queue_attributes(queue_attributes, None)
+        tags = self._check_tags(tags or {})
+        with self._lock:
+            now = s.now()
+            st = s.status
+            if st in ("CREATING", "DELETING"):
+                raise E.ResourceInUseException(
+                    f"Stream {s.name} under account {self.account_id} not ACTIVE, instead in state {st}")
+            if start.get("Timestamp") is not None and start["Timestamp"] > now:
+                raise E.InvalidArgumentException(
+                    "The StartingPosition Timestamp cannot be later than the current time: "
+                    f"{math.floor(start['Timestamp'] * 1000)} > {math.floor(now * 1000)} (epoch milliseconds).")
+            if s.mode != "ON_DEMAND":
+                raise E.ValidationException(
+                    f"Queues are supported only on streams in on-demand capacity mode. Stream {s.name} under account "
+                    f"{self.account_id} is using PROVISIONED mode.")
+            live = self._live_queues()
+            if any(q.name == queue_name for q in live):
+                raise E.ResourceInUseException(f"Queue {queue_name} under account {self.account_id} already exists.")
+            if len(s.consumers) + len(s.queues) >= CONSUMERS_PER_STREAM:
+                raise E.LimitExceededException(
+                    f"Stream {s.name} under account {self.account_id} already has {CONSUMERS_PER_STREAM} registered "
+                    "consumers and queues, the maximum.")
+            self._check_queues_changing(now)
+            self._queue_serials += 1
+            q = Queue(self, s, queue_name, str(uuid.uuid4()), self._queue_serials, now, start, vt, target, mrc, tags)
+            self._queues[q.arn] = q
+            s.queues[q.arn] = q
+            return {"QueueDescription": q.description(now)}
+
+    def describe_queue(self, queue_arn: str) -> dict:
+        q = self.queue(queue_arn)
+        return {"QueueDescription": q.description(q.stream.now())}
+
+    def list_queues(self, max_results: int = LIST_QUEUES_DEFAULT, next_token: str | None = None,
+                    stream_filter: list | None = None) -> dict:
+        """ListQueues, by name (then ARN); ``stream_filter`` keeps the queues of the listed streams."""
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= 10000:
+            raise E.validation_error(max_results, "maxResults", "have value between 1 and 10000")
+        limit = min(max_results, LIST_QUEUES_DEFAULT)
+        queues = sorted(self._live_queues(), key=lambda q: (q.name, q.arn))
+        if stream_filter is not None:
+            wanted = []
+            for i, f in enumerate(stream_filter):
+                arn = f.get("StreamARN") if isinstance(f, dict) else None
+                ts = f.get("StreamCreationTimestamp") if isinstance(f, dict) else None
+                wanted.append((arn, None if ts is None else
+                               math.floor(_epoch(ts, f"streamFilter.{i + 1}.member.streamCreationTimestamp"))))
+            queues = [q for q in queues if any(
+                arn == q.stream.arn and (ts is None or ts == math.floor(q.stream.created)) for arn, ts in wanted)]
+        if next_token is not None:
+            _, after = self._tokens.open_next_token(next_token, "queues", self._now_ms(), LIST_TOKEN_TTL_MS)
+            queues = [q for q in queues if f"{q.name}\x00{q.arn}" > after]
+        page = queues[:limit]
+        now = self.clock()
+        out: dict = {"QueueSummaries": [q.summary(now) for q in page]}
+        if len(queues) > limit:
+            last = page[-1]
+            out["NextToken"] = self._tokens.next_token("queues", 0, self._now_ms(), f"{last.name}\x00{last.arn}")
+        return out
+
+    def update_queue(self, queue_arn: str, queue_attributes: dict) -> dict:
+        """UpdateQueue: omitted attributes stay; a new visibility timeout applies to later receives; a new
+        MaxReceiveCount applies to the counts records already have (at their next timeout)."""
+        q = self.queue(queue_arn)
+        with self._lock:
+            now = q.stream.now()
+            st = q.status_at(now)
+            if st != "ACTIVE":
+                raise E.ResourceInUseException(
+                    f"Queue {q.arn} under account {self.account_id} is not ACTIVE, instead in state {st}.")
+            vt, target, mrc = self._queue_attributes(queue_attributes, q)
+            with q._lock:
+                q.visibility, q.dead_letter, q.max_receive = vt, target, mrc
+            q.updating_until = now + self.update_latency
+            return {"QueueDescription": q.description(now)}
+
+    def delete_queue(self, queue_arn: str) -> None:
+        """DeleteQueue: DELETING for ``delete_latency`` engine seconds, then gone. From the call on no record
+        is delivered and every receipt handle is dead; the stream and its records are untouched."""
+        q = self.queue(queue_arn)
+        with self._lock:
+            now = q.stream.now()
+            if q.deleting_at is not None:
+                return
+            self._check_queues_changing(now)
+            q.deleting_at = now + self.delete_latency
+            q.close()
+            if self.delete_latency <= 0:
+                self._drop_queue(q)
+
+    def receive_queue_records(self, queue_arn: str, limit: int = 10, wait_time_seconds: int = WAIT_DEFAULT,
+                              visibility_timeout_seconds: int | None = None, *, _wait: bool = True) -> dict:
+        """ReceiveQueueRecords: {"QueueRecords": [...]}, long polling up to ``wait_time_seconds`` (see Queue.receive).
+        ``_wait=False`` never sleeps in real time: the HTTP server's non-blocking contract (see
+        fastkin.wire.service.Service.long_poll_deadline)."""
+        return {"QueueRecords": self.queue(queue_arn).receive(limit, wait_time_seconds, visibility_timeout_seconds,
+                                                              _wait=_wait)}
+
+    def acknowledge_queue_records(self, queue_arn: str, entries: list) -> dict:
+        return self.queue(queue_arn).acknowledge(entries)
+
+    def update_queue_records_visibility(self, queue_arn: str, entries: list) -> dict:
+        return self.queue(queue_arn).update_visibility(entries)
+
+    def receive_dead_letter_queue_records(self, queue_arn: str, limit: int = 10,
+                                          wait_time_seconds: int = WAIT_DEFAULT,
+                                          visibility_timeout_seconds: int | None = None, *,
+                                          _wait: bool = True) -> dict:
+        """ReceiveDeadLetterQueueRecords: as receive_queue_records, from the queue's dead-letter records."""
+        return {"QueueRecords": self.queue(queue_arn).receive(limit, wait_time_seconds, visibility_timeout_seconds,
+                                                              dead_letter=True, _wait=_wait)}
+
+    def acknowledge_dead_letter_queue_records(self, queue_arn: str, entries: list) -> dict:
+        return self.queue(queue_arn).acknowledge_dead_letter(entries)
+
+    def update_dead_letter_queue_records_visibility(self, queue_arn: str, entries: list) -> dict:
+        return self.queue(queue_arn).update_dead_letter_visibility(entries)
+
+    def restore_dead_letter_queue_records(self, queue_arn: str, entries: list) -> dict:
+        return self.queue(queue_arn).restore_dead_letter(entries)
+
+    # -- resource tags and policies (streams, consumers and queues by ARN) ---------------------------
+    def _resource(self, arn: str) -> tuple[Stream | None, Any]:
+        """(stream, None) for a stream ARN; (stream, consumer) for a consumer ARN; (None, queue) for a queue ARN."""
+        if isinstance(arn, str) and _QUEUE_ARN.match(arn) is not None:
+            try:
+                return None, self.queue(arn)
+            except E.ResourceNotFoundException:
+                raise E.ResourceNotFoundException(f"Queue {arn} under account {self.account_id} not found.") from None
         if isinstance(arn, str) and _CONSUMER_ARN.match(arn) is not None:
             return self._consumer(consumer_arn=arn)
         if not isinstance(arn, str) or _ARN.match(arn) is None:
@@ -677,23 +971,28 @@ class Engine:
             # as moto answers (AWS's text unrecorded): the ARN given where the stream name would be
             raise E.ResourceNotFoundException(f"Stream {arn} under account {self.account_id} not found.") from None
 
+    @staticmethod
+    def _policy_holder(s: Stream | None, c: Any) -> Any:
+        return c if c is not None else s
+
     def tag_resource(self, resource_arn: str, tags: dict) -> None:
         s, c = self._resource(resource_arn)
-        if c is None:
+        if c is None and s is not None:
             self.add_tags_to_stream(tags, stream_arn=s.arn)
             return
         tags = self._check_tags(tags)
+        what = "consumer" if s is not None else "queue"
         with self._lock:
             merged = {**c.tags, **tags}
             if len(merged) > TAGS_MAX:
                 raise E.LimitExceededException(
-                    f"Failed to add tags to consumer {c.name} because a resource can have a maximum of "
+                    f"Failed to add tags to {what} {c.name} because a resource can have a maximum of "
                     f"{TAGS_MAX} tags.")
             c.tags = merged
 
     def untag_resource(self, resource_arn: str, tag_keys: list) -> None:
         s, c = self._resource(resource_arn)
-        if c is None:
+        if c is None and s is not None:
             self.remove_tags_from_stream(tag_keys, stream_arn=s.arn)
             return
         with self._lock:
@@ -702,7 +1001,7 @@ class Engine:
 
     def list_tags_for_resource(self, resource_arn: str) -> dict:
         s, c = self._resource(resource_arn)
-        tags = s.tags if c is None else c.tags
+        tags = c.tags if c is not None else s.tags if s is not None else {}
         return {"Tags": [{"Key": k, "Value": tags[k]} for k in sorted(tags)]}
 
     def put_resource_policy(self, resource_arn: str, policy: str) -> None:
@@ -714,17 +1013,17 @@ class Engine:
         if not isinstance(doc, dict) or "Statement" not in doc:
             raise E.InvalidArgumentException("Policy must be a JSON object with a Statement.")
         with self._lock:
-            (s if c is None else c).policy = policy
+            self._policy_holder(s, c).policy = policy
 
     def get_resource_policy(self, resource_arn: str) -> dict:
         s, c = self._resource(resource_arn)
-        policy = (s if c is None else c).policy
+        policy = self._policy_holder(s, c).policy
         return {"Policy": policy if policy is not None else "{}"}
 
     def delete_resource_policy(self, resource_arn: str) -> None:
         s, c = self._resource(resource_arn)
         with self._lock:
-            holder = s if c is None else c
+            holder = self._policy_holder(s, c)
             if holder.policy is None:
                 raise E.ResourceNotFoundException(f"No resource policy found for resource ARN {resource_arn}.")
             holder.policy = None
@@ -752,24 +1051,35 @@ class Engine:
                 "DesiredShardLevelMetrics": list(s.shard_level_metrics), "StreamARN": s.arn}
 
     # -- data plane by name -------------------------------------------------------------------
+    # DryRun (PutRecord, PutRecords, GetRecords, GetShardIterator, SubscribeToShard): the request is checked in full,
+    # with the errors it would raise, then DryRunOperationException; nothing changes and no quota is used.
     def put_record(self, data, partition_key, stream_name=None, stream_arn=None, explicit_hash_key=None,
-                   sequence_number_for_ordering=None):
-        return self.stream(stream_name, stream_arn).put_record(data, partition_key, explicit_hash_key,
-                                                               sequence_number_for_ordering)
+                   sequence_number_for_ordering=None, dry_run: bool = False):
+        s = self.stream(stream_name, stream_arn)
+        if dry_run:
+            s.dry_run_put([(data, partition_key, explicit_hash_key)], sequence_number_for_ordering, batch=False)
+        return s.put_record(data, partition_key, explicit_hash_key, sequence_number_for_ordering)
 
-    def put_records(self, records, stream_name=None, stream_arn=None):
-        return self.stream(stream_name, stream_arn).put_records(records)
+    def put_records(self, records, stream_name=None, stream_arn=None, dry_run: bool = False):
+        s = self.stream(stream_name, stream_arn)
+        if dry_run:
+            s.dry_run_put(records, batch=True)
+        return s.put_records(records)
 
     def get_shard_iterator(self, shard_id, shard_iterator_type, stream_name=None, stream_arn=None,
-                           starting_sequence_number=None, timestamp=None) -> str:
-        return self._stream_for_shards(stream_name, stream_arn, shard_id).get_shard_iterator(
+                           starting_sequence_number=None, timestamp=None, dry_run: bool = False) -> str:
+        it = self._stream_for_shards(stream_name, stream_arn, shard_id).get_shard_iterator(
             shard_id, shard_iterator_type, starting_sequence_number, timestamp)
+        if dry_run:
+            raise E.dry_run()
+        return it
 
     def get_records(self, shard_iterator: str, limit: int = GET_RECORDS_MAX_RECORDS, stream_arn=None, *,
-                    quota: bool = True):
+                    quota: bool = True, dry_run: bool = False):
         """Read from an iterator: .records, .next_shard_iterator, .millis_behind_latest, .child_shards.
         ``quota=False`` (not an AWS parameter) reads outside the shard's shared read quota: the
-        enhanced fan-out pipe, which has its own 2 MiB/s per consumer."""
+        enhanced fan-out pipe, which has its own 2 MiB/s per consumer. ``dry_run`` checks the iterator, the
+        limit and the shard, then raises DryRunOperationException (no read, no read quota used)."""
         now = self.clock()
         now_ms = math.floor(now * 1000.0)
         name, inc, shard, pos, _ = self._tokens.open_iterator(shard_iterator, now_ms,
@@ -777,6 +1087,8 @@ class Engine:
         s = self._iterator_stream(name, inc, shard)
         if stream_arn is not None and stream_arn != s.arn:
             raise E.InvalidArgumentException(f"The shard iterator does not belong to stream {stream_arn}.")
+        if dry_run:
+            s.dry_run_get_records(shard, limit)
         return s._get_records(shard, pos, limit, s._check_io(), quota)
 
     def decode_shard_iterator(self, shard_iterator: str) -> tuple[Stream, str, int]:
@@ -807,6 +1119,17 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"Engine(core={self.core_name!r}, streams={len(self._streams)}, clock={self.clock!r})"
+
+
+def _epoch(t: object, where: str) -> float:
+    """A timestamp inside a list member (the wire layer normalises only top-level structures): datetime,
+    epoch seconds, or an ISO 8601 string."""
+    if isinstance(t, str):
+        try:
+            t = _dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        except ValueError:
+            raise E.ValidationException(f"{where} is not a valid timestamp: {t!r}") from None
+    return to_epoch(t, where)
 
 
 def _json_filter(f) -> str:

@@ -59,6 +59,14 @@ class ExpiredNextTokenException(_Coded):
     pass
 
 
+class ThrottlingException(_Coded):
+    """The queue data plane's throttling error (fastkin raises it at a queue's in-flight record limit)."""
+
+
+class DryRunOperationException(_Coded):
+    """A request with DryRun=True that would have succeeded: it was checked in full and nothing was done."""
+
+
 class SerializationException(_Coded):
     """A request body that does not match the operation's shape (wrong JSON/CBOR types, bad base64)."""
 
@@ -161,6 +169,17 @@ def bad_partition_key(i: int | None, key: object) -> FastkinError:
     if len(key) < 1:
         return validation_error(key, where, "have length greater than or equal to 1")
     return validation_error(key, where, "have length less than or equal to 256")
+
+
+def missing_partition_key(i: int | None) -> ValidationException:
+    """A record without a PartitionKey on a USER_PARTITION_KEY stream (AWS's text for a null required member)."""
+    where = "partitionKey" if i is None else f"records.{i + 1}.member.partitionKey"
+    return ValidationException(
+        f"1 validation error detected: Value null at '{where}' failed to satisfy constraint: Member must not be null")
+
+
+def dry_run() -> DryRunOperationException:
+    return DryRunOperationException("The request would have succeeded, but the DryRun parameter was specified.")
 
 
 def bad_key_encoding(i: int | None) -> ValidationException:

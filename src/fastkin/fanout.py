@@ -55,6 +55,15 @@ class StreamConsumer:
         return {"ConsumerName": self.name, "ConsumerARN": self.arn, "ConsumerStatus": self.status_at(now),
                 "ConsumerCreationTimestamp": _dt.datetime.fromtimestamp(self.created, _dt.timezone.utc)}
 
+    def check_attach(self, shard: int, now: float) -> None:
+        """The error attach would raise now (another subscription to the shard younger than 5 s), changing nothing."""
+        with self._lock:
+            old = self._subs.get(shard)
+            if old is not None and not old.finished and now - old.started < RESUBSCRIBE_SECONDS:
+                raise E.ResourceInUseException(
+                    f"Another active subscription exists for consumer {self.arn} and shard "
+                    f"{E.shard_name(shard)}. Try again after {RESUBSCRIBE_SECONDS:g} seconds.")
+
     def attach(self, sub: Subscription, shard: int, now: float) -> None:
         with self._lock:
             old = self._subs.get(shard)

@@ -21,6 +21,7 @@ LIST_SHARDS_MAX_RESULTS = 1000
 LIST_STREAMS_MAX = 100
 TAGS_MAX = 50
 ON_DEMAND_INITIAL_SHARDS = 4
+QUEUE_IN_FLIGHT_MAX = 120_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Limits:
     shard_limit: int = 20_000                  # open shards per account (us-east-1)
     on_demand_stream_limit: int = 50
     iterator_ttl_seconds: float = ITERATOR_TTL_SECONDS
+    queue_in_flight_max: int = QUEUE_IN_FLIGHT_MAX   # in-flight records per queue (normal + dead-letter)
 
     def replace(self, **changes) -> Limits:
         return replace(self, **changes)

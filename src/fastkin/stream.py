@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass, field
 
 from . import errors as E
-from ._common import SEQ_INDEX_END, initial_hash_ranges
+from ._common import SEQ_INDEX_END, initial_hash_ranges, parse_hash_key
 from .autoscaling import OnDemandScaler
-from .limits import GET_RECORDS_MAX_RECORDS
+from .limits import GET_RECORDS_MAX_RECORDS, PARTITION_KEY_MAX_CHARS, PUT_RECORDS_MAX_RECORDS
 from .metrics import StreamMetrics
 from .topology import ShardInfo
 
@@ -72,8 +72,12 @@ def records_dicts(records) -> list[dict]:
         d = stamps.get(t)
         if d is None:
             d = stamps[t] = fromts(t, utc)
-        append({"SequenceNumber": r.sequence_number, "ApproximateArrivalTimestamp": d, "Data": r.data,
-                "PartitionKey": r.partition_key})
+        pk = r.partition_key
+        if pk:
+            append({"SequenceNumber": r.sequence_number, "ApproximateArrivalTimestamp": d, "Data": r.data,
+                    "PartitionKey": pk})
+        else:                   # written without a key (AUTO distribution): the field is absent, as on AWS
+            append({"SequenceNumber": r.sequence_number, "ApproximateArrivalTimestamp": d, "Data": r.data})
     return out
 
 
@@ -114,6 +118,7 @@ class Stream:
         self.storage = storage
         self.retention_override: float | None = None   # seconds; simulations only (see set_retention_seconds)
         self.consumers: dict = {}              # registered (enhanced fan-out) consumers: name -> StreamConsumer
+        self.queues: dict = {}                 # queues on this stream: ARN -> fastkin.queues.Queue
         self.policy: str | None = None         # resource policy document (JSON text), None when unset
         self.warm_target: int | None = None    # WarmThroughput TargetMiBps (ON_DEMAND only; the scaler keeps it)
         self.warm_current: int = 0             # WarmThroughput CurrentMiBps
@@ -313,6 +318,16 @@ class Stream:
         self.topology_version += 1
 
     # -- put ----------------------------------------------------------------------------------
+    @property
+    def record_distribution(self) -> str:
+        """RecordDistributionStrategy: USER_PARTITION_KEY (MD5 of the key) or AUTO (on-demand only: the open
+        shards in turn, PartitionKey optional, ExplicitHashKey ignored)."""
+        return "AUTO" if self._core.auto else "USER_PARTITION_KEY"
+
+    @record_distribution.setter
+    def record_distribution(self, value: str) -> None:
+        self._core.auto = value == "AUTO"
+
     def put_record(self, data, partition_key, explicit_hash_key=None, sequence_number_for_ordering=None):
         """Put one record: returns r.shard_id, r.sequence_number; raises ProvisionedThroughputExceededException."""
         if sequence_number_for_ordering is not None:
@@ -328,9 +343,63 @@ class Stream:
         """Put a batch of (data, partition_key[, explicit_hash_key]) tuples: one result per record, in order."""
         return self._core.put_records(records, self._check_io())
 
+    # -- DryRun -------------------------------------------------------------------------------
+    def dry_run_put(self, records, sequence_number_for_ordering=None, *, batch: bool) -> None:
+        """Every check PutRecord (``batch=False``, one record) or PutRecords makes, in the core's order and with its
+        texts, then DryRunOperationException: nothing is written and no write quota is used."""
+        self._check_io()
+        if sequence_number_for_ordering is not None:
+            self._check_sfo(sequence_number_for_ordering)
+        if batch:
+            if not isinstance(records, (list, tuple)):
+                raise E.ValidationException("records must be a list of (data, partition_key[, explicit_hash_key]) "
+                                            f"tuples, got {type(records).__name__}")
+            if not records:
+                raise E.validation_error("[]", "records", "have length greater than or equal to 1")
+            if len(records) > PUT_RECORDS_MAX_RECORDS:
+                raise E.too_many_records(len(records), PUT_RECORDS_MAX_RECORDS)
+        total = 0
+        for i, rec in enumerate(records):
+            if not isinstance(rec, (tuple, list)) or not 2 <= len(rec) <= 3:
+                raise E.ValidationException(
+                    f"records.{i + 1}.member must be a (data, partition_key[, explicit_hash_key]) tuple")
+            total += self._record_size(i if batch else None, rec[0], rec[1], rec[2] if len(rec) == 3 else None)
+        if batch and total > self.engine.limits.put_records_max_bytes:
+            raise E.records_size_exceeded(self.engine.limits.put_records_max_bytes)
+        raise E.dry_run()
+
+    def _record_size(self, i, data, key, ehk) -> int:
+        if isinstance(data, str):
+            data = data.encode()
+        elif type(data) is not bytes:
+            try:
+                data = bytes(memoryview(data))
+            except TypeError:
+                raise E.bad_data(i, data) from None
+        auto = self._core.auto
+        if key is None and auto:
+            kb = b""
+        elif not isinstance(key, str) or not 1 <= len(key) <= PARTITION_KEY_MAX_CHARS:
+            raise E.missing_partition_key(i) if key is None else E.bad_partition_key(i, key)
+        else:
+            try:
+                kb = key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise E.bad_key_encoding(i) from None
+        size = len(data) + len(kb)
+        if size > self._core.max_record_bytes:
+            raise E.record_too_large(i, size, self._core.max_record_bytes)
+        if ehk is not None and not auto:
+            parse_hash_key(ehk)
+        return size
+
     def _check_sfo(self, value) -> None:
         # Sequence numbers are strictly increasing per shard (and a child shard's are above its
         # parents'), so any number this stream issued is below the next one; we only validate it.
+        if self._core.auto:
+            raise E.InvalidArgumentException(
+                f"SequenceNumberForOrdering is not supported on stream {self.name} under account "
+                f"{self.engine.account_id}: its RecordDistributionStrategy is AUTO, which does not keep order.")
         if not isinstance(value, str) or not value.isdigit() or len(value) > 129 \
                 or (len(value) > 1 and value[0] == "0"):
             raise E.validation_error(value, "sequenceNumberForOrdering",
@@ -415,6 +484,20 @@ class Stream:
             nxt = self.engine._tokens.iterator(self.name, self.incarnation, shard, pos, math.floor(now * 1000.0))
         return GetRecordsResult(records, nxt, behind, child_shards)
 
+    def dry_run_get_records(self, shard: int, limit) -> None:
+        """GetRecords' checks of a decoded iterator (limit, the shard still readable), then DryRunOperationException."""
+        self._check_io()
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise E.ValidationException(f"limit must be an integer, got {type(limit).__name__}")
+        if not 1 <= limit <= GET_RECORDS_MAX_RECORDS:
+            raise E.validation_error(limit, "limit", f"have value between 1 and {GET_RECORDS_MAX_RECORDS}")
+        info = self._shards.get(shard)
+        if info is None or self._expired(info):
+            raise E.ResourceNotFoundException(
+                f"Shard {E.shard_name(shard)} in stream {self.name} under account {self.engine.account_id} "
+                "does not exist")
+        raise E.dry_run()
+
     def sequence_number_at(self, shard_id: str, position: int) -> str:
         """The sequence number of the record at ``position`` of a shard's log (it must still be readable)."""
         info = self.shard(shard_id)
@@ -480,9 +563,13 @@ class Stream:
             "EnhancedMonitoring": [{"ShardLevelMetrics": list(self.shard_level_metrics)}],
             "EncryptionType": self.encryption_type,
             "OpenShardCount": len(self.open_shards()),
-            "ConsumerCount": len(self.consumers),
+            "ConsumerCount": len(self.consumers),           # enhanced fan-out consumers only, not queues
             "MaxRecordSizeInKiB": self.max_record_kib,
+            "QueueCount": len(self.queues),
+            "ChannelCount": 0,
         }
+        if self.mode == "ON_DEMAND":
+            d["RecordDistributionStrategy"] = self.record_distribution
         if self.key_id:
             d["KeyId"] = self.key_id
         if self.warm_target is not None:

@@ -1,9 +1,14 @@
-"""Shard iterators and pagination tokens: opaque, tamper-evident, expiring in engine time.
+"""Shard iterators, pagination tokens and queue receipt handles: opaque and tamper-evident.
 
 An iterator is base64 of ``00*7 01`` (as real ones begin), a packed payload and a truncated
 HMAC-SHA256 under a per-engine secret. The payload names the stream (so GetRecords needs nothing
 else), the stream's incarnation (a re-created stream does not accept old iterators), the shard,
 the position (seq index of the next record to read) and the issue time in engine milliseconds.
+
+A receipt handle (ReceiveQueueRecords) is base64 of ``02``, a packed payload (the queue's serial number in
+its engine, the record's key in the queue, the delivery number, the kind: 0 normal, 1 dead-letter) and a
+16-byte keyed BLAKE2b MAC under the same secret.
+NOTE: BLAKE2b keyed is ~0.5 us per handle against ~1.3 us for HMAC-SHA256; a receive issues one per record.
 """
 from __future__ import annotations
 
@@ -14,6 +19,14 @@ import hmac
 import struct
 
 from .errors import ExpiredIteratorException, ExpiredNextTokenException, InvalidArgumentException
+
+_RECEIPT = struct.Struct(">BIQQB")   # version 2, queue serial, record key, delivery number, kind
+_blake2b = hashlib.blake2b
+_b2a = binascii.b2a_base64
+_a2b = binascii.a2b_base64
+_pack_receipt = _RECEIPT.pack
+_unpack_receipt = _RECEIPT.unpack_from
+_RECEIPT_SIZE = _RECEIPT.size
 
 _PREFIX = b"\x00" * 7 + b"\x01"
 _ITER = struct.Struct(">QIQq")      # incarnation, shard index, position, issued ms
@@ -64,6 +77,25 @@ class TokenCodec:
                 f"{_fmt_ms(now_ms)} which is further in the future than the tolerated delay of {ttl_ms} milliseconds."
             )
         return stream, inc, shard, pos, issued
+
+    # -- queue receipt handles ------------------------------------------------------------------
+    def receipt(self, serial: int, key: int, delivery: int, kind: int) -> str:
+        body = _pack_receipt(2, serial, key, delivery, kind)
+        return _b2a(body + _blake2b(body, key=self._secret, digest_size=_MAC).digest(), newline=False).decode()
+
+    def open_receipt(self, handle: object) -> tuple[int, int, int, int, int] | None:
+        """(2, queue serial, record key, delivery number, kind) of a handle this codec sealed; None for anything
+        else (not a string, not base64, wrong length or version, a MAC that does not match)."""
+        if type(handle) is not str or len(handle) != 52:
+            return None
+        try:
+            raw = _a2b(handle)
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) != _RECEIPT_SIZE + _MAC or raw[0] != 2 or not hmac.compare_digest(
+                raw[_RECEIPT_SIZE:], _blake2b(raw[:_RECEIPT_SIZE], key=self._secret, digest_size=_MAC).digest()):
+            return None
+        return _unpack_receipt(raw)
 
     # -- NextToken for list calls -------------------------------------------------------------
     def next_token(self, kind: str, incarnation: int, issued_ms: int, cursor: str) -> str:

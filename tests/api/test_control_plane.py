@@ -69,7 +69,7 @@ def test_shard_limit(make_engine):
     with pytest.raises(LimitExceededException, match="shard limit"):
         eng.create_stream("b", shard_count=5)
     assert eng.describe_limits() == {"ShardLimit": 10, "OpenShardCount": 6, "OnDemandStreamCount": 0,
-                                     "OnDemandStreamCountLimit": 50}
+                                     "OnDemandStreamCountLimit": 50, "ChannelCount": 0, "ChannelCountLimit": 50}
 
 
 def test_list_streams_pagination(engine):

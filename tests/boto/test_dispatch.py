@@ -24,7 +24,7 @@ def test_only_the_data_plane_has_hand_written_handlers():
 
 def test_every_member_reaches_an_engine_argument_and_every_required_argument_has_a_member():
     problems = []
-    for name in S.IMPLEMENTED:
+    for name in [n for n in S.IMPLEMENTED if n in MODEL.operation_names]:    # an older botocore lacks the newest
         op = S._Operation(name, fastkin.Engine)
         input_shape = MODEL.operation_model(name).input_shape
         members = list(input_shape.members) if input_shape else []

@@ -11,6 +11,8 @@ from botocore.exceptions import ClientError
 from fastkin.wire.service import IMPLEMENTED
 
 MODEL = botocore.session.get_session().get_service_model("kinesis")
+# The operations of the newest model fastkin does not answer (a later issue), refused with UnknownOperationException.
+NOT_IMPLEMENTED = frozenset({"CreateChannel", "DescribeChannel", "ListChannels", "UpdateChannel", "DeleteChannel"})
 
 
 class Recorder:
@@ -95,6 +97,38 @@ def test_every_operation_answers_with_its_output_shape(kin, shape_ok):
         call("DeleteResourcePolicy", ResourceARN=res)
         assert call("GetResourcePolicy", ResourceARN=res)["Policy"] == "{}"
     call("DeregisterStreamConsumer", ConsumerARN=c["ConsumerARN"])
+    # queues (an on-demand stream), with tags and a policy on the queue ARN
+    if "CreateQueue" in MODEL.operation_names:
+        q = call("CreateQueue", QueueName="q", StreamConfigurationList=[{"StreamARN": od_arn}],
+                 QueueAttributes={"VisibilityTimeoutSeconds": 5,
+                                  "DeadLetterConfiguration": {"TargetType": "BUILT_IN", "MaxReceiveCount": 1}},
+                 Tags={"k": "v"})["QueueDescription"]["QueueARN"]
+        call("DescribeQueue", QueueARN=q)
+        assert [x["QueueARN"] for x in call("ListQueues")["QueueSummaries"]] == [q]
+        call("UpdateQueue", QueueARN=q, QueueAttributes={"VisibilityTimeoutSeconds": 5})
+        call("PutRecords", StreamARN=od_arn, Records=[{"Data": b"1", "PartitionKey": "a"},
+                                                      {"Data": b"2", "PartitionKey": "b"}])
+        r1, r2 = call("ReceiveQueueRecords", QueueARN=q, WaitTimeSeconds=1)["QueueRecords"]
+        call("UpdateQueueRecordsVisibility", QueueARN=q,
+             Entries=[{"ReceiptHandle": r2["ReceiptHandle"], "VisibilityTimeoutSeconds": 0}])
+        assert call("AcknowledgeQueueRecords", QueueARN=q, Entries=[{"ReceiptHandle": r1["ReceiptHandle"]}])[
+            "Failed"] == []
+        kin.clock.advance(5.0)
+        [d] = call("ReceiveDeadLetterQueueRecords", QueueARN=q, WaitTimeSeconds=1)["QueueRecords"]
+        call("UpdateDeadLetterQueueRecordsVisibility", QueueARN=q,
+             Entries=[{"ReceiptHandle": d["ReceiptHandle"], "VisibilityTimeoutSeconds": 0}])
+        [d] = call("ReceiveDeadLetterQueueRecords", QueueARN=q, WaitTimeSeconds=1)["QueueRecords"]
+        call("RestoreDeadLetterQueueRecords", QueueARN=q, Entries=[{"ReceiptHandle": d["ReceiptHandle"]}])
+        [r] = call("ReceiveQueueRecords", QueueARN=q, WaitTimeSeconds=1)["QueueRecords"]
+        kin.clock.advance(5.0)
+        [d] = call("ReceiveDeadLetterQueueRecords", QueueARN=q, WaitTimeSeconds=1)["QueueRecords"]
+        call("AcknowledgeDeadLetterQueueRecords", QueueARN=q, Entries=[{"ReceiptHandle": d["ReceiptHandle"]}])
+        assert call("ListTagsForResource", ResourceARN=q)["Tags"] == [{"Key": "k", "Value": "v"}]
+        call("DeleteQueue", QueueARN=q)
+        call("UpdateStreamRecordDistributionStrategy", StreamARN=od_arn, RecordDistributionStrategy="AUTO")
+        call("PutRecord", StreamARN=od_arn, Data=b"no key")
+        call("UpdateStreamRecordDistributionStrategy", StreamARN=od_arn,
+             RecordDistributionStrategy="USER_PARTITION_KEY")
     # account settings and warm throughput
     assert call("DescribeAccountSettings") == \
         {"ResponseMetadata": call("DescribeAccountSettings")["ResponseMetadata"]} \
@@ -124,8 +158,14 @@ def test_every_operation_answers_with_its_output_shape(kin, shape_ok):
     call("DeleteStream", StreamName="a")
     call("DeleteStream", StreamARN=od_arn)
     assert call("ListStreams")["StreamNames"] == []
-    assert len(IMPLEMENTED) == 39 and set(IMPLEMENTED) <= set(MODEL.operation_names)
-    assert call.seen == set(IMPLEMENTED), set(IMPLEMENTED) - call.seen
+    assert set(IMPLEMENTED) | NOT_IMPLEMENTED >= set(MODEL.operation_names)
+    assert call.seen == set(IMPLEMENTED) & set(MODEL.operation_names), set(IMPLEMENTED) - call.seen
+
+
+def test_every_model_operation_is_implemented_or_known_missing():
+    ops = set(MODEL.operation_names)
+    assert ops - set(IMPLEMENTED) <= NOT_IMPLEMENTED, ops - set(IMPLEMENTED) - NOT_IMPLEMENTED
+    assert not set(IMPLEMENTED) & NOT_IMPLEMENTED
 
 
 def test_operations_of_newer_models_are_refused_not_faked(kin):

@@ -11,6 +11,7 @@ import base64
 import json
 
 import boto3
+import botocore.session
 import cbor2
 import pytest
 from asgi import asgi_request
@@ -74,14 +75,12 @@ VALIDATION = [
     ("GetShardIterator", {"StreamName": "s", "ShardId": "shardId-0", "ShardIteratorType": "AT_SEQUENCE_NUMBER",
                           "StartingSequenceNumber": "2023-01-30T10:25:46.090Z"},
      e("'2023-01-30T10:25:46.090Z'", "startingSequenceNumber", f"satisfy regular expression pattern: {SEQ_PAT}")),
-    ("PutRecord", {"StreamName": "s", "Data": Blob(b"x")}, e("null", "partitionKey", NULL)),
     ("PutRecord", {"StreamName": "s", "Data": Blob(b"x"), "PartitionKey": ""},
      e("''", "partitionKey", "have length greater than or equal to 1")),
     ("PutRecord", {"StreamName": "s", "Data": Blob(b"x"), "PartitionKey": "k", "ExplicitHashKey": "-1"},
      e("'-1'", "explicitHashKey", f"satisfy regular expression pattern: {HASH_PAT}")),
     ("PutRecords", {"StreamName": "s", "Records": []}, e("'[]'", "records", "have length greater than or equal to 1")),
-    ("PutRecords", {"StreamName": "s", "Records": [{"Data": Blob(b"")}]},
-     e("null", "records.1.member.partitionKey", NULL)),
+    # a missing PartitionKey is the stream's to judge (optional under AUTO): tests/queues/test_auto_dry_run.py
     ("PutRecords", {"StreamName": "s", "Records": [{"Data": Blob(b""), "PartitionKey": "k"}, None]},
      e("null", "records.2.member", NULL)),
     ("SplitShard", {"StreamName": "s", "ShardToSplit": "shardId-0", "NewStartingHashKey": "x"},
@@ -98,6 +97,15 @@ VALIDATION = [
     ("UpdateMaxRecordSize", {"StreamARN": ARN, "MaxRecordSizeInKiB": 1}, e("'1'", "maxRecordSizeInKiB",
                                                                            "have value greater than or equal to 1024")),
 ]
+if "ReceiveQueueRecords" in botocore.session.get_session().get_service_model("kinesis").operation_names:
+    QUEUE = ARN.replace(":stream/", ":queue/")
+    VALIDATION += [     # the queue data plane's maxima (botocore checks only minimums)
+        ("ReceiveQueueRecords", {"QueueARN": QUEUE, "Limit": 11}, e("'11'", "limit", "have value less than or equal "
+                                                                    "to 10")),
+        ("UpdateQueueRecordsVisibility", {"QueueARN": QUEUE, "Entries": [
+            {"ReceiptHandle": "h", "VisibilityTimeoutSeconds": 43201}]},
+         e("'43201'", "entries.1.member.visibilityTimeoutSeconds", "have value less than or equal to 43200")),
+    ]
 
 
 def _multi_rows():

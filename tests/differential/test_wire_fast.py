@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
@@ -92,6 +93,20 @@ def test_records_json_reference_records_fall_back():
     a = GetRecordsResult(r_ref, "it", 5)
     b = GetRecordsResult(r_cy, "it", 5)
     assert wire.records_json(b) == service.records_json(b) == service.records_json(a)
+
+
+def test_records_json_keyless_auto_records_have_no_partition_key():
+    engine = Engine(quotas=False, core="cy")           # compiled-core records (the reference core's fall back)
+    s = engine.create_stream("auto", stream_mode="ON_DEMAND", record_distribution_strategy="AUTO")
+    s.put_records([(b"no key", None), (b"key", "k"), (b"unicode", "\u00e9")] * 4)
+    for shard in engine.list_shards(stream_name="auto")["Shards"]:
+        res = engine.get_records(engine.get_shard_iterator(shard["ShardId"], "TRIM_HORIZON", "auto"))
+        body = wire.records_json(res)
+        assert body == service.records_json(res)
+        want = service.records_response(res)["Records"]     # the dicts boto3's mock answers (no key: no field)
+        got = json.loads(body)["Records"]
+        assert [("PartitionKey" in r, r.get("PartitionKey")) for r in got] == \
+               [("PartitionKey" in r, r.get("PartitionKey")) for r in want]
 
 
 def test_records_json_timestamps_match_repr():

@@ -64,6 +64,8 @@ def test_restart_finds_every_record_and_control_plane_fact(tmp_path, core):
         clock.advance(0.01)
     s.put_records([(f"batch-{i}", f"k{i}") for i in range(100)])
     od.put_records([(bytearray(b"od"), f"k{i}") for i in range(10)])
+    e.update_stream_record_distribution_strategy(od.arn, "AUTO")
+    od.put_records([(b"keyless", None) for _ in range(6)])        # AUTO: no partition key, round-robin
     e.split_shard("shardId-000000000000", str(2 ** 125), stream_name="orders")
     clock.advance(1.5)
     s.put_records([(b"after-split", f"k{i}") for i in range(50)])
@@ -87,7 +89,7 @@ def test_restart_finds_every_record_and_control_plane_fact(tmp_path, core):
     e.close()
     e2 = engine(tmp_path, clock, core)
     assert e2.durable.damage == []
-    assert e2.durable.recovered_records == 290
+    assert e2.durable.recovered_records == 296
     assert everything(e2) == before
     # sequence numbers continue above the restored ones; the incarnation counter too
     s2 = e2.stream("orders")

@@ -22,7 +22,7 @@
 #             only the newest segment may be empty; a segment spans at most SEG_MAX_AGE_MS of arrivals.
 #   index     arrivals non-decreasing within and across segments and <= _last_ms; offsets contiguous
 #             (off[0] == 0, off[i+1] == off[i] + dlen[i] + klen[i]) and off[i] + dlen[i] + klen[i] <= used;
-#             1 <= dlen + klen <= the largest max_record_bytes ever set.
+#             dlen + klen <= the largest max_record_bytes ever set (klen 0: a key-less AUTO record).
 #   bytes     used <= acap (<= mapped for mapped arenas), used <= SEG_MAX_BYTES; full-payload segments:
 #             sum of record sizes == used; metadata-only segments: used == 0 and every offset 0.
 #   quotas    every bucket <= one second's allowance; the record and call buckets >= 0; the write-byte
@@ -113,6 +113,8 @@ cdef class StreamCore:
     cdef readonly str account
     cdef readonly object limits
     cdef public bint quotas               # per-shard quotas enforced
+    cdef public bint auto                 # RecordDistributionStrategy AUTO: round-robin over _open, keys optional
+    cdef Py_ssize_t _rr                   # AUTO: the next position in _open (taken modulo _nopen)
     cdef Py_ssize_t _max_record_bytes     # the max_record_bytes property (data + key bytes of one record)
     cdef Py_ssize_t _max_record_bytes_hw  # the largest max_record_bytes ever set (bounds a bucket's debt)
     cdef readonly bint store_payload      # False: metadata-only storage (simulations)

@@ -82,6 +82,7 @@ class Shard:
 @final
 class StreamCore:
     quotas: bool
+    auto: bool
     max_record_bytes: int
     def __init__(self, name: str, account: str, limits: Limits, quotas: bool, max_record_bytes: int,
                  store_payload: bool = True) -> None: ...

@@ -579,9 +579,16 @@ cdef inline bint _u128_le(uint64_t ahi, uint64_t alo, uint64_t bhi, uint64_t blo
     return ahi < bhi or (ahi == bhi and alo <= blo)
 
 
-cdef int _key_bytes(object key, Py_ssize_t i, const char **p, Py_ssize_t *n) except -1:
-    """Validate a partition key and point at its (cached) UTF-8 bytes."""
+cdef int _key_bytes(object key, Py_ssize_t i, const char **p, Py_ssize_t *n, bint auto=False) except -1:
+    """Validate a partition key and point at its (cached) UTF-8 bytes. With ``auto`` (AUTO distribution) a
+    missing key (None) is an empty one."""
     cdef Py_ssize_t chars
+    if key is None:
+        if not auto:
+            raise E.missing_partition_key(None if i < 0 else i)
+        p[0] = ""
+        n[0] = 0
+        return 0
     if not isinstance(key, str):
         raise E.bad_partition_key(None if i < 0 else i, key)
     chars = PyUnicode_GET_LENGTH(key)
@@ -891,14 +898,19 @@ cdef class StreamCore:
         cdef int64_t ms
         cdef Shard s
         cdef bytes b = _data_bytes(data, -1)
-        _key_bytes(key, -1, &kp, &kl)
+        _key_bytes(key, -1, &kp, &kl, self.auto)
         dl = PyBytes_GET_SIZE(b)
         size = dl + kl
         if size > self._max_record_bytes:
             raise E.record_too_large(None, size, self._max_record_bytes)
-        _hash_of(ehk, kp, kl, &hi, &lo)
+        if not self.auto:
+            _hash_of(ehk, kp, kl, &hi, &lo)
         with self._lock:
-            s = self._route(hi, lo)
+            if self.auto:               # AUTO: no MD5, the open shards in turn
+                s = <Shard>PyList_GET_ITEM(self._open, self._rr % self._nopen)
+                self._rr += 1
+            else:
+                s = self._route(hi, lo)
             if not self._write_ok(s, size, now):
                 s._ctr[C_W_THR_RECORDS] += 1
                 s._ctr[C_W_THR_BYTES] += <uint64_t>size
@@ -971,14 +983,14 @@ cdef class StreamCore:
                 if keep is None:
                     keep = []
                 keep.append(data)
-            _key_bytes(key, i, &_kp[i], &_kl[i])
+            _key_bytes(key, i, &_kp[i], &_kl[i], self.auto)
             _dp[i] = PyBytes_AS_STRING(data)
             _dl[i] = PyBytes_GET_SIZE(data)
             size = _dl[i] + _kl[i]
             if size > self._max_record_bytes:
                 raise E.record_too_large(i, size, self._max_record_bytes)
             total += size
-            if ehk is not None:
+            if ehk is not None and not self.auto:
                 _hash_of(ehk, _kp[i], _kl[i], &_hhi[i], &_hlo[i])
                 _ehk[i] = True
                 n_ehk += 1
@@ -986,7 +998,9 @@ cdef class StreamCore:
                 _ehk[i] = False
         # NOTE: the MD5s are computed here, all at once, so that short keys go through the lockstep
         # lanes (fk_md5_u128_many): ~35-45 ns per 10-36 byte key instead of ~100-135 ns one by one.
-        if n_ehk == 0:
+        if self.auto:
+            pass                        # AUTO routes without hashing
+        elif n_ehk == 0:
             fk_md5_u128_many(<size_t>n, <const unsigned char**>_kp, <const size_t*>_kl,
                              _hhi, _hlo)
         elif n_ehk < n:
@@ -1009,7 +1023,11 @@ cdef class StreamCore:
                 self._min_ms = base_ms
             res._routing = self._open
             for i in range(n):
-                k = self._route_pos(_hhi[i], _hlo[i])
+                if self.auto:
+                    k = self._rr % self._nopen
+                    self._rr += 1
+                else:
+                    k = self._route_pos(_hhi[i], _hlo[i])
                 res._pos[i] = <uint32_t>k
                 s = <Shard>PyList_GET_ITEM(self._open, k)
                 size = _dl[i] + _kl[i]
@@ -1264,8 +1282,8 @@ cdef class StreamCore:
                 _corrupt("arrival <= newest arrival", s, self.name,
                          f"segment={k}, record={i}, ms={g.ms[i]}, last_ms={s._last_ms}")
             size = <size_t>g.dlen[i] + g.klen[i]
-            if g.klen[i] < 1 or size > <size_t>self._max_record_bytes_hw:
-                _corrupt("1 <= key bytes, record size <= max_record_bytes", s, self.name,
+            if size > <size_t>self._max_record_bytes_hw:
+                _corrupt("record size <= max_record_bytes", s, self.name,
                          f"segment={k}, record={i}, dlen={g.dlen[i]}, klen={g.klen[i]}, "
                          f"max_record_bytes={self._max_record_bytes_hw}")
             if s.meta_only:

@@ -251,6 +251,11 @@ def records_json(res):
         memcpy(o, b',"Data":"', 9)
         o += 9
         o = _b64_encode(<const uint8_t*>PyBytes_AS_STRING(r.data), PyBytes_GET_SIZE(r.data), o)
+        if PyUnicode_GET_LENGTH(r.partition_key) == 0:
+            # written without a key (AUTO distribution): the field is absent, as records_dicts leaves it
+            memcpy(o, b'"}', 2)
+            o += 2
+            continue
         memcpy(o, b'","PartitionKey":', 17)
         o += 17
         if kspec is not None and kspec[i] is not None:

@@ -226,6 +226,8 @@ class StreamCore:
         self._open: list[Shard] = []         # sorted by start_hash; they tile [0, 2^128-1]
         self._lock = threading.Lock()
         self._gate = (math.inf, -math.inf)   # put_record_io's I/O gate (closed until the stream sets it)
+        self.auto = False                    # RecordDistributionStrategy AUTO: round-robin, keys optional
+        self._rr = 0                         # AUTO: the next position in _open
 
     @property
     def max_record_bytes(self) -> int:
@@ -316,7 +318,12 @@ class StreamCore:
         return s._log[seq_index - s.base][2]
 
     # -- routing --------------------------------------------------------------------------
-    def _route(self, hash_key: int) -> Shard:
+    def _route(self, hash_key: int | None) -> Shard:
+        """The open shard of a hash key; None (AUTO) takes the open shards in turn."""
+        if hash_key is None:
+            s = self._open[self._rr % len(self._open)]
+            self._rr += 1
+            return s
         starts = [s.start_hash for s in self._open]
         return self._open[bisect.bisect_right(starts, hash_key) - 1]
 
@@ -326,7 +333,7 @@ class StreamCore:
             return self._route(h).index
 
     # -- validation -----------------------------------------------------------------------
-    def _check(self, i, data, key, ehk) -> tuple[bytes, bytes, int]:
+    def _check(self, i, data, key, ehk) -> tuple[bytes, bytes, int | None]:
         if isinstance(data, str):
             data = data.encode()
         elif type(data) is not bytes:           # bytes subclasses and bytes-likes are stored as plain bytes
@@ -334,15 +341,20 @@ class StreamCore:
                 data = bytes(memoryview(data))
             except TypeError:
                 raise E.bad_data(i, data) from None
-        if not isinstance(key, str) or not 1 <= len(key) <= PARTITION_KEY_MAX_CHARS:
-            raise E.bad_partition_key(i, key)
-        try:
-            kb = key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise E.bad_key_encoding(i) from None
+        if key is None and self.auto:
+            kb = b""
+        elif not isinstance(key, str) or not 1 <= len(key) <= PARTITION_KEY_MAX_CHARS:
+            raise E.missing_partition_key(i) if key is None else E.bad_partition_key(i, key)
+        else:
+            try:
+                kb = key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise E.bad_key_encoding(i) from None
         size = len(data) + len(kb)
         if size > self.max_record_bytes:
             raise E.record_too_large(i, size, self.max_record_bytes)
+        if self.auto:           # AUTO ignores the key and ExplicitHashKey for routing
+            return data, kb, None
         h = parse_hash_key(ehk) if ehk is not None else int.from_bytes(hashlib.md5(kb).digest(), "big")
         return data, kb, h
 
@@ -390,7 +402,7 @@ class StreamCore:
             self._count_write(s, len(data) + len(kb), ok)
             if not ok:
                 raise E.ProvisionedThroughputExceededException(E.shard_throttled(s.shard_id, self.name, self.account))
-            return self._append(s, data, key, len(data) + len(kb), now)
+            return self._append(s, data, key or "", len(data) + len(kb), now)
 
     def set_io_gate(self, lo: float, hi: float) -> None:
         """put_record_io puts only while lo <= clock() < hi (the stream is ready, not being deleted,
@@ -423,7 +435,7 @@ class StreamCore:
                     f"records.{i + 1}.member must be a (data, partition_key[, explicit_hash_key]) tuple")
             data, kb, h = self._check(i, rec[0], rec[1], rec[2] if len(rec) == 3 else None)
             total += len(data) + len(kb)
-            checked.append((data, rec[1], len(data) + len(kb), h))
+            checked.append((data, rec[1] or "", len(data) + len(kb), h))
         if total > self.limits.put_records_max_bytes:
             raise E.records_size_exceeded(self.limits.put_records_max_bytes)
         out = []
@@ -545,8 +557,8 @@ class StreamCore:
             prev = ms
             if ms > s._last_ms:
                 raise _corrupt("arrival <= newest arrival", where, pos=pos, ms=ms, last_ms=s._last_ms)
-            if not 1 <= size <= self._max_record_bytes_hw:
-                raise _corrupt("1 <= record size <= max_record_bytes", where, pos=pos, size=size,
+            if not 0 <= size <= self._max_record_bytes_hw:
+                raise _corrupt("0 <= record size <= max_record_bytes", where, pos=pos, size=size,
                                max_record_bytes=self._max_record_bytes_hw)
             if s.meta_only:
                 if data != b"" or key != "":

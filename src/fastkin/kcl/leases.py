@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 
 FIELDS = ("leaseKey", "leaseOwner", "leaseCounter", "checkpoint", "checkpointSubSequenceNumber",
           "ownerSwitchesSinceCheckpoint", "parentShardIds", "startingHashKey", "endingHashKey", "pendingOwner")
@@ -181,8 +182,18 @@ class SQLiteLeaseStore(LeaseStore):
         c = getattr(self._local, "conn", None)
         if c is None:
             c = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA busy_timeout=30000")
+            # Switching to WAL needs the file to itself, and SQLite answers "database is locked" at once (no busy
+            # wait) when another process holds it, as several workers starting together do: ask again.
+            for attempt in range(200):
+                try:
+                    if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        c.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 199:
+                        raise
+                    time.sleep(0.05)
             self._local.conn = c
         return c
 

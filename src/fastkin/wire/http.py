@@ -50,6 +50,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 import types
 from urllib.parse import parse_qsl
 
@@ -72,7 +73,7 @@ from .model import (
     service_model,
     to_wire,
 )
-from .service import Service, put_record_response, put_records_response, records_json, service_for
+from .service import LONG_POLL, Service, put_record_response, put_records_response, records_json, service_for
 from .sigv4 import CREDENTIAL, check_present, verify
 from .tls import _cert_hosts, self_signed_certificate
 
@@ -315,9 +316,18 @@ class KinesisApp(RegionEngines):
                 if isinstance(exc, E.FastkinError):
                     raise
                 raise E.SerializationException("") from None  # a value no decoder rule foresaw: the caller's
+        if op in LONG_POLL:
+            deadline = svc.long_poll_deadline(op, params)
+            out = svc.dispatch(op, params, types=not typed, wait=False)      # errors are answered at once
+            if deadline is not None and not out.get("QueueRecords"):
+                return self._long_poll(svc, op, params, not typed, deadline, cbor, base, rid)
+            return self._ok(op, out, cbor, base)
         out = svc.dispatch(op, params, types=not typed)
         if op == "SubscribeToShard":
             return self._stream(out["EventStream"], cbor, base)
+        return self._ok(op, out, cbor, base)
+
+    def _ok(self, op: str, out: dict, cbor: bool, base: list):
         oshape = self._model.operation_model(op).output_shape
         if oshape is None or not out:
             payload = b"" if oshape is None else (b"{}" if not cbor else cbor_dumps({}))
@@ -325,6 +335,34 @@ class KinesisApp(RegionEngines):
             wire = out if op == "PutRecords" else to_wire(oshape, out, cbor)   # strings and integers only
             payload = cbor_dumps(wire) if cbor else json_dumps(wire)
         return 200, [(b"content-type", CBOR_CTYPE if cbor else JSON_CTYPE), *base], payload
+
+    def _long_poll(self, svc: Service, op: str, params: dict, types: bool, deadline: float, cbor: bool, base: list,
+                   rid: str) -> StreamReply:
+        """A receive with nothing visible yet: asked again, without blocking the event loop, until a record is
+        visible, the wait (on the engine's clock) ends, or the server stops. The interval grows from 5 ms to
+        50 ms, so that idle long polls cost little while a record still arrives within 50 ms."""
+        app = self
+        clock = svc.engine.clock
+        real_end = time.monotonic() + (deadline - clock()) + 1.0        # a frozen clock (freezegun) ends too
+
+        async def result():
+            pause = 0.005
+            try:
+                while True:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.05)
+                    out = svc.dispatch(op, params, types=types, wait=False)
+                    if (out.get("QueueRecords") or clock() >= deadline or app.stopping
+                            or time.monotonic() >= real_end):
+                        return app._ok(op, out, cbor, base)
+            except E.FastkinError as exc:                 # e.g. the queue was deleted meanwhile
+                return app._error(exc.code, exc.message, exc.status, cbor, base)
+            except Exception as exc:  # noqa: BLE001 - a bug must still answer as AWS would (500), and be seen
+                log.exception("request %s (%s) failed", rid, op)
+                return app._error(E.InternalFailure.code, f"Internal service failure: {type(exc).__name__}", 500,
+                                  cbor, base)
+
+        return StreamReply(200, base, None, _nothing, op, result=result)
 
     def _forbidden(self, headers: dict, base: list):
         # AWS (recorded): 403, no Content-Type, an XML body; which one depends on an Authorization header only
@@ -452,6 +490,10 @@ class KinesisApp(RegionEngines):
         finally:
             watcher.cancel()
             reply.close()
+
+
+def _nothing() -> None:
+    """A deferred answer's close(): cancelling its task is all there is to do."""
 
 
 async def _asgi_send(send, reply) -> None:

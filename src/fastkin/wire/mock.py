@@ -263,10 +263,15 @@ class mock_kinesis(RegionEngines):
             else:
                 validate_parameters(api_params, op.input_shape)
         service = self._services.get(client.meta.region_name) or self.service_for(client.meta.region_name)
+        # Long polling on a real clock (ReceiveQueueRecords): non-blocking calls, slept between by the client's
+        # driver (asyncio.sleep for aiobotocore, so the event loop keeps running); None answers at once.
+        poll_until = service.long_poll_deadline(operation_name, api_params)
+        real_until = time.monotonic() + 21.0
+        pause = 0.002
         attempts = 1
         while True:
             try:
-                out = service.dispatch(operation_name, api_params)
+                out = service.dispatch(operation_name, api_params, wait=poll_until is None)
             except E.FastkinError as exc:
                 err = _error_response(exc, attempts - 1)
                 if exc.code in _RETRYABLE:
@@ -282,6 +287,11 @@ class mock_kinesis(RegionEngines):
                         attempts += 1
                         continue
                 raise client.exceptions.from_code(exc.code)(err, operation_name) from None
+            if poll_until is not None and not out.get("QueueRecords") and service.engine.clock() < poll_until \
+                    and time.monotonic() < real_until:
+                yield _SLEEP, pause
+                pause = min(pause * 2, 0.02)
+                continue
             out["ResponseMetadata"] = {
                 "RequestId": str(uuid.uuid4()), "HTTPStatusCode": 200,
                 "HTTPHeaders": {"content-type": "application/x-amz-json-1.1"}, "RetryAttempts": attempts - 1}

@@ -85,12 +85,11 @@ _ENUM_ORDER: dict[str, tuple[str, ...]] = {
     "ShardIteratorType": ("AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"),
 }
 
-# Members AWS still requires on ordinary streams though the newest model marks them optional (PartitionKey
-# since AUTO record distribution; UpdateMaxRecordSize names its stream by ARN only). Missing or null, they
-# get "Member must not be null" like any required member.
+# Members AWS still requires though the newest model marks them optional (UpdateMaxRecordSize names its stream
+# by ARN only). Missing or null, they get "Member must not be null" like any required member. PartitionKey is
+# optional since AUTO record distribution: the stream decides (fastkin.stream raises the same "Member must not
+# be null" text on a USER_PARTITION_KEY stream, after the stream is found).
 AWS_REQUIRED: dict[str, tuple[str, ...]] = {
-    "PutRecordInput": ("PartitionKey",),
-    "PutRecordsRequestEntry": ("PartitionKey",),
     "UpdateMaxRecordSizeInput": ("StreamARN",),
 }
 

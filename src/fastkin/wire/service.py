@@ -14,19 +14,22 @@ objects rather than boto3 dicts, has hand-written handlers (``_HANDLERS``).
 """
 from __future__ import annotations
 
+import asyncio
 import binascii
 import inspect
 import threading
+import time
 import weakref
 
 from botocore import xform_name
 
 from .. import errors as E
+from ..clock import VirtualClock
 from ..stream import records_dicts, to_epoch
 from .model import _lower_camel, check_request, json_dumps, put_record_ok, put_records_ok, service_model
 
-# The 39 operations of the 2026-02 Kinesis model; newer botocore models add more (queues, channels),
-# which are answered with UnknownOperationException until fastkin implements them.
+# The 39 operations of the 2026-02 Kinesis model and those of newer models fastkin implements; the others
+# (channels) are answered with UnknownOperationException.
 IMPLEMENTED = (
     "AddTagsToStream", "CreateStream", "DecreaseStreamRetentionPeriod", "DeleteResourcePolicy", "DeleteStream",
     "DeregisterStreamConsumer", "DescribeAccountSettings", "DescribeLimits", "DescribeStream",
@@ -37,7 +40,17 @@ IMPLEMENTED = (
     "StartStreamEncryption", "StopStreamEncryption", "SubscribeToShard", "TagResource", "UntagResource",
     "UpdateAccountSettings", "UpdateMaxRecordSize", "UpdateShardCount", "UpdateStreamMode",
     "UpdateStreamWarmThroughput",
+    # queues (botocore 1.44)
+    "CreateQueue", "DeleteQueue", "DescribeQueue", "ListQueues", "UpdateQueue",
+    "ReceiveQueueRecords", "AcknowledgeQueueRecords", "UpdateQueueRecordsVisibility",
+    "ReceiveDeadLetterQueueRecords", "AcknowledgeDeadLetterQueueRecords", "RestoreDeadLetterQueueRecords",
+    "UpdateDeadLetterQueueRecordsVisibility",
+    "UpdateStreamRecordDistributionStrategy",
 )
+
+# The operations that long-poll (WaitTimeSeconds): dispatch(..., wait=False) answers them without sleeping.
+LONG_POLL = frozenset({"ReceiveQueueRecords", "ReceiveDeadLetterQueueRecords"})
+LONG_POLL_DEFAULT_SECONDS = 9
 
 # Data-plane operations checked by a fast test of the common well-formed request first (their handlers
 # below); only a request that fails it takes the generic walk, which then words AWS's errors.
@@ -46,10 +59,18 @@ _ENGINE_CHECKED = frozenset({"PutRecord", "PutRecords", "GetRecords"})
 # xform_name splits unit suffixes ("MiBps" -> "mi_bps"); the Engine spells them as one word.
 _ARG_ALIASES = {"max_record_size_in_ki_b": "max_record_size_in_kib", "warm_throughput_mi_bps": "warm_throughput_mibps"}
 
-# Members of newer models that the Engine does not take yet; they are accepted and have no effect.
-# (StreamId names the stream of a cross-account request; RecordDistributionStrategy and DryRun belong to the
-# queues issue.) A test checks that every other member reaches an Engine argument.
-IGNORED_MEMBERS = frozenset({"StreamId", "DryRun", "RecordDistributionStrategy"})
+# Members of newer models that the Engine does not take; they are accepted and have no effect. (StreamId names
+# the stream of a cross-account request.) A test checks that every other member reaches an Engine argument, and
+# the data-plane handlers pass DryRun on.
+IGNORED_MEMBERS = frozenset({"StreamId"})
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _timestamp_paths(shape, path: tuple = ()) -> list[tuple]:
@@ -142,7 +163,7 @@ def service_for(engine) -> Service:
 
 
 class Service:
-    """Answers the 39 operations of botocore's Kinesis model on one Engine (one account and region)."""
+    """Answers the implemented operations of botocore's Kinesis model on one Engine (one account and region)."""
 
     def __init__(self, engine, *, validate: bool = True) -> None:
         self.engine = engine
@@ -151,9 +172,24 @@ class Service:
         known = set(service_model().operation_names)
         self._ops = {name: _Operation(name, type(engine)) for name in IMPLEMENTED if name in known}
 
-    def dispatch(self, operation: str, params: dict, *, types: bool = False):
+    def dispatch(self, operation: str, params: dict, *, types: bool = False, wait: bool = True):
         """Answer one operation. ``types=True`` also type-checks params (for requests that did not come
-        through botocore's validator). Raises FastkinError subclasses carrying AWS's code and status."""
+        through botocore's validator). Raises FastkinError subclasses carrying AWS's code and status.
+
+        ``wait=False`` is the contract for a server that must not block its event loop: the long-polling
+        operations (LONG_POLL) then never sleep in real time and answer what is visible now (on a VirtualClock
+        the engine still advances the clock, which costs no real time). The server loop
+        (``dispatch_async`` implements it) is::
+
+            deadline = service.long_poll_deadline(op, params)       # before the first call
+            out = service.dispatch(op, params, types=..., wait=False)
+            while deadline is not None and not out["QueueRecords"] and service.engine.clock() < deadline:
+                await asyncio.sleep(0.005)
+                out = service.dispatch(op, params, types=..., wait=False)
+
+        A long poll called with ``wait=True`` from a thread running an asyncio event loop (a server that does not
+        follow the contract) is answered as with ``wait=False``: sleeping there would stall every other request.
+        """
         op = self._ops.get(operation)
         if op is None:
             if operation in service_model().operation_names:
@@ -169,8 +205,37 @@ class Service:
         handler = _HANDLERS.get(operation)
         if handler is not None:
             return handler(self.engine, params)
-        out = getattr(self.engine, op.method)(**op.kwargs(params))
+        kwargs = op.kwargs(params)
+        if operation in LONG_POLL and (not wait or _in_event_loop()):
+            kwargs["_wait"] = False
+        out = getattr(self.engine, op.method)(**kwargs)
         return out if isinstance(out, dict) else {}
+
+    async def dispatch_async(self, operation: str, params: dict, *, types: bool = False,
+                             poll_seconds: float = 0.005):
+        """``dispatch`` for an asyncio server: the long-polling operations are re-polled with ``await
+        asyncio.sleep(poll_seconds)`` between non-blocking calls (the loop in ``dispatch``'s docstring), every other
+        operation is answered at once. Never blocks the event loop for longer than one ordinary call."""
+        deadline = self.long_poll_deadline(operation, params)
+        out = self.dispatch(operation, params, types=types, wait=False)
+        if deadline is None:
+            return out
+        real_end = time.monotonic() + (deadline - self.engine.clock()) + 1.0   # a frozen clock (freezegun) ends too
+        while not out.get("QueueRecords") and self.engine.clock() < deadline and time.monotonic() < real_end:
+            await asyncio.sleep(poll_seconds)
+            out = self.dispatch(operation, params, types=types, wait=False)
+        return out
+
+    def long_poll_deadline(self, operation: str, params: dict) -> float | None:
+        """For a server re-polling ``dispatch(..., wait=False)``: the engine-clock time until which an empty
+        answer to ``operation`` should be asked again, or None when the first answer is final (every other
+        operation, and any operation on a VirtualClock engine, whose waits advance the clock instead)."""
+        if operation not in LONG_POLL or isinstance(self.engine.clock, VirtualClock):
+            return None
+        wait = params.get("WaitTimeSeconds") if isinstance(params, dict) else None
+        if type(wait) is not int or not 1 <= wait <= 20:
+            wait = LONG_POLL_DEFAULT_SECONDS          # an invalid value is refused by the first call anyway
+        return self.engine.clock() + wait
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +244,10 @@ class Service:
 def put_record_response(engine, p: dict) -> dict:
     """PutRecord on the Engine from checked params: the response dict."""
     s = engine.stream(p.get("StreamName"), p.get("StreamARN"))
-    r = s.put_record(p["Data"], p["PartitionKey"], p.get("ExplicitHashKey"), p.get("SequenceNumberForOrdering"))
+    if p.get("DryRun"):
+        s.dry_run_put([(p.get("Data"), p.get("PartitionKey"), p.get("ExplicitHashKey"))],
+                      p.get("SequenceNumberForOrdering"), batch=False)
+    r = s.put_record(p["Data"], p.get("PartitionKey"), p.get("ExplicitHashKey"), p.get("SequenceNumberForOrdering"))
     out = {"ShardId": r.shard_id, "SequenceNumber": r.sequence_number}
     if s.encryption_type == "KMS":
         out["EncryptionType"] = "KMS"
@@ -200,8 +268,10 @@ def _well_formed(operation: str, p: dict) -> bool:
 def put_records_response(engine, p: dict) -> dict:
     """PutRecords on the Engine from checked params: the response dict."""
     s = engine.stream(p.get("StreamName"), p.get("StreamARN"))
-    batch = [(r["Data"], r["PartitionKey"], r["ExplicitHashKey"]) if r.get("ExplicitHashKey") is not None
-             else (r["Data"], r["PartitionKey"]) for r in p["Records"]]
+    batch = [(r["Data"], r.get("PartitionKey"), r["ExplicitHashKey"]) if r.get("ExplicitHashKey") is not None
+             else (r["Data"], r.get("PartitionKey")) for r in p["Records"]]
+    if p.get("DryRun"):
+        s.dry_run_put(batch, batch=True)
     res = s.put_records(batch)
     out_recs = []
     for r in res:
@@ -217,14 +287,14 @@ def put_records_response(engine, p: dict) -> dict:
 
 def _get_shard_iterator(engine, p: dict) -> dict:
     it = engine.get_shard_iterator(p["ShardId"], p["ShardIteratorType"], p.get("StreamName"), p.get("StreamARN"),
-                                   p.get("StartingSequenceNumber"), p.get("Timestamp"))
+                                   p.get("StartingSequenceNumber"), p.get("Timestamp"), dry_run=bool(p.get("DryRun")))
     return {"ShardIterator": it}
 
 
 def _get_records(engine, p: dict) -> dict:
     limit = p.get("Limit")
     return records_response(engine.get_records(p["ShardIterator"], 10000 if limit is None else limit,
-                                               stream_arn=p.get("StreamARN")))
+                                               stream_arn=p.get("StreamARN"), dry_run=bool(p.get("DryRun"))))
 
 
 def records_response(res) -> dict:
@@ -249,9 +319,15 @@ def records_json(res) -> bytes:
         if not first:
             append(b",")
         first = False
+        pk = r.partition_key
+        if not pk:                              # an AUTO-distributed record written without a key
+            append(b'{"SequenceNumber":"%s","ApproximateArrivalTimestamp":%s,"Data":"%s"}' % (
+                r.sequence_number.encode(), repr(r.approximate_arrival_timestamp).encode(),
+                b64(r.data, newline=False)))
+            continue
         append(b'{"SequenceNumber":"%s","ApproximateArrivalTimestamp":%s,"Data":"%s","PartitionKey":%s}' % (
             r.sequence_number.encode(), repr(r.approximate_arrival_timestamp).encode(),
-            b64(r.data, newline=False), dumps(r.partition_key)))
+            b64(r.data, newline=False), dumps(pk)))
     append(b'],"MillisBehindLatest":%d' % res.millis_behind_latest)
     if res.next_shard_iterator is not None:
         append(b',"NextShardIterator":"%s"' % res.next_shard_iterator.encode())
@@ -262,7 +338,8 @@ def records_json(res) -> bytes:
 
 
 def _subscribe_to_shard(engine, p: dict) -> dict:
-    return {"EventStream": engine.subscribe_to_shard(p["ConsumerARN"], p["ShardId"], p["StartingPosition"])}
+    return {"EventStream": engine.subscribe_to_shard(p["ConsumerARN"], p["ShardId"], p["StartingPosition"],
+                                                     dry_run=bool(p.get("DryRun")))}
 
 
 _HANDLERS = {
@@ -273,5 +350,5 @@ _HANDLERS = {
     "SubscribeToShard": _subscribe_to_shard,
 }
 
-__all__ = ["IMPLEMENTED", "IGNORED_MEMBERS", "Service", "service_for", "records_response", "records_json",
+__all__ = ["IMPLEMENTED", "IGNORED_MEMBERS", "LONG_POLL", "Service", "service_for", "records_response", "records_json",
            "put_record_response", "put_records_response"]
