@@ -40,6 +40,7 @@ fastkin.segments). This phase replays payloads into memory: recovery time grows 
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -140,6 +141,7 @@ class Durable:
             raise ValueError(f"fsync_interval must be positive, got {fsync_interval!r}")
         self.engine = engine
         self.path = os.path.abspath(path)
+        self._owed = threading.local()       # deferring(): the syncs a thread's puts owe
         self.fsync = fsync
         self.fsync_interval = float(fsync_interval)
         self.segment_bytes = SEGMENT_BYTES      # settable: when a shard's newest file is rolled
@@ -346,8 +348,32 @@ class Durable:
 
     def _commit(self, logs: list[tuple[ShardLog, int]]) -> None:
         if self.fsync == "always":
+            owed = getattr(self._owed, "logs", None)
+            if owed is not None:            # the caller syncs later, for many puts at once (see deferring)
+                owed.extend(logs)
+                return
             for lg, n in logs:
                 lg.sync(n)
+
+    @contextlib.contextmanager
+    def deferring(self):
+        """Within this block (in this thread) ``fsync="always"`` puts do not fsync: the (log, append number)
+        pairs they owe are collected in the yielded list, for the caller to pass to ``sync_owed`` before it
+        acknowledges them. The server uses it for group commit: one fsync for every put answered meanwhile."""
+        self._owed.logs = owed = []
+        try:
+            yield owed
+        finally:
+            self._owed.logs = None
+
+    @staticmethod
+    def sync_owed(owed) -> None:
+        """fsync what ``deferring`` collected: each file once, up to its newest append (thread-safe)."""
+        newest: dict = {}
+        for lg, n in owed:
+            newest[lg] = max(n, newest.get(lg, 0))
+        for lg, n in newest.items():
+            lg.sync(n)
 
     def _retain(self, s: Stream) -> None:
         """Delete the segment files retention emptied (whole files only; see ShardLog.delete_below)."""

@@ -57,6 +57,7 @@ from urllib.parse import parse_qsl
 from .. import errors as E
 from .._core import NO_EXTENSIONS
 from ..clock import RealClock
+from ..durable import Durable, lock_directory
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
 from .eventstream import encode_event
@@ -163,8 +164,6 @@ class KinesisApp(RegionEngines):
         self._engines: dict[str, Engine] = {}
         self._data_lock: int | None = None
         if data_dir is not None:              # DATA/regions/<region>/ is each region's Engine data directory
-            from ..durable import lock_directory
-
             self._data_lock = lock_directory(data_dir)
             self._kw.update(data_dir=data_dir, fsync=fsync, fsync_interval=fsync_interval)
         if engine is not None:
@@ -182,6 +181,7 @@ class KinesisApp(RegionEngines):
         self._services: dict[str, Service] = {}
         self.http_versions: collections.Counter = collections.Counter()     # "1.1" / "2" -> requests served
         self.operation = "-"          # the operation of the last answered request (for the access log)
+        self._group_commit = _GroupCommit()
         if data_dir is not None:
             regions = os.path.join(data_dir, "regions")
             for name in sorted(os.listdir(regions)) if os.path.isdir(regions) else ():
@@ -297,6 +297,32 @@ class KinesisApp(RegionEngines):
         if self.credentials is not None:
             verify(self.credentials, {"method": method, "path": path, "query_string": query}, headers, body)
         svc = self.service(region)
+        durable = svc.engine.durable
+        if durable is not None and durable.fsync == "always" and op in _PUTS:
+            # group commit: the records are written now, fsynced with every other put answered meanwhile, and
+            # acknowledged after that fsync (the event loop never waits for it)
+            with durable.deferring() as owed:
+                reply = self._operation(svc, op, raw, cbor, base, rid)
+            if owed:
+                return self._after_fsync(owed, reply, cbor, base, rid)
+            return reply
+        return self._operation(svc, op, raw, cbor, base, rid)
+
+    def _after_fsync(self, owed: list, reply, cbor: bool, base: list, rid: str) -> StreamReply:
+        app = self
+
+        async def result():
+            try:
+                await app._group_commit.sync(owed)
+            except OSError as exc:
+                log.exception("request %s (%s): fsync failed", rid, app.operation)
+                return app._error(E.InternalFailure.code, f"Internal service failure: {type(exc).__name__}", 500,
+                                  cbor, base)
+            return reply
+
+        return StreamReply(200, base, None, _nothing, self.operation, result=result)
+
+    def _operation(self, svc: Service, op: str, raw: dict, cbor: bool, base: list, rid: str):
         if not cbor:
             fast = _FAST.get(op)
             if fast is not None:
@@ -492,6 +518,44 @@ class KinesisApp(RegionEngines):
             reply.close()
 
 
+class _GroupCommit:
+    """One fsync for many answers: puts wait here for the next fsync that starts after their writes; it runs in a
+    thread, so the event loop keeps reading (and writing) requests meanwhile, which then share the one after."""
+
+    def __init__(self) -> None:
+        self.pending: list = []          # (owed, future) of answers waiting for the next fsync
+        self.running = False
+
+    async def sync(self, owed: list) -> None:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.pending.append((owed, fut))
+        if not self.running:
+            self.running = True
+            loop.create_task(self._run())
+        await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.pending:
+                await asyncio.sleep(0)           # this loop turn's other answers join the batch
+                batch, self.pending = self.pending, []
+                owed = [pair for o, _ in batch for pair in o]
+                try:
+                    await loop.run_in_executor(None, Durable.sync_owed, owed)
+                except OSError as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                else:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
+        finally:
+            self.running = False
+
+
 def _nothing() -> None:
     """A deferred answer's close(): cancelling its task is all there is to do."""
 
@@ -562,6 +626,7 @@ _PUT_RECORDS_SHAPE = functools.lru_cache(maxsize=1)(_put_records_shape)
 _PUT_RECORD_MEMBERS = frozenset({"StreamName", "StreamARN", "Data", "PartitionKey", "ExplicitHashKey",
                                  "SequenceNumberForOrdering"})
 _GET_RECORDS_MEMBERS = frozenset({"ShardIterator", "Limit", "StreamARN"})
+_PUTS = frozenset({"PutRecord", "PutRecords"})
 _FAST = {"PutRecord": _fast_put_record, "PutRecords": _fast_put_records, "GetRecords": _fast_get_records}
 
 
