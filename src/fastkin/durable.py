@@ -54,6 +54,7 @@ from . import errors as E
 from .fanout import StreamConsumer
 from .segments import SEGMENT_BYTES, SEGMENT_MS, Damage, ShardLog, journal_module
 from .stream import Stream
+from .tokens import TokenCodec
 from .topology import ShardInfo
 
 FORMAT_VERSION = 1
@@ -212,6 +213,7 @@ class Durable:
         with self._lock:
             e = self.engine
             engine_rows = {"incarnations": str(e._incarnations), "quotas": json.dumps(e.quotas),
+                           "token_secret": e._tokens.secret.hex(),
                            "account_commitment": json.dumps(e.account_commitment, sort_keys=True)}
             current = {s.name: s for s in list(e._streams.values())}
             snaps = {name: self._snapshot(s) for name, s in current.items()}
@@ -426,6 +428,8 @@ class Durable:
         e = self.engine
         db = self.db
         rows = dict(db.execute("SELECT key, value FROM engine"))
+        if "token_secret" in rows:      # iterators, NextTokens and receipt handles issued before stay valid
+            e._tokens = TokenCodec(bytes.fromhex(rows["token_secret"]))
         if "incarnations" in rows:
             e._incarnations = int(rows["incarnations"])
             e.set_quotas(json.loads(rows["quotas"]))

@@ -38,6 +38,11 @@ class TokenCodec:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
+    @property
+    def secret(self) -> bytes:
+        """The key every token is sealed with (a data directory keeps it, so tokens survive a restart)."""
+        return self._secret
+
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._secret, body, hashlib.sha256).digest()[:_MAC]
 

@@ -234,3 +234,24 @@ def test_retention_deletes_whole_segment_files(tmp_path):
     e = engine(tmp_path, clock, quotas=False)
     assert _stored(e) == before
     e.close()
+
+
+def test_tokens_issued_before_a_restart_still_work_and_expire_as_aws_s(tmp_path):
+    clock = fastkin.VirtualClock(start=1_700_000_000.0)
+    e = fastkin.Engine(clock=clock, data_dir=tmp_path, fsync="never")
+    e.create_stream("t", shard_count=1)
+    e.create_stream("u", shard_count=1)
+    e.stream("t").put_records([(b"r%d" % i, "k") for i in range(5)])
+    it = e.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON", "t")
+    page = e.list_streams(limit=1)
+    assert page["StreamNames"] == ["t"] and "NextToken" in page
+    e.close()
+    e = fastkin.Engine(clock=clock, data_dir=tmp_path, fsync="never")
+    try:
+        assert [r.data for r in e.get_records(it).records] == [b"r%d" % i for i in range(5)]
+        assert e.list_streams(next_token=page["NextToken"])["StreamNames"] == ["u"]
+        clock.advance(301.0)                            # iterators expire after 5 minutes, as AWS's do
+        with pytest.raises(E.ExpiredIteratorException):
+            e.get_records(it)
+    finally:
+        e.close()
