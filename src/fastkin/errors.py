@@ -131,6 +131,11 @@ class ScenarioError(_Own, ValueError):
     """A simulator scenario that cannot run: the message names the file, the place in it, and what was expected."""
 
 
+class ChannelDestinationError(Exception):
+    """Internal to channels: a destination could not be written. Never reaches a caller: the channel goes FAILED
+    with this text as its ChannelStatusReason."""
+
+
 class CorruptStateError(FastkinError, RuntimeError):
     """An internal invariant broke (checked by FASTKIN_DEBUG builds): a fastkin bug, never the caller's fault.
     On the wire it answers as AWS's InternalFailure (500)."""
