@@ -1,4 +1,5 @@
-"""Build the compiled core (fastkin._cy.core) and the compiled wire paths (fastkin._cy.wire).
+"""Build the compiled core (fastkin._cy.core), the compiled wire paths (fastkin._cy.wire) and the record
+framing of data directories (fastkin._cy.journal, with csrc/crc32c.c).
 
 Modes (environment variables, read at build time):
   FASTKIN_DEBUG=1     -O0 -g, Cython annotate + linetrace + boundscheck, FASTKIN_DEBUG invariants on.
@@ -61,6 +62,15 @@ extensions = [
         sources=["src/fastkin/_cy/core.pyx", "csrc/md5.c"],
         include_dirs=["csrc"],
         depends=["csrc/md5.h", "csrc/md5_lanes.inc", "csrc/fk_mem.h", "csrc/seqnum.h", "csrc/fastkin_debug.h"],
+        define_macros=macros,
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+    ),
+    Extension(
+        "fastkin._cy.journal",
+        sources=["src/fastkin/_cy/journal.pyx", "csrc/crc32c.c"],
+        include_dirs=["csrc"],
+        depends=["csrc/crc32c.h", "src/fastkin/_cy/core.pxd"],
         define_macros=macros,
         extra_compile_args=cflags,
         extra_link_args=ldflags,

@@ -37,7 +37,8 @@ from .stream import GetRecordsResult, Stream
 
 __version__ = "0.1.0"
 
-__getattr__ = lazy_getattr(__name__, frozenset({"wire", "sim", "testing"}), {"mock_kinesis": "wire.mock"})
+__getattr__ = lazy_getattr(__name__, frozenset({"wire", "sim", "testing", "durable", "segments"}),
+                           {"mock_kinesis": "wire.mock"})
 
 __all__ = [
     "CORE", "Engine", "Stream", "Queue", "GetRecordsResult", "Limits", "RealClock", "VirtualClock", "errors",

@@ -81,7 +81,8 @@ class Engine:
     def __init__(self, clock=None, *, account_id: str = "123456789012", region: str = "us-east-1",
                  limits: Limits = DEFAULT_LIMITS, quotas: bool = True, core: str | None = None,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
-                 consumer_latency: float = 0.0, channel_s3=None, channel_freshness_min: int = FRESHNESS_MIN) -> None:
+                 consumer_latency: float = 0.0, data_dir: str | os.PathLike | None = None, fsync: str = "interval",
+                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int = FRESHNESS_MIN) -> None:
         if not re.fullmatch(r"\d{12}", account_id):
             raise ValueError(f"account_id must be 12 digits, got {account_id!r}")
         self.clock = clock if clock is not None else RealClock()
@@ -104,6 +105,16 @@ class Engine:
         self._queue_serials = 0
         # channels: where S3 objects go (None: boto3's S3 client; "file://DIR"; an endpoint URL; a client)
         self._channels = Channels(self, channel_s3, channel_freshness_min)
+        self.durable = None          # the data directory (fastkin.durable.Durable) when data_dir is given
+        if data_dir is not None:
+            from .durable import Durable
+
+            self.durable = Durable(self, os.fspath(data_dir), fsync, fsync_interval)
+
+    def close(self) -> None:
+        """Flush and close the data directory, if any (releasing its lock); an in-memory engine has nothing to do."""
+        if self.durable is not None:
+            self.durable.close()
 
     # -- quotas switch ----------------------------------------------------------------------
     def set_quotas(self, enabled: bool) -> None:
@@ -1202,5 +1213,8 @@ class RegionEngines:
             with self._lock:
                 e = self._engines.get(region)
                 if e is None:
-                    e = self._engines[region] = Engine(self.clock, region=region, **self._kw)
+                    kw = self._kw
+                    if kw.get("data_dir") is not None:     # one data directory per region, under the given one
+                        kw = {**kw, "data_dir": os.path.join(kw["data_dir"], "regions", region)}
+                    e = self._engines[region] = Engine(self.clock, region=region, **kw)
         return e

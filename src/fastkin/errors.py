@@ -136,6 +136,11 @@ class ChannelDestinationError(Exception):
     with this text as its ChannelStatusReason."""
 
 
+class DataDirError(_Own, RuntimeError):
+    """A data directory (``Engine(data_dir=...)``, ``fastkin serve --data-dir``) that cannot be opened: another
+    process holds its lock, or its format version is not one this fastkin reads."""
+
+
 class CorruptStateError(FastkinError, RuntimeError):
     """An internal invariant broke (checked by FASTKIN_DEBUG builds): a fastkin bug, never the caller's fault.
     On the wire it answers as AWS's InternalFailure (500)."""

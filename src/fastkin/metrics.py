@@ -93,6 +93,19 @@ class StreamMetrics:
         self._window = math.floor(now)
         self._open_max = len(self.stream.open_shards())
 
+    def rebase(self) -> None:
+        """Take the core's counters as they are now as the last read: records put back from a data directory
+        (fastkin.durable) are not I/O of this second."""
+        with self.stream._lock:
+            indices = sorted(self.stream.core.shards)
+            if not indices:
+                return
+            if indices[-1] >= len(self._prev):
+                grown = np.zeros((max(2 * len(self._prev), indices[-1] + 1), NCTR), dtype=np.uint64)
+                grown[:len(self._prev)] = self._prev
+                self._prev = grown
+            self._prev[np.asarray(indices)] = self.stream.core.counters(indices)
+
     def flush(self) -> None:
         with self.stream._lock:                 # tick() files under the same lock: nothing is filed twice
             self._flush()

@@ -133,8 +133,8 @@ class Stream:
         self._sync_io_gate()
         self.metrics = StreamMetrics(self)
         self.scaler = None            # the on-demand scaler while mode == ON_DEMAND
-        for i, (a, b) in enumerate(initial_hash_ranges(shard_count)):
-            self._add_shard(i, a, b, now)
+        for i, (a, b) in enumerate(initial_hash_ranges(shard_count) if shard_count else ()):
+            self._add_shard(i, a, b, now)      # shard_count 0: restored from a data directory (restore_shard)
         if mode == "ON_DEMAND":
             self.scaler = OnDemandScaler(self, now)
 
@@ -158,6 +158,16 @@ class Stream:
         self._core.add_shard(index, start, end, info.created_secs)
         self._refresh_topology()
         return info
+
+    def restore_shard(self, info: ShardInfo, live: bool) -> None:
+        """Put back a shard read from a data directory (fastkin.durable): its ShardInfo, and an empty log in
+        the core unless the shard had expired (records then come back through core.restore_record)."""
+        self._shards[info.index] = info
+        if live and info.closed_at is None:
+            self._core.add_shard(info.index, info.start_hash, info.end_hash, info.created_secs)
+        elif live:
+            self._core.reshard([], [(info.index, info.start_hash, info.end_hash, info.created_secs, False)])
+        self._refresh_topology()
 
     @property
     def status(self) -> str:

@@ -367,3 +367,42 @@ def test_debug_build_checks_sealed_segments():
     assert c.shards[0]._segment_count() == 3
     c.check_invariants()
     assert np.asarray(c.counters([0]))[0, P.C_IN_RECORDS] == 300
+
+
+def test_restore_record_puts_back_positions_and_arrivals(mod):
+    # what fastkin.durable does on recovery: records come back at their positions with their arrival times
+    src = make_core(mod, shards=1, quotas=False)
+    for i in range(5):
+        src.put_record(f"d{i}".encode(), f"k{i}", None, T0 + i * 0.5)
+    want, _, _ = src.get_records(0, 0, 100, T0 + 10, quota=False)
+    dst = make_core(mod, shards=1, quotas=False)
+    for pos, r in enumerate(want):
+        dst.restore_record(0, pos, round(r.approximate_arrival_timestamp * 1000), r.data, r.partition_key)
+    got, _, _ = dst.get_records(0, 0, 100, T0 + 10, quota=False)
+    assert [(r.sequence_number, r.data, r.partition_key, r.approximate_arrival_timestamp) for r in got] == \
+        [(r.sequence_number, r.data, r.partition_key, r.approximate_arrival_timestamp) for r in want]
+    assert np.asarray(dst.counters([0]))[0, P.C_IN_RECORDS] == 5 and dst.shard_end(0) == 5
+    nxt = dst.put_record(b"new", "k", None, T0 + 11)
+    assert int(nxt.sequence_number) > int(want[-1].sequence_number)
+    dst.check_invariants()
+
+
+def test_restore_record_jumps_over_expired_positions_only_on_an_empty_shard(mod):
+    c = make_core(mod, shards=1, quotas=False)
+    c.restore_record(0, 1000, 1_700_000_000_000, b"a", "k")     # positions 0..999 expired before the restart
+    assert (c.shard_horizon(0), c.shard_end(0)) == (1000, 1001)
+    c.restore_record(0, 1001, 1_700_000_000_000, b"b", "k")
+    with pytest.raises(ValueError, match="cannot restore position 1005"):
+        c.restore_record(0, 1005, 1_700_000_000_001, b"gap", "k")
+    with pytest.raises(ValueError, match="cannot restore position 1000"):
+        c.restore_record(0, 1000, 1_700_000_000_001, b"again", "k")
+    with pytest.raises(ValueError, match="cannot restore an arrival"):
+        c.restore_record(0, 1002, 1_699_999_999_999, b"back in time", "k")
+    with pytest.raises(KeyError):
+        c.restore_record(7, 0, 1_700_000_000_000, b"", "k")
+    c.reshard([0], [(1, 0, HASH_MAX, int(T0), True)])
+    c.restore_record(0, 1002, 1_700_000_000_002, b"c", "k")     # closed shards take their records back too
+    c.trim(T0 + 10 * 86400, 86400.0)                             # all expired; then a restart's jump again
+    c.restore_record(0, 2000, 1_700_000_000_003 + 10 * 86400 * 1000, b"d", "k")
+    assert (c.shard_horizon(0), c.shard_end(0)) == (2000, 2001)
+    c.check_invariants()

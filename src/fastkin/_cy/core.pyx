@@ -760,6 +760,43 @@ cdef class StreamCore:
             if FASTKIN_DEBUG:
                 self._check_routing()
 
+    def restore_record(self, uint32_t index, uint64_t seq_index, int64_t arrival_ms, bytes data not None,
+                       str key not None):
+        """Put back a record read from a data directory, with its original position and arrival time (no
+        quota, no routing; the shard may be closed). ``seq_index`` must be the shard's end, or above it while
+        the shard holds no readable record (the positions in between expired before a restart): the
+        horizon then moves up to it. Arrivals never go back in a shard. Counts as an accepted write."""
+        cdef Shard s = <Shard>self.shards[index]
+        cdef bytes kb = key.encode("utf-8")
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data) + PyBytes_GET_SIZE(kb)
+        cdef Py_ssize_t i
+        with self._lock:
+            if seq_index < s.end or (seq_index > s.end and s.base < s.end):
+                raise ValueError(f"cannot restore position {seq_index} on {s.shard_id}: its log holds "
+                                 f"[{s.base}, {s.end})")
+            if arrival_ms < s._last_ms:
+                raise ValueError(f"cannot restore an arrival at {arrival_ms} ms on {s.shard_id} after one at "
+                                 f"{s._last_ms} ms")
+            if size > self._max_record_bytes_hw:
+                self._max_record_bytes_hw = size
+            if seq_index > s.end:
+                # no readable record: at most one (empty or expired) segment is left; the log restarts at seq_index
+                for i in range(s._nseg):
+                    _free_segment(s._segs[(s._seg_head + i) & (s._seg_cap - 1)])
+                s._nseg = 0
+                s._seg_head = 0
+                s.base = seq_index
+                s.end = seq_index
+            s._last_ms = arrival_ms
+            if arrival_ms < self._min_ms:
+                self._min_ms = arrival_ms
+            s._append(PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data), PyBytes_AS_STRING(kb),
+                      <size_t>PyBytes_GET_SIZE(kb), arrival_ms)
+            s._ctr[C_IN_RECORDS] = s.end
+            s._ctr[C_IN_BYTES] += <uint64_t>size
+            if FASTKIN_DEBUG:
+                self._debug_after_append(s)
+
     def shard_end(self, uint32_t index):
         return (<Shard>self.shards[index]).end
 

@@ -275,6 +275,29 @@ class StreamCore:
         with self._lock:
             del self.shards[index]
 
+    def restore_record(self, index: int, seq_index: int, arrival_ms: int, data: bytes, key: str) -> None:
+        """Put back a record read from a data directory, with its original position and arrival time (no
+        quota, no routing; the shard may be closed). ``seq_index`` must be the shard's end, or above it while
+        the shard holds no readable record (the positions in between expired before a restart): the
+        horizon then moves up to it. Arrivals never go back in a shard. Counts as an accepted write."""
+        with self._lock:
+            s = self.shards[index]
+            if seq_index < s.end or (seq_index > s.end and s.base < s.end):
+                raise ValueError(f"cannot restore position {seq_index} on {s.shard_id}: its log holds "
+                                 f"[{s.base}, {s.end})")
+            if arrival_ms < s._last_ms:
+                raise ValueError(f"cannot restore an arrival at {arrival_ms} ms on {s.shard_id} after one at "
+                                 f"{s._last_ms} ms")
+            kb = key.encode("utf-8")
+            size = len(data) + len(kb)
+            self._max_record_bytes_hw = max(self._max_record_bytes_hw, size)
+            if seq_index > s.end:
+                s.base = seq_index
+            s._last_ms = arrival_ms
+            s._log.append((b"", "", arrival_ms, size) if s.meta_only else (bytes(data), key, arrival_ms, size))
+            s._ctr[C_IN_RECORDS] = s.end
+            s._ctr[C_IN_BYTES] += size
+
     def shard_end(self, index: int) -> int:
         return self.shards[index].end
 

@@ -57,6 +57,7 @@ from urllib.parse import parse_qsl
 from .. import errors as E
 from .._core import NO_EXTENSIONS
 from ..clock import RealClock
+from ..durable import Durable, lock_directory
 from ..engine import Engine, RegionEngines
 from ..limits import DEFAULT_LIMITS
 from .eventstream import encode_event
@@ -153,8 +154,8 @@ class KinesisApp(RegionEngines):
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float | None = None, core: str | None = None,
                  credentials: dict[str, str] | None = None, auth_check: bool = True,
-                 max_body_bytes: int = DEFAULT_MAX_BODY, channel_s3=None,
-                 channel_freshness_min: int | None = None) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY, data_dir: str | None = None, fsync: str = "interval",
+                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int | None = None) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
@@ -164,6 +165,10 @@ class KinesisApp(RegionEngines):
         if channel_freshness_min is not None:
             self._kw["channel_freshness_min"] = channel_freshness_min
         self._engines: dict[str, Engine] = {}
+        self._data_lock: int | None = None
+        if data_dir is not None:              # DATA/regions/<region>/ is each region's Engine data directory
+            self._data_lock = lock_directory(data_dir)
+            self._kw.update(data_dir=data_dir, fsync=fsync, fsync_interval=fsync_interval)
         if engine is not None:
             self._engines[engine.region] = engine
             if consumer_latency is not None:
@@ -179,6 +184,19 @@ class KinesisApp(RegionEngines):
         self._services: dict[str, Service] = {}
         self.http_versions: collections.Counter = collections.Counter()     # "1.1" / "2" -> requests served
         self.operation = "-"          # the operation of the last answered request (for the access log)
+        self._group_commit = _GroupCommit()
+        if data_dir is not None:
+            regions = os.path.join(data_dir, "regions")
+            for name in sorted(os.listdir(regions)) if os.path.isdir(regions) else ():
+                self.engine_for(name)         # recovered now: /health and the first request see every stream
+
+    def close(self) -> None:
+        """Close every engine's data directory (flushed and fsynced) and release the directory lock."""
+        for e in list(self._engines.values()):
+            e.close()
+        if self._data_lock is not None:
+            os.close(self._data_lock)
+            self._data_lock = None
 
     def reset(self, engine: Engine | None = None) -> None:
         """Forget every stream; with ``engine``, serve it for its region (and its clock for others)."""
@@ -282,6 +300,32 @@ class KinesisApp(RegionEngines):
         if self.credentials is not None:
             verify(self.credentials, {"method": method, "path": path, "query_string": query}, headers, body)
         svc = self.service(region)
+        durable = svc.engine.durable
+        if durable is not None and durable.fsync == "always" and op in _PUTS:
+            # group commit: the records are written now, fsynced with every other put answered meanwhile, and
+            # acknowledged after that fsync (the event loop never waits for it)
+            with durable.deferring() as owed:
+                reply = self._operation(svc, op, raw, cbor, base, rid)
+            if owed:
+                return self._after_fsync(owed, reply, cbor, base, rid)
+            return reply
+        return self._operation(svc, op, raw, cbor, base, rid)
+
+    def _after_fsync(self, owed: list, reply, cbor: bool, base: list, rid: str) -> StreamReply:
+        app = self
+
+        async def result():
+            try:
+                await app._group_commit.sync(owed)
+            except OSError as exc:
+                log.exception("request %s (%s): fsync failed", rid, app.operation)
+                return app._error(E.InternalFailure.code, f"Internal service failure: {type(exc).__name__}", 500,
+                                  cbor, base)
+            return reply
+
+        return StreamReply(200, base, None, _nothing, self.operation, result=result)
+
+    def _operation(self, svc: Service, op: str, raw: dict, cbor: bool, base: list, rid: str):
         if not cbor:
             fast = _FAST.get(op)
             if fast is not None:
@@ -477,6 +521,44 @@ class KinesisApp(RegionEngines):
             reply.close()
 
 
+class _GroupCommit:
+    """One fsync for many answers: puts wait here for the next fsync that starts after their writes; it runs in a
+    thread, so the event loop keeps reading (and writing) requests meanwhile, which then share the one after."""
+
+    def __init__(self) -> None:
+        self.pending: list = []          # (owed, future) of answers waiting for the next fsync
+        self.running = False
+
+    async def sync(self, owed: list) -> None:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.pending.append((owed, fut))
+        if not self.running:
+            self.running = True
+            loop.create_task(self._run())
+        await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.pending:
+                await asyncio.sleep(0)           # this loop turn's other answers join the batch
+                batch, self.pending = self.pending, []
+                owed = [pair for o, _ in batch for pair in o]
+                try:
+                    await loop.run_in_executor(None, Durable.sync_owed, owed)
+                except OSError as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                else:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
+        finally:
+            self.running = False
+
+
 def _nothing() -> None:
     """A deferred answer's close(): cancelling its task is all there is to do."""
 
@@ -547,6 +629,7 @@ _PUT_RECORDS_SHAPE = functools.lru_cache(maxsize=1)(_put_records_shape)
 _PUT_RECORD_MEMBERS = frozenset({"StreamName", "StreamARN", "Data", "PartitionKey", "ExplicitHashKey",
                                  "SequenceNumberForOrdering"})
 _GET_RECORDS_MEMBERS = frozenset({"ShardIterator", "Limit", "StreamARN"})
+_PUTS = frozenset({"PutRecord", "PutRecords"})
 _FAST = {"PutRecord": _fast_put_record, "PutRecords": _fast_put_records, "GetRecords": _fast_get_records}
 
 
@@ -683,7 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fastkin serve", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 description="Serve the Kinesis wire protocol (JSON 1.1 and CBOR; HTTP/1.1, HTTP/2 "
                                             "by prior knowledge or upgrade, TLS with ALPN) for any AWS SDK and the "
-                                            "AWS CLI. Each region has its own streams; state lives in memory.")
+                                            "AWS CLI. Each region has its own streams; state lives in memory unless "
+                                            "--data-dir is given.")
     add_arguments(p)
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -712,12 +796,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fastkin serve: --channel-s3-dir {args.channel_s3_dir} is not a directory", file=sys.stderr)
         return 2
     limits = DEFAULT_LIMITS.replace(shard_limit=args.shard_limit)
-    app = KinesisApp(region=args.region, account_id=args.account_id, limits=limits, quotas=not args.no_quotas,
-                     create_latency=args.create_stream_ms / 1000.0, delete_latency=args.delete_stream_ms / 1000.0,
-                     update_latency=args.update_stream_ms / 1000.0,
-                     consumer_latency=args.consumer_ms / 1000.0, credentials=creds, auth_check=not args.no_auth_check,
-                     max_body_bytes=args.max_body_bytes, channel_s3=channel_s3,
-                     channel_freshness_min=args.channel_freshness_min)
+    if args.fsync_interval_ms <= 0:
+        p.error(f"--fsync-interval-ms must be positive, got {args.fsync_interval_ms:g}")
+    try:
+        app = KinesisApp(region=args.region, account_id=args.account_id, limits=limits, quotas=not args.no_quotas,
+                         create_latency=args.create_stream_ms / 1000.0, delete_latency=args.delete_stream_ms / 1000.0,
+                         update_latency=args.update_stream_ms / 1000.0,
+                         consumer_latency=args.consumer_ms / 1000.0, credentials=creds,
+                         auth_check=not args.no_auth_check, max_body_bytes=args.max_body_bytes,
+                         data_dir=args.data_dir, fsync=args.fsync, fsync_interval=args.fsync_interval_ms / 1000.0,
+                         channel_s3=channel_s3, channel_freshness_min=args.channel_freshness_min)
+    except E.DataDirError as exc:
+        print(f"fastkin serve: {exc.message}", file=sys.stderr)
+        return 2
     tls = args.tls or args.cert is not None or args.cert_dir is not None
     certfile, keyfile, tmpdir = args.cert, args.key, None
     if tls and certfile is None:
@@ -754,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
                                             idle_timeout=args.idle_timeout))
     finally:
         loop.close()
+        app.close()
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
     print("fastkin stopped", flush=True)
@@ -771,6 +863,12 @@ def add_arguments(p) -> None:
     p.add_argument("--consumer-ms", type=float, default=0.0, help="consumer CREATING -> ACTIVE delay")
     p.add_argument("--shard-limit", type=int, default=DEFAULT_LIMITS.shard_limit, help="open shards per account")
     p.add_argument("--no-quotas", action="store_true", help="do not enforce per-shard read/write limits")
+    p.add_argument("--data-dir", metavar="PATH",
+                   help="keep streams and records in this directory (recovered on start); default: memory only")
+    p.add_argument("--fsync", choices=["always", "interval", "never"], default="interval",
+                   help="with --data-dir: fsync before answering a put (always), every --fsync-interval-ms "
+                        "(interval), or leave it to the OS (never)")
+    p.add_argument("--fsync-interval-ms", type=float, default=100.0, help="with --fsync interval")
     p.add_argument("--credentials", action="append", metavar="AKID:SECRET",
                    help="verify SigV4 against these credentials (repeatable; default: only the Authorization "
                         "header's presence and shape are checked)")

@@ -1,0 +1,484 @@
+"""Data directories: an Engine whose state survives restarts and kill -9 (issue 15, phase 1).
+
+``Engine(data_dir=PATH, fsync="interval", fsync_interval=0.1)`` opens (creating it when empty) and
+recovers PATH, then keeps it up to date::
+
+    PATH/FORMAT                  "fastkin-data <version>": another version is refused (DataDirError)
+    PATH/LOCK                    fcntl.flock'ed by the one process that has the directory open
+    PATH/meta.sqlite3            SQLite, WAL mode: engine, streams, shards, consumers (below)
+    PATH/streams/<incarnation:08d>-<name>/<shard index:012d>/<base:020d>.seg   records (fastkin.segments)
+    PATH/quarantine/...          what recovery cut off or moved aside (never deleted by fastkin)
+
+Metadata. Each control-plane call that changes state (CreateStream, tags, retention, resharding, modes,
+consumers, policies, encryption, account settings, ...) is committed to SQLite before the call returns,
+under one lock, so the database sees changes in the order they happened. A change of the shard table made
+inside the data plane (the on-demand scaler, retention dropping a closed shard) is committed before the
+first record that lands after it is written. Stored: everything a describe call shows, the shard lineage
+and hash ranges, consumers and their tags and policies, the stream counters (incarnations) and the account
+settings; a shard's next sequence position comes from its segment files. Not stored: queue delivery state,
+the on-demand scaler's observation window and events (a restored on-demand stream starts a new window),
+metrics series, issued iterators (their HMAC key is new after a restart: they are refused).
+
+Records. After the core accepts a put, the accepted records are framed (fastkin._cy.journal: CRC32C in C)
+and appended to their shards' newest segment files with os.write before the call returns, so a process
+crash (kill -9) loses nothing that was acknowledged, in every mode. ``fsync`` decides what a crash of the
+machine (power loss, kernel panic) can lose:
+
+- ``"always"``: PutRecord/PutRecords return after the files they wrote are fsynced (and a new segment's
+  directory entry); metadata commits with synchronous=FULL. Loses nothing acknowledged. Concurrent
+  callers in threads share fsyncs (group commit: an fsync that starts after a write covers every waiting
+  caller of that file).
+- ``"interval"`` (the default): a background thread fsyncs written files every ``fsync_interval`` seconds
+  (default 0.1). Loses at most the records acknowledged in the last interval (plus the fsync's own time).
+- ``"never"``: the OS writes back when it likes (Linux: typically within 30 s). Loses whatever it had not.
+
+Recovery (on open) reads the metadata, re-creates streams, shards and consumers, then reads every shard's
+segment files and puts each valid record back into the core with its original position and arrival time
+(``StreamCore.restore_record``), so sequence numbers are the ones that were acknowledged and new ones
+continue above them. Torn or corrupt data is cut off and reported (``engine.durable.damage``; see
+fastkin.segments). This phase replays payloads into memory: recovery time grows with the stored records.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+from typing import Any
+
+from . import errors as E
+from .fanout import StreamConsumer
+from .segments import SEGMENT_BYTES, SEGMENT_MS, Damage, ShardLog, journal_module
+from .stream import Stream
+from .topology import ShardInfo
+
+FORMAT_VERSION = 1
+FORMAT_PREFIX = "fastkin-data "
+FSYNC_MODES = ("always", "interval", "never")
+log = logging.getLogger(__name__)
+
+# Engine methods that change control-plane state: each is committed to SQLite before it returns.
+MUTATING = (
+    "create_stream", "delete_stream", "increase_stream_retention_period", "decrease_stream_retention_period",
+    "add_tags_to_stream", "remove_tags_from_stream", "tag_resource", "untag_resource", "split_shard",
+    "merge_shards", "update_shard_count", "update_stream_mode", "update_stream_warm_throughput",
+    "update_max_record_size", "start_stream_encryption", "stop_stream_encryption", "update_account_settings",
+    "register_stream_consumer", "deregister_stream_consumer", "put_resource_policy", "delete_resource_policy",
+    "enable_enhanced_monitoring", "disable_enhanced_monitoring", "set_quotas",
+    "update_stream_record_distribution_strategy",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS engine (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (name TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shards (
+    incarnation INTEGER NOT NULL, idx INTEGER NOT NULL, start_hash TEXT NOT NULL, end_hash TEXT NOT NULL,
+    created REAL NOT NULL, created_secs INTEGER NOT NULL, parent INTEGER, adjacent_parent INTEGER,
+    closed_at REAL, live INTEGER NOT NULL, PRIMARY KEY (incarnation, idx));
+CREATE TABLE IF NOT EXISTS consumers (
+    incarnation INTEGER NOT NULL, name TEXT NOT NULL, created REAL NOT NULL, ready_at REAL NOT NULL,
+    tags TEXT NOT NULL, policy TEXT, PRIMARY KEY (incarnation, name));
+"""
+
+
+def lock_directory(path: str) -> int:
+    """Create ``path`` if needed, take its LOCK (fcntl.flock, exclusive) and check its FORMAT; returns the
+    lock's file descriptor (closing it releases the lock). DataDirError when another process holds it or the
+    directory is of another format version."""
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+        finally:
+            os.close(fd)
+        raise E.DataDirError(f"data directory {path} is in use by process {holder} (its LOCK is held)") from None
+    try:
+        _check_format(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _check_format(path: str) -> None:
+    fmt = os.path.join(path, "FORMAT")
+    try:
+        with open(fmt) as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        if set(os.listdir(path)) - {"LOCK"}:
+            raise E.DataDirError(f"{path} is not a fastkin data directory (no FORMAT file, and it is not empty)") \
+                from None
+        tmp = fmt + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{FORMAT_PREFIX}{FORMAT_VERSION}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, fmt)
+        return
+    version = text[len(FORMAT_PREFIX):] if text.startswith(FORMAT_PREFIX) else None
+    if version != str(FORMAT_VERSION):
+        raise E.DataDirError(f"data directory {path} has format {text!r}; this fastkin reads "
+                             f"{FORMAT_PREFIX}{FORMAT_VERSION!s} only")
+
+
+class Durable:
+    """An Engine's data directory: opened, recovered, then kept up to date (``engine.durable``)."""
+
+    def __init__(self, engine, path: str, fsync: str = "interval", fsync_interval: float = 0.1) -> None:
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}, got {fsync!r}")
+        if not fsync_interval > 0:
+            raise ValueError(f"fsync_interval must be positive, got {fsync_interval!r}")
+        self.engine = engine
+        self.path = os.path.abspath(path)
+        self._owed = threading.local()       # deferring(): the syncs a thread's puts owe
+        self.fsync = fsync
+        self.fsync_interval = float(fsync_interval)
+        self.segment_bytes = SEGMENT_BYTES      # settable: when a shard's newest file is rolled
+        self.segment_ms = SEGMENT_MS
+        self.damage: list[Damage] = []          # what recovery cut off or moved aside
+        self.recovered_records = 0
+        self._lock = threading.RLock()
+        self._lockfd = lock_directory(self.path)
+        self._closed = False
+        try:
+            self.db = sqlite3.connect(os.path.join(self.path, "meta.sqlite3"), isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={'FULL' if fsync == 'always' else 'NORMAL'}")
+            self.db.executescript(_SCHEMA)
+            self.journal = journal_module(engine.core_name)
+            self._logs: dict[tuple[int, int], ShardLog] = {}
+            self._saved: dict[str, tuple] = {}      # stream name -> what the database holds for it
+            self._saved_engine: dict[str, str] = {}
+            self._versions: dict[str, int] = {}     # stream name -> topology_version last saved
+            self._dirty: set[ShardLog] = set()
+            self._ticks: dict[str, float] = {}      # stream name -> its next tick when its files were last retained
+            self._recover()
+            self._install()
+            self.sync()
+        except BaseException:
+            os.close(self._lockfd)
+            raise
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if fsync == "interval":
+            self._flusher = threading.Thread(target=self._flush_loop, name="fastkin-fsync", daemon=True)
+            self._flusher.start()
+
+    # -- paths --------------------------------------------------------------------------------------------
+    def stream_dir(self, name: str, incarnation: int) -> str:
+        return os.path.join(self.path, "streams", f"{incarnation:08d}-{name}")
+
+    def _log(self, s: Stream, index: int) -> ShardLog:
+        key = (s.incarnation, index)
+        lg = self._logs.get(key)
+        if lg is None:
+            d = os.path.join(self.stream_dir(s.name, s.incarnation), f"{index:012d}")
+            q = os.path.join(self.path, "quarantine", f"{s.incarnation:08d}-{s.name}", f"{index:012d}")
+            lg = self._logs[key] = ShardLog(d, index, self.journal, q)
+        return lg
+
+    # -- metadata -----------------------------------------------------------------------------------------
+    def _snapshot(self, s: Stream) -> tuple:
+        doc = {
+            "mode": s.mode, "retention_hours": s.retention_hours, "retention_override": s.retention_override,
+            "tags": s.tags, "max_record_kib": s.max_record_kib, "encryption_type": s.encryption_type,
+            "key_id": s.key_id, "shard_level_metrics": s.shard_level_metrics, "created": s.created,
+            "ready_at": s._ready_at, "deleting_at": s.deleting_at, "updating_until": s._updating_until,
+            "scaling_history": s.scaling_history, "mode_history": s.mode_history, "policy": s.policy,
+            "warm_target": s.warm_target, "warm_current": s.warm_current, "storage": s.storage,
+            "record_distribution": s.record_distribution,
+        }
+        live = s.core.shards
+        shards = {i.index: (str(i.start_hash), str(i.end_hash), i.created, i.created_secs, i.parent,
+                            i.adjacent_parent, i.closed_at, int(i.index in live)) for i in list(s._shards.values())}
+        consumers = {c.name: (c.created, c.ready_at, json.dumps(c.tags, sort_keys=True), c.policy)
+                     for c in list(s.consumers.values())}
+        return s.incarnation, json.dumps(doc, sort_keys=True), shards, consumers
+
+    def sync(self) -> None:
+        """Commit every control-plane change not yet in the database (one transaction), in call order."""
+        with self._lock:
+            e = self.engine
+            engine_rows = {"incarnations": str(e._incarnations), "quotas": json.dumps(e.quotas),
+                           "account_commitment": json.dumps(e.account_commitment, sort_keys=True)}
+            current = {s.name: s for s in list(e._streams.values())}
+            snaps = {name: self._snapshot(s) for name, s in current.items()}
+            gone = [name for name in self._saved if name not in snaps or snaps[name][0] != self._saved[name][0]]
+            changed = [name for name, snap in snaps.items() if self._saved.get(name) != snap]
+            if not gone and not changed and engine_rows == self._saved_engine:
+                return
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for k, v in engine_rows.items():
+                    if self._saved_engine.get(k) != v:
+                        db.execute("INSERT OR REPLACE INTO engine VALUES (?, ?)", (k, v))
+                for name in gone:
+                    inc = self._saved[name][0]
+                    db.execute("DELETE FROM streams WHERE name = ? AND incarnation = ?", (name, inc))
+                    db.execute("DELETE FROM shards WHERE incarnation = ?", (inc,))
+                    db.execute("DELETE FROM consumers WHERE incarnation = ?", (inc,))
+                for name in changed:
+                    inc, doc, shards, consumers = snaps[name]
+                    old = self._saved.get(name)
+                    if old is not None and old[0] != inc:
+                        old = None
+                    if old is None or old[1] != doc:
+                        db.execute("INSERT OR REPLACE INTO streams VALUES (?, ?, ?)", (name, inc, doc))
+                    old_shards = {} if old is None else old[2]
+                    for idx, row in shards.items():
+                        if old_shards.get(idx) != row:
+                            db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                       (inc, idx, *row))
+                    old_consumers = {} if old is None else old[3]
+                    for cname, row in consumers.items():
+                        if old_consumers.get(cname) != row:
+                            db.execute("INSERT OR REPLACE INTO consumers VALUES (?, ?, ?, ?, ?, ?)",
+                                       (inc, cname, *row))
+                    for cname in old_consumers:
+                        if cname not in consumers:
+                            db.execute("DELETE FROM consumers WHERE incarnation = ? AND name = ?", (inc, cname))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._saved_engine = engine_rows
+            for name in gone:
+                self._forget(name, self._saved.pop(name)[0])
+            for name in changed:
+                self._saved[name] = snaps[name]
+                self._versions[name] = current[name].topology_version
+                self._drop_expired_logs(current[name], snaps[name][2])
+
+    def _forget(self, name: str, incarnation: int) -> None:
+        """A deleted (or re-created) stream: close its files, then remove its directory."""
+        for key in [k for k in self._logs if k[0] == incarnation]:
+            self._logs.pop(key).close()
+        shutil.rmtree(self.stream_dir(name, incarnation), ignore_errors=True)
+
+    def _drop_expired_logs(self, s: Stream, shards: dict) -> None:
+        for idx, row in shards.items():
+            if not row[7]:
+                lg = self._logs.pop((s.incarnation, idx), None)
+                if lg is not None:
+                    lg.delete_all()
+                else:
+                    shutil.rmtree(os.path.join(self.stream_dir(s.name, s.incarnation), f"{idx:012d}"),
+                                  ignore_errors=True)
+
+    # -- hooks --------------------------------------------------------------------------------------------
+    def _install(self) -> None:
+        """Wrap the engine's mutating methods (commit after each) and every stream's put methods."""
+        e = self.engine
+        for name in MUTATING:
+            setattr(e, name, self._committing(getattr(e, name), name == "create_stream"))
+        for s in list(e._streams.values()):
+            self._hook_stream(s)
+
+    def _committing(self, method, creates: bool):
+        def call(*args: Any, **kw: Any):
+            with self._lock:
+                out = method(*args, **kw)
+                if creates:
+                    self._hook_stream(out)
+                self.sync()
+                return out
+        call.__name__ = method.__name__
+        call.__doc__ = method.__doc__
+        call.__wrapped__ = method  # type: ignore[attr-defined]
+        return call
+
+    def _hook_stream(self, s: Stream) -> None:
+        put_record, put_records = Stream.put_record, Stream.put_records
+        lock = self._lock
+
+        def put_one(data, partition_key, explicit_hash_key=None, sequence_number_for_ordering=None):
+            with lock:
+                r = put_record(s, data, partition_key, explicit_hash_key, sequence_number_for_ordering)
+                index = int(r.shard_id.rsplit("-", 1)[1])
+                position = s.core.shard_end(index) - 1      # under the lock: this record is the newest
+                ms = s.core.arrival_ms(index, position)
+                out = {index: [self.journal.frame(position, ms, partition_key, data), position, ms, 1]}
+                logs = self._write(s, out)
+            self._commit(logs)
+            return r
+
+        def put_many(records):
+            with lock:
+                r = put_records(s, records)
+                out: dict = {}
+                if len(r) != r.failed_record_count:
+                    self.journal.frame_batch(s.core, r, records, out)
+                logs = self._write(s, out)
+            self._commit(logs)
+            return r
+
+        put_one.__doc__ = put_record.__doc__
+        put_many.__doc__ = put_records.__doc__
+        s.put_record = put_one          # type: ignore[method-assign]
+        s.put_records = put_many        # type: ignore[method-assign]
+
+    def _write(self, s: Stream, out: dict) -> list[tuple[ShardLog, int]]:
+        if self._versions.get(s.name) != s.topology_version:
+            self.sync()                 # a shard-table change made by the data plane: committed first
+        if self._ticks.get(s.name) != s._next_tick:
+            self._ticks[s.name] = s._next_tick      # the stream ticked (retention ran): delete emptied files
+            self._retain(s)
+        always = self.fsync == "always"
+        logs = []
+        for index, (frames, first, ms, _) in out.items():
+            lg = self._log(s, index)
+            n = lg.append(frames, first, ms, self.segment_bytes, self.segment_ms, always)
+            logs.append((lg, n))
+            if not always:
+                self._dirty.add(lg)
+        return logs
+
+    def _commit(self, logs: list[tuple[ShardLog, int]]) -> None:
+        if self.fsync == "always":
+            owed = getattr(self._owed, "logs", None)
+            if owed is not None:            # the caller syncs later, for many puts at once (see deferring)
+                owed.extend(logs)
+                return
+            for lg, n in logs:
+                lg.sync(n)
+
+    @contextlib.contextmanager
+    def deferring(self):
+        """Within this block (in this thread) ``fsync="always"`` puts do not fsync: the (log, append number)
+        pairs they owe are collected in the yielded list, for the caller to pass to ``sync_owed`` before it
+        acknowledges them. The server uses it for group commit: one fsync for every put answered meanwhile."""
+        self._owed.logs = owed = []
+        try:
+            yield owed
+        finally:
+            self._owed.logs = None
+
+    @staticmethod
+    def sync_owed(owed) -> None:
+        """fsync what ``deferring`` collected: each file once, up to its newest append (thread-safe)."""
+        newest: dict = {}
+        for lg, n in owed:
+            newest[lg] = max(n, newest.get(lg, 0))
+        for lg, n in newest.items():
+            lg.sync(n)
+
+    def _retain(self, s: Stream) -> None:
+        """Delete the segment files retention emptied (whole files only; see ShardLog.delete_below)."""
+        core = s.core
+        for (inc, idx), lg in list(self._logs.items()):
+            if inc == s.incarnation and idx in core.shards:
+                lg.delete_below(core.shard_horizon(idx))
+
+    def maintain(self) -> None:
+        """Apply retention to the files of every stream now (also done whenever a stream's shard table or
+        trim horizon moves on I/O)."""
+        with self._lock:
+            for s in list(self.engine._streams.values()):
+                s.trim()
+                self._retain(s)
+            self.sync()
+
+    def flush(self) -> None:
+        """fsync every file written since the last flush."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        for lg in dirty:
+            lg.sync(lg.written)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.fsync_interval):
+            try:
+                self.flush()
+            except OSError:                                        # pragma: no cover - disk trouble
+                log.exception("fsync of %s failed", self.path)
+
+    def close(self) -> None:
+        """Flush, fsync and close everything, and release the directory's lock."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        with self._lock:
+            self.sync()
+            for lg in self._logs.values():
+                lg.sync(lg.written)
+                lg.close()
+            self.db.close()
+            os.close(self._lockfd)
+
+    # -- recovery -----------------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        e = self.engine
+        db = self.db
+        rows = dict(db.execute("SELECT key, value FROM engine"))
+        if "incarnations" in rows:
+            e._incarnations = int(rows["incarnations"])
+            e.set_quotas(json.loads(rows["quotas"]))
+            e.account_commitment = json.loads(rows["account_commitment"])
+        now = e.clock()
+        streams = list(db.execute("SELECT name, incarnation, doc FROM streams ORDER BY incarnation"))
+        for name, inc, doc_text in streams:
+            doc = json.loads(doc_text)
+            if doc["deleting_at"] is not None and doc["deleting_at"] <= now:
+                continue                # its deletion finished while we were down: sync() removes it
+            s = Stream(e, name, 0, doc["mode"], doc["retention_hours"], doc["tags"], doc["max_record_kib"], inc,
+                       doc["storage"])
+            s.created = doc["created"]
+            s._ready_at = doc["ready_at"]
+            s._updating_until = doc["updating_until"]
+            s.deleting_at = doc["deleting_at"]       # (re-syncs the core's I/O gate with _ready_at too)
+            s.retention_override = doc["retention_override"]
+            s.encryption_type, s.key_id = doc["encryption_type"], doc["key_id"]
+            s.shard_level_metrics = list(doc["shard_level_metrics"])
+            s.metrics.set_enhanced(s.shard_level_metrics)
+            s.scaling_history, s.mode_history = list(doc["scaling_history"]), list(doc["mode_history"])
+            s.policy, s.warm_target, s.warm_current = doc["policy"], doc["warm_target"], doc["warm_current"]
+            s.record_distribution = doc["record_distribution"]
+            infos = []
+            for (idx, start, end, created, created_secs, parent, adjacent, closed_at, live) in db.execute(
+                    "SELECT idx, start_hash, end_hash, created, created_secs, parent, adjacent_parent, closed_at, "
+                    "live FROM shards WHERE incarnation = ? ORDER BY idx", (inc,)):
+                info = ShardInfo(idx, int(start), int(end), created, created_secs, parent, adjacent, closed_at)
+                infos.append((info, bool(live)))
+            for info, live in infos:
+                for p in (info.parent, info.adjacent_parent):
+                    if p is not None and p in s._shards:
+                        s._shards[p].children.append(info.index)
+                s.restore_shard(info, live)
+            for cname, created, ready_at, tags, policy in db.execute(
+                    "SELECT name, created, ready_at, tags, policy FROM consumers WHERE incarnation = ? "
+                    "ORDER BY created, name", (inc,)):
+                c = StreamConsumer(s, cname, created, ready_at - created, json.loads(tags))
+                c.policy = policy
+                s.consumers[cname] = c
+            e._streams[name] = s
+            for info, live in infos:
+                if live:
+                    self.recovered_records += self._recover_shard(s, info.index)
+            s.core.trim(s.now(), s.retention_seconds)   # what expired while we were down (or was in a kept file)
+            s.metrics.rebase()          # restored records are not new I/O (an on-demand stream's scaler is new)
+        for d in self.damage:
+            log.warning("recovery of %s: %s", self.path, d)
+
+    def _recover_shard(self, s: Stream, index: int) -> int:
+        core = s.core
+
+        def restore(position: int, ms: int, data: bytes, key: str) -> None:
+            core.restore_record(index, position, ms, data, key)
+
+        return self._log(s, index).recover(restore, self.damage)

@@ -1,0 +1,236 @@
+"""Engine(data_dir=...): restart on the same directory and find every record, stream, tag, consumer, policy and
+counter; damaged files (torn tail, flipped payload byte, a deleted file, a bad header); the lock (another
+process); the format version; retention deleting whole segment files under a VirtualClock."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastkin
+from fastkin import errors as E
+from fastkin.segments import HEADER
+
+T0 = 1_700_000_000.0
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+@pytest.fixture(params=["cy", "ref"])
+def core(request):
+    return request.param
+
+
+def engine(path, clock, core="cy", **kw):
+    return fastkin.Engine(clock=clock, data_dir=path, core=core, **kw)
+
+
+def everything(e: fastkin.Engine) -> dict:
+    """Every control-plane fact a describe/list call shows, and every record with its sequence number."""
+    out: dict = {"streams": e.list_streams(), "limits": e.describe_limits(), "account": e.describe_account_settings()}
+    for name in out["streams"]["StreamNames"]:
+        s = e.stream(name)
+        out[name] = {
+            "describe": e.describe_stream(stream_name=name), "summary": e.describe_stream_summary(stream_name=name),
+            "shards": e.list_shards(stream_name=name), "tags": e.list_tags_for_stream(stream_name=name),
+            "policy": e.get_resource_policy(s.arn), "consumers": e.list_stream_consumers(s.arn),
+            "records": {},
+        }
+        for c in out[name]["consumers"]["Consumers"]:
+            out[name][c["ConsumerName"]] = (e.describe_stream_consumer(consumer_arn=c["ConsumerARN"]),
+                                            e.list_tags_for_resource(c["ConsumerARN"]),
+                                            e.get_resource_policy(c["ConsumerARN"]))
+        for sh in out[name]["shards"]["Shards"]:
+            it = e.get_shard_iterator(sh["ShardId"], "TRIM_HORIZON", stream_name=name)
+            recs = e.get_records(it, quota=False).records
+            out[name]["records"][sh["ShardId"]] = [(r.sequence_number, r.data, r.partition_key,
+                                                    r.approximate_arrival_timestamp) for r in recs]
+    return out
+
+
+def test_restart_finds_every_record_and_control_plane_fact(tmp_path, core):
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path, clock, core, fsync="always")
+    e.update_account_settings({"Status": "ENABLED"})
+    s = e.create_stream("orders", 2, tags={"team": "a"}, retention_period_hours=48)
+    e.create_stream("gone", 1)
+    e.delete_stream("gone")
+    od = e.create_stream("od", stream_mode="ON_DEMAND", warm_throughput_mibps=8)
+    for i in range(30):
+        s.put_record(f"one-{i}".encode(), f"k{i}")
+        clock.advance(0.01)
+    s.put_records([(f"batch-{i}", f"k{i}") for i in range(100)])
+    od.put_records([(bytearray(b"od"), f"k{i}") for i in range(10)])
+    e.update_stream_record_distribution_strategy(od.arn, "AUTO")
+    od.put_records([(b"keyless", None) for _ in range(6)])        # AUTO: no partition key, round-robin
+    e.split_shard("shardId-000000000000", str(2 ** 125), stream_name="orders")
+    clock.advance(1.5)
+    s.put_records([(b"after-split", f"k{i}") for i in range(50)])
+    e.merge_shards("shardId-000000000002", "shardId-000000000003", stream_name="orders")
+    s.put_records([(b"after-merge", f"k{i}") for i in range(50)])
+    e.add_tags_to_stream({"env": "test"}, stream_name="orders")
+    e.remove_tags_from_stream(["team"], stream_name="orders")
+    e.enable_enhanced_monitoring(["IncomingBytes"], stream_name="orders")
+    e.start_stream_encryption("KMS", "alias/k", stream_name="orders")
+    e.put_resource_policy(s.arn, json.dumps({"Statement": [{"Effect": "Allow"}]}))
+    c = e.register_stream_consumer(s.arn, "reader", tags={"c": "1"})["Consumer"]
+    e.put_resource_policy(c["ConsumerARN"], json.dumps({"Statement": []}))
+    e.register_stream_consumer(s.arn, "second")
+    e.deregister_stream_consumer(s.arn, "second")
+    e.update_max_record_size(s.arn, 2048)
+    e.increase_stream_retention_period(72, stream_name="orders")
+    e.update_shard_count(4, stream_name="orders")
+    s.put_records([(b"after-scaling", f"k{i}") for i in range(50)])
+    clock.advance(2.0)
+    before = everything(e)
+    e.close()
+    e2 = engine(tmp_path, clock, core)
+    assert e2.durable.damage == []
+    assert e2.durable.recovered_records == 296
+    assert everything(e2) == before
+    # sequence numbers continue above the restored ones; the incarnation counter too
+    s2 = e2.stream("orders")
+    last = {sh: recs[-1][0] for sh, recs in before["orders"]["records"].items() if recs}
+    r = s2.put_record(b"new", "k1")
+    assert int(r.sequence_number) > int(last.get(r.shard_id, "0"))
+    assert e2.create_stream("again", 1).incarnation > e2.stream("od").incarnation
+    for name in ("orders", "od"):
+        e2.stream(name).core.check_invariants()
+    e2.close()
+
+
+def test_second_process_gets_a_clear_error(tmp_path):
+    e = fastkin.Engine(data_dir=tmp_path)
+    code = ("import fastkin, sys\n"
+            "try:\n    fastkin.Engine(data_dir=sys.argv[1])\n"
+            "except fastkin.errors.DataDirError as exc:\n    print(exc); sys.exit(3)\n")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
+    assert p.returncode == 3, p.stderr
+    assert f"data directory {tmp_path} is in use by process {os.getpid()}" in p.stdout
+    with pytest.raises(E.DataDirError, match="in use"):          # a second open in this process, too
+        fastkin.Engine(data_dir=tmp_path)
+    e.close()
+    fastkin.Engine(data_dir=tmp_path).close()                    # released on close
+
+
+def test_unknown_format_version_is_a_clear_error(tmp_path):
+    fastkin.Engine(data_dir=tmp_path).close()
+    assert (tmp_path / "FORMAT").read_text() == "fastkin-data 1\n"
+    (tmp_path / "FORMAT").write_text("fastkin-data 99\n")
+    with pytest.raises(E.DataDirError, match="has format 'fastkin-data 99'; this fastkin reads fastkin-data 1 only"):
+        fastkin.Engine(data_dir=tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(E.DataDirError, match="is not a fastkin data directory"):
+        fastkin.Engine(data_dir=other)
+
+
+def _filled(path, clock, n=40, segment_records=None):
+    e = engine(path, clock, fsync="never")
+    s = e.create_stream("s", 1)
+    if segment_records is not None:     # small files: every `segment_records` records
+        e.durable.segment_bytes = HEADER.size + segment_records * 35
+    acked = []
+    for i in range(n):
+        acked.append(s.put_record(f"rec-{i:04d}".encode(), "k").sequence_number)  # 8 + 18 + 1 + 8 = 35 bytes
+    e.close()
+    seg_dir = path / "streams" / "00000001-s" / "000000000000"
+    return acked, sorted(seg_dir.iterdir())
+
+
+def _stored(e):
+    it = e.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON", stream_name="s")
+    return [(r.sequence_number, r.data) for r in e.get_records(it, quota=False).records]
+
+
+def test_torn_tail_is_truncated_and_reported(tmp_path):
+    clock = fastkin.VirtualClock(start=T0)
+    acked, (seg,) = _filled(tmp_path, clock)
+    size = seg.stat().st_size
+    with open(seg, "r+b") as f:
+        f.truncate(size - 10)                  # the last record half written
+    e = engine(tmp_path, clock)
+    (d,) = e.durable.damage
+    assert (d.problem, d.offset, d.dropped_bytes, d.first_position, d.action) == \
+        ("torn", size - 35, 25, 39, "truncated")
+    assert [q for q, _ in _stored(e)] == acked[:39]
+    assert seg.stat().st_size == size - 35
+    assert (tmp_path / "quarantine" / "00000001-s" / "000000000000" / f"{seg.name}.from-{size - 35}").stat().st_size \
+        == 25
+    e.stream("s").put_record(b"next", "k")              # the position of the torn record is issued again
+    assert e.stream("s").core.shard_end(0) == 40
+    e.close()
+    e = engine(tmp_path, clock)
+    assert e.durable.damage == [] and len(_stored(e)) == 40
+    e.close()
+
+
+def test_flipped_payload_byte_keeps_the_records_before_it(tmp_path):
+    clock = fastkin.VirtualClock(start=T0)
+    acked, (seg,) = _filled(tmp_path, clock)
+    raw = bytearray(seg.read_bytes())
+    at = HEADER.size + 35 * 10 + 30             # in record 10's data
+    raw[at] ^= 0x01
+    seg.write_bytes(bytes(raw))
+    e = engine(tmp_path, clock)
+    (d,) = e.durable.damage
+    assert (d.problem, d.first_position, d.dropped_records, d.dropped_bytes) == ("crc", 10, 30, 35 * 30)
+    assert [q for q, _ in _stored(e)] == acked[:10]
+    assert "crc at byte" in str(d) and "30 complete records truncated" in str(d)
+    e.close()
+
+
+def test_deleted_middle_file_keeps_the_records_before_it(tmp_path):
+    clock = fastkin.VirtualClock(start=T0)
+    acked, segs = _filled(tmp_path, clock, segment_records=10)
+    assert [int(p.stem) for p in segs] == [0, 10, 20, 30]
+    segs[1].unlink()
+    e = engine(tmp_path, clock)
+    assert [(d.problem, d.first_position, d.dropped_records, d.action) for d in e.durable.damage] == \
+        [("gap", 10, 10, "quarantined"), ("gap", None, 10, "quarantined")]
+    assert [q for q, _ in _stored(e)] == acked[:10]
+    assert sorted(p.name for p in (tmp_path / "quarantine" / "00000001-s" / "000000000000").iterdir()) == \
+        [segs[2].name, segs[3].name]
+    e.close()
+
+
+def test_bad_header_and_torn_new_file(tmp_path):
+    clock = fastkin.VirtualClock(start=T0)
+    acked, segs = _filled(tmp_path, clock, segment_records=10)
+    segs[-1].write_bytes(segs[-1].read_bytes()[:HEADER.size - 5])      # a file started just before a crash
+    e = engine(tmp_path, clock)
+    assert [(d.problem, d.first_position, d.action) for d in e.durable.damage] == [("header", 30, "quarantined")]
+    assert [q for q, _ in _stored(e)] == acked[:30]
+    e.stream("s").put_record(b"x", "k")        # a new file at position 30
+    e.close()
+    e = engine(tmp_path, clock)
+    assert e.durable.damage == [] and len(_stored(e)) == 31
+    e.close()
+
+
+def test_retention_deletes_whole_segment_files(tmp_path):
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path, clock, quotas=False)
+    e.durable.segment_ms = 600_000           # a file per 10 minutes of arrivals
+    s = e.create_stream("s", 1)
+    seg_dir = tmp_path / "streams" / "00000001-s" / "000000000000"
+    counts = []
+    for minute in range(26 * 60):            # 26 hours of traffic, a batch a minute, 24 h retention
+        s.put_records([(b"x" * 100, f"k{i}") for i in range(10)])
+        clock.advance(60.0)
+        if minute % 60 == 59:
+            counts.append(len(list(seg_dir.iterdir())))
+    assert max(counts) <= 24 * 6 + 2
+    assert abs(counts[-1] - counts[-3]) <= 1 and counts[-1] <= counts[23] + 1   # flat once retention holds
+    first = min(int(p.stem) for p in seg_dir.iterdir())
+    assert first > 0 and s.core.shard_horizon(0) >= first
+    before = _stored(e)
+    e.close()
+    e = engine(tmp_path, clock, quotas=False)
+    assert _stored(e) == before
+    e.close()
