@@ -129,7 +129,8 @@ def main() -> None:
     without = best(put_cost, n, size, a.core, False)
     with_ = best(put_cost, n, size, a.core, True)
     print(f"{'PutRecords, no channel':40s} {n / without:>12,.0f} records/s")
-    print(f"{'PutRecords, one ACTIVE channel':40s} {n / with_:>12,.0f} records/s  ({(with_ / without - 1) * 100:+.1f} %)")
+    print(f"{'PutRecords, one ACTIVE channel':40s} {n / with_:>12,.0f} records/s  "
+          f"({(with_ / without - 1) * 100:+.1f} %)")
 
 
 if __name__ == "__main__":
