@@ -40,6 +40,7 @@ from collections import defaultdict
 import numpy as np
 
 from . import errors as E
+from .iceberg import IcebergSink, IcebergTarget
 from .stream import to_epoch
 
 FRESHNESS_DEFAULT = 300
@@ -72,6 +73,14 @@ DELIVERY_METRICS = {      # name -> statistic (seconds roll into minutes by it)
     "DeliveryToS3.ObjectCount": "Sum",
     "DeliveryToS3.DLQDeliverySuccess": "Sum",
     "DeliveryToS3.DataFreshness": "Maximum",
+    "DeliveryToIceberg.RecordCount": "Sum",
+    "DeliveryToIceberg.SuccessfulRowCount": "Sum",
+    "DeliveryToIceberg.FailedRecordCount": "Sum",
+    "DeliveryToIceberg.Bytes": "Sum",
+    "DeliveryToIceberg.DataFileCount": "Sum",
+    "DeliveryToIceberg.CommitSuccess": "Sum",
+    "DeliveryToIceberg.DLQDeliverySuccess": "Sum",
+    "DeliveryToIceberg.DataFreshness": "Maximum",
 }
 
 
@@ -386,6 +395,19 @@ class Channel:
             self.dlq_prefix = dlq["ErrorOutputPrefix"]
             values = {"channel-name": name, "channel-id": self.id, "stream-name": stream.name, **date_values(now)}
             check_key(render(self._template, values, "", self.compression), storage["OutputKeyTemplate"])
+        else:
+            dlq = destination["DeadLetterQueueS3Configuration"]
+            self.dlq_bucket = _BUCKET.match(dlq["BucketARN"]).group(1)      # type: ignore[union-attr]
+            self.dlq_owner = dlq["ExpectedBucketOwner"]
+            self.dlq_prefix = dlq["ErrorOutputPrefix"]
+            self.table_config = destination["S3TablesConfigurationList"][0]
+        self.iceberg: IcebergTarget | None = None        # S3_TABLES: where the table goes (the engine's)
+        self.sink: IcebergSink | None = None             # S3_TABLES: the table once ACTIVE
+
+    @property
+    def table(self):
+        """S3 Tables channels: the pyiceberg Table the channel created (None before ACTIVE or when FAILED)."""
+        return None if self.sink is None else self.sink.table
 
     # -- state -------------------------------------------------------------------------------------
     def status_at(self, now: float) -> str:
@@ -442,14 +464,14 @@ class Channel:
     def _activate(self) -> None:
         """CREATING -> ACTIVE: check the destination, put the cursors at the first record of ACTIVE time."""
         if self.destination_type == "S3_TABLES":
-            self.fail("fastkin does not deliver to S3 Tables (Apache Iceberg) yet: only S3 general purpose "
-                      "destinations are written. The channel's configuration was validated and is described.")
-            return
-        if self.compression == "ZSTD" and not zstd_available():
+            if not self._activate_table():
+                return
+        elif self.compression == "ZSTD" and not zstd_available():
             self.fail("CompressionType ZSTD needs the zstandard package: pip install 'fastkin[channels]'.")
             return
         try:
-            for bucket in dict.fromkeys((self.bucket, self.dlq_bucket)):
+            buckets = (self.dlq_bucket,) if self.destination_type == "S3_TABLES" else (self.bucket, self.dlq_bucket)
+            for bucket in dict.fromkeys(buckets):
                 if not self.target.bucket_exists(bucket):
                     self.fail(f"The destination bucket {bucket} does not exist or cannot be written "
                               f"(destination {self.target!r}).")
@@ -464,6 +486,26 @@ class Channel:
                                       self._created_ends.get(index, 0))
         self._topology = self.stream.topology_version
         self.anchor = self.ready_at
+
+    def _activate_table(self) -> bool:
+        """S3 Tables: read the schema and create the table (FAILED when either cannot be done)."""
+        from . import iceberg
+        why = iceberg.available()
+        if why is not None:
+            self.fail(why)
+            return False
+        assert self.iceberg is not None
+        try:
+            self.sink = iceberg.IcebergSink(self.iceberg, self.table_config, self.record_format["GSRSchemaARN"],
+                                            self.engine.region)
+        except iceberg.SchemaError as e:
+            self.fail(str(e))
+            return False
+        except Exception as e:            # the catalog or the warehouse cannot be written
+            self.fail(f"Cannot create the table {self.table_config['Namespace']}.{self.table_config['TableName']}: "
+                      f"{type(e).__name__}: {e}")
+            return False
+        return True
 
     def pump(self, now: float) -> None:
         """Do what engine time ``now`` makes due: activation, then every window that ended by ``now``."""
@@ -550,6 +592,11 @@ class Channel:
             good: list[bytes] = []
             bad: list[dict] = []
             oldest = min(r.approximate_arrival_timestamp for _, r in items)
+            when = now if force else min(now, w_start + self.freshness)
+            if self.sink is not None:
+                if not self._write_table(w_start, items, shard_ids, when, oldest):
+                    return
+                continue
             if fmt == "BYTE_ARRAY":                  # nothing to validate
                 good = [r.data for _, r in items]
                 items = []
@@ -566,9 +613,63 @@ class Channel:
                                 .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                                 "RecordFormatType": fmt, "RawData": base64.b64encode(data).decode()})
             # a window is delivered as of its end (the clock may have jumped past several ends at once)
-            when = now if force else min(now, w_start + self.freshness)
             if not self._write(w_start, good, bad, when, oldest):
                 return
+
+    def _dead_letters(self, w_start: float, bad: list[dict]) -> None:
+        v = date_values(w_start)
+        key = (f"{self.dlq_prefix}{v['yyyy']}/{v['MM']}/{v['dd']}/{v['HH']}/{self.name}-{self.id}-"
+               f"{v['yyyy']}-{v['MM']}-{v['dd']}-{v['HH']}-{v['mm']}-{uuid.uuid4()}.json")
+        body = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in bad).encode()
+        self.target.put_object(self.dlq_bucket, key, body, "STANDARD", self.dlq_owner)
+        self.objects.append((self.dlq_bucket, key))
+
+    def _write_table(self, w_start: float, items: list, shard_ids: dict, now: float, oldest: float) -> bool:
+        """S3 Tables: the window's valid records as one snapshot; the others (ids and error context, no payload)
+        to the dead-letter prefix."""
+        from .iceberg import RecordError, gsr_payload
+        assert self.sink is not None
+        convert = self.sink.converter.row
+        gsr = self.format == "GSR_JSON"
+        rows: list[dict] = []
+        bad: list[dict] = []
+        size = 0
+        for index, r in items:
+            data = r.data
+            try:
+                rows.append(convert(gsr_payload(data) if gsr else data))
+                size += len(data)
+            except RecordError as e:
+                bad.append({"ErrorCode": e.code, "ErrorMessage": str(e), "ChannelARN": self.arn,
+                            "StreamARN": self.stream.arn, "ShardId": shard_ids[index],
+                            "SequenceNumber": r.sequence_number,
+                            "ApproximateArrivalTimestamp": _fromts(r.approximate_arrival_timestamp, _UTC)
+                            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                            "RecordFormatType": self.format, "Table": ".".join(self.sink.identifier)})
+        m = self.metrics
+        m.add(now, "DeliveryToIceberg.RecordCount", len(items))
+        try:
+            if rows:
+                files, _ = self.sink.append(rows)
+                m.add(now, "DeliveryToIceberg.SuccessfulRowCount", len(rows))
+                m.add(now, "DeliveryToIceberg.Bytes", size)
+                m.add(now, "DeliveryToIceberg.DataFileCount", files)
+                m.add(now, "DeliveryToIceberg.CommitSuccess", 1)
+                m.add(now, "DeliveryToIceberg.DataFreshness", max(0.0, now - oldest))
+            if bad:
+                self._dead_letters(w_start, bad)
+                m.add(now, "DeliveryToIceberg.FailedRecordCount", len(bad))
+                m.add(now, "DeliveryToIceberg.DLQDeliverySuccess", 1)
+        except (DestinationError, OSError) as e:
+            self.fail(f"Delivery to the dead-letter bucket failed: {e}")
+            return False
+        except Exception as e:            # the commit failed (the catalog, the warehouse)
+            self.fail(f"The Iceberg commit failed: {type(e).__name__}: {e}")
+            return False
+        if self.logging["CloudWatchLogs"].get("Enabled"):
+            log.info("channel %s committed %d rows (%d records to the dead-letter prefix)", self.name, len(rows),
+                     len(bad))
+        return True
 
     def _write(self, w_start: float, good: list[bytes], bad: list[dict], now: float, oldest: float) -> bool:
         values = {"channel-name": self.name, "channel-id": self.id, "stream-name": self.stream.name,
@@ -587,12 +688,7 @@ class Channel:
                 m.add(now, "DeliveryToS3.ObjectCount", 1)
                 m.add(now, "DeliveryToS3.DataFreshness", max(0.0, now - oldest))
             if bad:
-                v = values
-                key = (f"{self.dlq_prefix}{v['yyyy']}/{v['MM']}/{v['dd']}/{v['HH']}/{self.name}-{self.id}-"
-                       f"{v['yyyy']}-{v['MM']}-{v['dd']}-{v['HH']}-{v['mm']}-{uuid.uuid4()}.json")
-                body = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in bad).encode()
-                self.target.put_object(self.dlq_bucket, key, body, "STANDARD", self.dlq_owner)
-                self.objects.append((self.dlq_bucket, key))
+                self._dead_letters(w_start, bad)
                 m.add(now, "DeliveryToS3.FailedRecordCount", len(bad))
                 m.add(now, "DeliveryToS3.DLQDeliverySuccess", 1)
         except (DestinationError, OSError) as e:
@@ -649,9 +745,10 @@ class Channels:
     """The channels of one Engine (account and region): the five operations, the 5 TPS limit per
     operation, and what drives delivery (a VirtualClock's callback, or a thread on any other clock)."""
 
-    def __init__(self, engine, target_spec=None, freshness_min: int = FRESHNESS_MIN) -> None:
+    def __init__(self, engine, target_spec=None, freshness_min: int = FRESHNESS_MIN, iceberg_spec=None) -> None:
         self.engine = engine
         self.target = make_target(target_spec, engine.region)
+        self.iceberg = IcebergTarget(iceberg_spec)
         self.freshness_min = int(freshness_min)
         self._channels: dict[str, Channel] = {}       # ARN -> Channel (DELETING ones until gone)
         self._buckets: dict[str, list] = {op: [float(CONTROL_TPS), None] for op in _OPS}
@@ -660,6 +757,13 @@ class Channels:
         self._subscribed = False
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+
+    def set_iceberg(self, spec) -> None:
+        """Where S3 Tables channels that become ACTIVE from now on create their tables."""
+        self.iceberg = IcebergTarget(spec)
+        for c in self._channels.values():
+            if c.sink is None:
+                c.iceberg = self.iceberg
 
     def set_target(self, spec) -> None:
         self.target = make_target(spec, self.engine.region)
@@ -844,6 +948,7 @@ class Channels:
                         dict(encryption_configuration) if encryption_configuration is not None else None,
                         {"CloudWatchLogs": {"Enabled": False}}, tags, now, self.target)
             c.logging = _logging(logging_configuration, channel_name, c.id, "loggingConfiguration")
+            c.iceberg = self.iceberg
             self._channels[c.arn] = c
             s.channels[c.arn] = c
             out = {"ChannelDescription": c.description(now, "CREATING")}
@@ -921,6 +1026,30 @@ class Channels:
             raise E.InvalidArgumentException(
                 f"TableBucketARN {arn} must name a table bucket of account {self.engine.account_id} in "
                 f"{self.engine.region}: S3 Tables delivery is same-account and same-Region only.")
+        where = "s3TablesDestinationConfiguration.s3TablesConfigurationList.1.member"
+        for k in ("Namespace", "TableName"):
+            v = t.get(k)
+            if not isinstance(v, str) or not re.fullmatch(r"[0-9a-z_]{1,255}", v):
+                raise E.validation_error(v, f"{where}.{k[0].lower()}{k[1:]}", "satisfy regular expression pattern: "
+                                         "[0-9a-z_]+")
+        if t.get("CompressionType") not in ("NONE", "ZSTD", "SNAPPY"):
+            raise E.validation_error(t.get("CompressionType"), f"{where}.compressionType",
+                                     "satisfy enum value set: [NONE, ZSTD, SNAPPY]")
+        if t.get("PartitionSpec") is not None:
+            ps = _struct(t["PartitionSpec"], f"{where}.partitionSpec")
+            pf = ps.get("PartitionFields")
+            if not isinstance(pf, (list, tuple)) or not 1 <= len(pf) <= 10:
+                raise E.validation_error(pf, f"{where}.partitionSpec.partitionFields",
+                                         "have length between 1 and 10")
+            for i, f in enumerate(pf):
+                f = _struct(f, f"{where}.partitionSpec.partitionFields.{i + 1}.member")
+                if f.get("Transform") != "TIME_HOUR":
+                    raise E.validation_error(f.get("Transform"), f"{where}.partitionSpec.partitionFields.{i + 1}."
+                                             "member.transform", "satisfy enum value set: [TIME_HOUR]")
+                if not isinstance(f.get("SourceName"), str) or not re.fullmatch(r"[a-zA-Z0-9._]+", f["SourceName"]):
+                    raise E.validation_error(f.get("SourceName"),
+                                             f"{where}.partitionSpec.partitionFields.{i + 1}.member.sourceName",
+                                             "satisfy regular expression pattern: [a-zA-Z0-9\\._]+")
         return {"DataFreshnessInSeconds": fresh, "DeadLetterQueueS3Configuration": dlq,
                 "S3TablesConfigurationList": [t]}
 

@@ -82,7 +82,8 @@ class Engine:
                  limits: Limits = DEFAULT_LIMITS, quotas: bool = True, core: str | None = None,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float = 0.0, data_dir: str | os.PathLike | None = None, fsync: str = "interval",
-                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int = FRESHNESS_MIN) -> None:
+                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int = FRESHNESS_MIN,
+                 channel_iceberg=None) -> None:
         if not re.fullmatch(r"\d{12}", account_id):
             raise ValueError(f"account_id must be 12 digits, got {account_id!r}")
         self.clock = clock if clock is not None else RealClock()
@@ -104,7 +105,8 @@ class Engine:
         self._queues: dict[str, Queue] = {}     # queue ARN -> Queue (DELETING ones until they are gone)
         self._queue_serials = 0
         # channels: where S3 objects go (None: boto3's S3 client; "file://DIR"; an endpoint URL; a client)
-        self._channels = Channels(self, channel_s3, channel_freshness_min)
+        # S3 Tables channels: where tables go (None: a temporary directory; a directory; a pyiceberg Catalog)
+        self._channels = Channels(self, channel_s3, channel_freshness_min, channel_iceberg)
         self.durable = None          # the data directory (fastkin.durable.Durable) when data_dir is given
         if data_dir is not None:
             from .durable import Durable
@@ -1002,6 +1004,11 @@ class Engine:
     def set_channel_destination(self, channel_s3) -> None:
         """Where channels write from now on: None (boto3's S3 client), "file://DIR", an S3 endpoint URL, a client."""
         self._channels.set_target(channel_s3)
+
+    def set_channel_iceberg(self, channel_iceberg) -> None:
+        """Where S3 Tables channels create their tables from now on: None (a temporary directory), a directory
+        (``DIR/catalog.db``, a SQLite catalog, and ``DIR/warehouse``) or a pyiceberg Catalog."""
+        self._channels.set_iceberg(channel_iceberg)
 
     def deliver_channels(self) -> None:
         """Not an AWS operation: deliver what engine time has made due now (a VirtualClock's advance does it)."""

@@ -136,6 +136,20 @@ class ChannelDestinationError(Exception):
     with this text as its ChannelStatusReason."""
 
 
+class ChannelSchemaError(Exception):
+    """Internal to channels: an S3 Tables channel's schema cannot be read or mapped to an Iceberg table, or its
+    table cannot be created. Never reaches a caller: the channel goes FAILED with this text."""
+
+
+class ChannelRecordError(Exception):
+    """Internal to channels: one record does not fit an S3 Tables channel's schema; ``code`` and the message go
+    to the dead-letter prefix."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class DataDirError(_Own, RuntimeError):
     """A data directory (``Engine(data_dir=...)``, ``fastkin serve --data-dir``) that cannot be opened: another
     process holds its lock, or its format version is not one this fastkin reads."""

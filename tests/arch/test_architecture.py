@@ -32,7 +32,7 @@ ALLOWED = {
 }
 OPTIONAL = ("botocore", "boto3", "httptools", "uvloop", "orjson", "cbor2", "cryptography", "matplotlib", "tqdm", "h2",
             "httpx",
-            "aiobotocore", "aioboto3", "aiohttp")
+            "aiobotocore", "aioboto3", "aiohttp", "pyiceberg", "pyiceberg_core", "pyarrow", "sqlalchemy", "duckdb")
 
 
 def _modules() -> dict[str, pathlib.Path]:

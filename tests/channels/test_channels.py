@@ -245,20 +245,6 @@ def test_missing_bucket_fails_the_channel(eng):
     assert now["ChannelStatus"] == "FAILED" and "nowhere" in now["ChannelStatusReason"]
 
 
-def test_s3_tables_channel_is_described_and_fails_honestly(eng):
-    eng.create_stream("s")
-    eng.clock.advance(0.2)
-    d = eng.create_channel("t", ROLE, [{"StreamARN": eng.stream("s").arn, "RecordConfiguration": {
-        "RecordFormatType": "JSON", "GSRSchemaARN": "arn:aws:glue:us-east-1:123456789012:schema/reg/sch"}}],
-        s3_tables_destination_configuration={
-            "DeadLetterQueueS3Configuration": {"BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": OWNER},
-            "S3TablesConfigurationList": [{"TableBucketARN": "arn:aws:s3tables:us-east-1:123456789012:bucket/tables",
-                                           "Namespace": "ns", "TableName": "events", "CompressionType": "ZSTD"}]})
-    now = eng.describe_channel(d["ChannelDescription"]["ChannelARN"])["ChannelDescription"]
-    assert now["ChannelStatus"] == "FAILED" and "S3 Tables" in now["ChannelStatusReason"]
-    assert eng.list_channels()["ChannelSummaries"][0]["ChannelDestinationType"] == "S3_TABLES"
-
-
 def test_resharded_stream_keeps_delivering(eng, lake):
     make(eng)
     s = eng.stream("s")

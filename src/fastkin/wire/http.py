@@ -155,13 +155,14 @@ class KinesisApp(RegionEngines):
                  consumer_latency: float | None = None, core: str | None = None,
                  credentials: dict[str, str] | None = None, auth_check: bool = True,
                  max_body_bytes: int = DEFAULT_MAX_BODY, data_dir: str | None = None, fsync: str = "interval",
-                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int | None = None) -> None:
+                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int | None = None,
+                 channel_iceberg=None) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
                         quotas=quotas, create_latency=create_latency, delete_latency=delete_latency,
                         update_latency=update_latency, consumer_latency=consumer_latency or 0.0, core=core,
-                        channel_s3=channel_s3)
+                        channel_s3=channel_s3, channel_iceberg=channel_iceberg)
         if channel_freshness_min is not None:
             self._kw["channel_freshness_min"] = channel_freshness_min
         self._engines: dict[str, Engine] = {}
@@ -805,7 +806,8 @@ def main(argv: list[str] | None = None) -> int:
                          consumer_latency=args.consumer_ms / 1000.0, credentials=creds,
                          auth_check=not args.no_auth_check, max_body_bytes=args.max_body_bytes,
                          data_dir=args.data_dir, fsync=args.fsync, fsync_interval=args.fsync_interval_ms / 1000.0,
-                         channel_s3=channel_s3, channel_freshness_min=args.channel_freshness_min)
+                         channel_s3=channel_s3, channel_freshness_min=args.channel_freshness_min,
+                         channel_iceberg=args.channel_iceberg_dir)
     except E.DataDirError as exc:
         print(f"fastkin serve: {exc.message}", file=sys.stderr)
         return 2
@@ -885,6 +887,10 @@ def add_arguments(p) -> None:
     p.add_argument("--channel-s3-dir", metavar="DIR",
                    help="channels write their S3 objects under DIR instead: bucket B is the folder DIR/B (it must "
                         "exist, as a bucket must)")
+    p.add_argument("--channel-iceberg-dir", metavar="DIR",
+                   help="S3 Tables channels create their Iceberg tables here: a SQLite catalog DIR/catalog.db, the "
+                        "warehouse DIR/warehouse, JSON Schemas in DIR/schemas/REGISTRY/SCHEMA.json (default: a "
+                        "temporary directory)")
     p.add_argument("--channel-freshness-min", type=int, default=300,
                    help="the smallest DataFreshnessInSeconds accepted (AWS: 300; lower it for quick tests)")
     p.add_argument("--access-log", action="store_true",
