@@ -8,12 +8,17 @@ Rows (best of ``--rounds``; each round uses a fresh engine and directory, filled
   and written as one file per window: the floor a channel is compared to;
 - channel delivery, BYTE_ARRAY / STRING / JSON, NONE and GZIP: ``clock.advance(freshness)`` after the records
   were put, which reads, validates, joins, compresses and writes them (records/s and MB/s of payload);
+- Iceberg (needs ``fastkin[channels]``): a plain pyarrow write of the same JSON records (read back, ``json.loads``,
+  timestamps parsed, ``pa.Table.from_pylist``, one ZSTD Parquet file) against an S3 Tables channel committing them
+  (validation against the schema, one snapshot), unpartitioned and TIME_HOUR-partitioned;
 - PutRecords of 500-record batches on an on-demand stream without and with an ACTIVE channel (the channel only
   buffers by cursor, so the difference is noise-level).
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -90,6 +95,78 @@ def delivery(n: int, size: int, core: str, fmt: str, compression: str) -> float:
         shutil.rmtree(root, ignore_errors=True)
 
 
+ICE_SCHEMA = {"type": "object", "required": ["k", "n", "at"], "properties": {
+    "k": {"type": "string"}, "n": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}}
+
+
+def _ice_records(n: int, size: int) -> list[tuple[bytes, str]]:
+    pad = "x" * max(1, size - 60)
+    return [(json.dumps({"k": pad, "n": i, "at": f"2023-11-14T2{2 + i % 2}:{i % 60:02d}:00Z"}).encode(),
+             f"key-{i % 4096}") for i in range(n)]
+
+
+def _ice_engine(root: str, core: str):
+    engine, clock = _engine(root, core)
+    os.makedirs(os.path.join(root, "tables", "schemas", "reg"))
+    with open(os.path.join(root, "tables", "schemas", "reg", "s.json"), "w") as f:
+        json.dump(ICE_SCHEMA, f)
+    engine.set_channel_iceberg(os.path.join(root, "tables"))
+    return engine, clock
+
+
+def iceberg_plain(n: int, size: int, core: str) -> float:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    root = tempfile.mkdtemp(prefix="fk-bench-")
+    try:
+        engine, _ = _engine(root, core)
+        _fill(engine, _ice_records(n, size))
+        s = engine.stream("s")
+        schema = pa.schema([pa.field("k", pa.string(), False), pa.field("n", pa.int64(), False),
+                            pa.field("at", pa.timestamp("us", tz="UTC"), False)])
+        t0 = time.perf_counter()
+        core_ = s.core
+        rows = []
+        for index in sorted(core_.shards):
+            pos, end = core_.shard_horizon(index), core_.shard_end(index)
+            while pos < end:
+                recs, pos, _ = core_.get_records(index, pos, 10_000, s.now(), False)
+                for r in recs:
+                    d = json.loads(r.data)
+                    d["at"] = dt.datetime.fromisoformat(d["at"].replace("Z", "+00:00"))
+                    rows.append(d)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), os.path.join(root, "lake", "plain.parquet"),
+                       compression="zstd")
+        return time.perf_counter() - t0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def iceberg_delivery(n: int, size: int, core: str, partitioned: bool) -> float:
+    root = tempfile.mkdtemp(prefix="fk-bench-")
+    try:
+        engine, clock = _ice_engine(root, core)
+        table = {"TableBucketARN": "arn:aws:s3tables:us-east-1:123456789012:bucket/bench", "Namespace": "ns",
+                 "TableName": "t", "CompressionType": "ZSTD"}
+        if partitioned:
+            table["PartitionSpec"] = {"PartitionFields": [{"Transform": "TIME_HOUR", "SourceName": "at"}]}
+        arn = engine.create_channel("c", ROLE, [{"StreamARN": engine.stream("s").arn, "RecordConfiguration": {
+            "RecordFormatType": "JSON", "GSRSchemaARN": "arn:aws:glue:us-east-1:123456789012:schema/reg/s"}}],
+            s3_tables_destination_configuration={"DeadLetterQueueS3Configuration": {
+                "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": "123456789012"},
+                "S3TablesConfigurationList": [table]})["ChannelDescription"]["ChannelARN"]
+        _fill(engine, _ice_records(n, size))
+        t0 = time.perf_counter()
+        clock.advance(300)
+        took = time.perf_counter() - t0
+        c = engine.channel(arn)
+        assert c.failed_reason is None, c.failed_reason
+        assert c.metrics.total("DeliveryToIceberg.SuccessfulRowCount") == n
+        return took
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def put_cost(n: int, size: int, core: str, with_channel: bool) -> float:
     root = tempfile.mkdtemp(prefix="fk-bench-")
     try:
@@ -126,6 +203,19 @@ def main() -> None:
         t = best(delivery, n, size, a.core, fmt, comp)
         print(f"{'channel ' + fmt + ' ' + comp:40s} {n / t:>12,.0f} records/s {mb / t:8.1f} MB/s "
               f"{t / base:6.2f}x")
+    try:
+        import pyarrow  # noqa: F401
+        import pyiceberg  # noqa: F401
+    except ImportError:
+        print("Iceberg rows skipped: pip install '.[channels]' (pyiceberg, pyarrow)")
+    else:
+        base = best(iceberg_plain, n, size, a.core)
+        print(f"{'plain pyarrow write (json.loads, Parquet)':40s} {n / base:>12,.0f} records/s {mb / base:8.1f} MB/s "
+              "  1.00x")
+        for part in (False, True):
+            t = best(iceberg_delivery, n, size, a.core, part)
+            print(f"{'channel S3 Tables' + (' TIME_HOUR' if part else ''):40s} {n / t:>12,.0f} records/s "
+                  f"{mb / t:8.1f} MB/s {t / base:6.2f}x")
     without = best(put_cost, n, size, a.core, False)
     with_ = best(put_cost, n, size, a.core, True)
     print(f"{'PutRecords, no channel':40s} {n / without:>12,.0f} records/s")

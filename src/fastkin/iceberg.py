@@ -220,6 +220,9 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode      # one decoder, not one per record
+
+
 def _timestamp(v, where: str) -> _dt.datetime:
     if not isinstance(v, str):
         raise RecordError("SchemaMismatch", f"{where} must be an ISO 8601 date-time string, got {type(v).__name__}.")
@@ -240,7 +243,7 @@ class RowConverter:
 
     def row(self, data: bytes) -> dict:
         try:
-            doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+            doc = _DECODE(data.decode("utf-8"))
         except UnicodeDecodeError as e:
             raise RecordError("InvalidUTF8", f"The record is not valid UTF-8: byte {e.start} {e.reason}.") from None
         except ValueError as e:
