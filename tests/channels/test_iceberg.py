@@ -256,3 +256,26 @@ def test_boto3_in_process_with_glue_in_moto(root):
     t = SqlCatalog("tables", uri=f"sqlite:///{root / 'tables' / 'catalog.db'}").load_table(("app", "events"))
     assert sorted(t.scan().to_arrow().column("user").to_pylist()) == list(range(5))
     assert t.properties["write.parquet.compression-codec"] == "snappy"
+
+
+def test_over_http_with_the_servers_iceberg_directory(root):
+    import boto3
+    from botocore.config import Config
+
+    from fastkin.wire.http import ServerThread
+    clock = fastkin.VirtualClock(start=START)
+    with ServerThread(port=0, clock=clock, channel_s3=f"file://{root}", channel_iceberg=str(root / "tables")) as srv:
+        k = boto3.client("kinesis", region_name="us-east-1", endpoint_url=srv.url,
+                         config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+                         aws_access_key_id="testing", aws_secret_access_key="testing")
+        k.create_stream(StreamName="events", StreamModeDetails={"StreamMode": "ON_DEMAND"})
+        arn = k.describe_stream_summary(StreamName="events")["StreamDescriptionSummary"]["StreamARN"]
+        ch = k.create_channel(ChannelName="over-http", ServiceExecutionRoleARN=ROLE, StreamConfigurationList=[{
+            "StreamARN": arn, "RecordConfiguration": {"RecordFormatType": "JSON", "GSRSchemaARN": SCHEMA_ARN}}],
+            S3TablesDestinationConfiguration=table_dest())["ChannelDescription"]["ChannelARN"]
+        k.get_waiter("channel_active").wait(ChannelARN=ch)
+        k.put_record(StreamARN=arn, Data=click(42), PartitionKey="a")
+        clock.advance(300)
+        d = k.describe_channel(ChannelARN=ch)["ChannelDescription"]
+        assert d["S3TablesDestinationConfiguration"]["S3TablesConfigurationList"][0]["TableName"] == "clicks"
+    assert catalog(root).load_table(("web", "clicks")).scan().to_arrow().column("user").to_pylist() == [42]
