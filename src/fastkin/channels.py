@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 import threading
 import uuid
@@ -245,8 +246,9 @@ class S3ClientTarget:
         self.client = client
 
     def bucket_exists(self, bucket: str) -> bool:
+        client = self.client            # DestinationError (no client can be made) is the caller's to report
         try:
-            self.client.head_bucket(Bucket=bucket)
+            client.head_bucket(Bucket=bucket)
         except Exception:
             return False
         return True
@@ -276,6 +278,11 @@ class LazyS3Target(S3ClientTarget):
             except ImportError:
                 raise DestinationError("fastkin delivers to S3 through boto3: pip install 'fastkin[channels]' "
                                        "(or configure a directory target, channel_s3='file://DIR')") from None
+            if not self.endpoint_url and not _s3_is_local():
+                raise DestinationError(
+                    "no S3 destination is configured, and fastkin does not write to real S3 unasked: run under "
+                    "moto's mock_aws, set AWS_ENDPOINT_URL_S3, or pass channel_s3='file://DIR', an endpoint URL "
+                    "or an S3 client")
             kw = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
             self._client = boto3.client("s3", region_name=self.region, **kw)
         return self._client
@@ -283,6 +290,16 @@ class LazyS3Target(S3ClientTarget):
     @client.setter
     def client(self, value) -> None:
         self._client = value
+
+
+def _s3_is_local() -> bool:
+    """Whether a default boto3 S3 client stays local: moto's mock_aws is active (moto already imported by the
+    caller), or the environment names an S3 endpoint. Anything else would reach real S3."""
+    if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    models = sys.modules.get("moto.core.models")
+    stubber = getattr(models, "botocore_stubber", None)
+    return bool(getattr(stubber, "enabled", False))
 
 
 def make_target(spec, region: str):

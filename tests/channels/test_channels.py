@@ -273,3 +273,13 @@ def test_flush_and_real_clock_thread(lake):
     [obj] = files(lake)
     assert obj.read_bytes() == b"now"
     eng.delete_channel(arn)
+
+
+def test_the_default_destination_never_reaches_real_s3(core_name, monkeypatch):
+    for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    eng = fastkin.Engine(clock=fastkin.VirtualClock(start=START), core=core_name)     # no channel_s3, no mock_aws
+    d = make(eng)
+    now = eng.describe_channel(d["ChannelARN"])["ChannelDescription"]
+    assert now["ChannelStatus"] == "FAILED"
+    assert "does not write to real S3 unasked" in now["ChannelStatusReason"], now
