@@ -10,7 +10,7 @@ Nothing here imports pyiceberg or pyarrow at module level: they load when an S3 
 - **Schema**: the channel's ``GSRSchemaARN`` (``arn:aws:glue:{region}:{acct}:schema/{registry}/{schema}``) names a
   JSON Schema. fastkin reads it from ``DIR/schemas/{registry}/{schema}.json`` when that file exists (the local
   equivalent of the Glue Schema Registry), otherwise from Glue through boto3 (``get_schema_version``, latest
-  version; under moto's ``mock_aws`` that is moto's Glue).
+  version) only where that stays local: under moto's ``mock_aws`` (moto's Glue) or with AWS_ENDPOINT_URL_GLUE.
 - **JSON Schema -> Iceberg**: an object's ``properties`` are the columns, in order; ``required`` ones are
   required. ``string`` -> string (``format: date-time`` -> timestamptz, ``date`` -> date), ``integer`` -> long,
   ``number`` -> double, ``boolean`` -> boolean, ``object`` -> struct, ``array`` -> list of ``items``; a type list
@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 import zlib
 from typing import Any
@@ -105,6 +106,10 @@ class IcebergTarget:
         except ImportError:
             raise SchemaError(f"The schema {arn} is not in {root or 'a channel_iceberg directory'}/schemas/{registry}/"
                               f"{name}.json and boto3 (for Glue) is not installed.") from None
+        if not _glue_is_local():
+            raise SchemaError(f"The schema {arn} is not in {root or 'a channel_iceberg directory'}/schemas/{registry}/"
+                              f"{name}.json, and fastkin does not read real Glue unasked: put the JSON Schema there, "
+                              "run under moto's mock_aws or set AWS_ENDPOINT_URL_GLUE.")
         try:
             glue = boto3.client("glue", region_name=m.group(1))
             v = glue.get_schema_version(SchemaId={"SchemaArn": arn}, SchemaVersionNumber={"LatestVersion": True})
@@ -116,6 +121,16 @@ class IcebergTarget:
 
     def __repr__(self) -> str:
         return f"IcebergTarget({self.spec if self._root is None else self._root!r})"
+
+
+def _glue_is_local() -> bool:
+    """Whether a default boto3 Glue client stays local: moto's mock_aws is active, or the environment names a Glue
+    endpoint (as for the default S3 destination of channels)."""
+    if os.environ.get("AWS_ENDPOINT_URL_GLUE") or os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    models = sys.modules.get("moto.core.models")
+    stubber = getattr(models, "botocore_stubber", None)
+    return bool(getattr(stubber, "enabled", False))
 
 
 def _document(text: str, where: str) -> dict:

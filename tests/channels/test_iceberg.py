@@ -279,3 +279,11 @@ def test_over_http_with_the_servers_iceberg_directory(root):
         d = k.describe_channel(ChannelARN=ch)["ChannelDescription"]
         assert d["S3TablesDestinationConfiguration"]["S3TablesConfigurationList"][0]["TableName"] == "clicks"
     assert catalog(root).load_table(("web", "clicks")).scan().to_arrow().column("user").to_pylist() == [42]
+
+
+def test_no_schema_file_and_no_local_glue_fails_without_calling_aws(eng, monkeypatch):
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_GLUE"):
+        monkeypatch.delenv(var, raising=False)
+    d = make(eng, schema="arn:aws:glue:us-east-1:123456789012:schema/reg/elsewhere")
+    d = eng.describe_channel(d["ChannelARN"])["ChannelDescription"]
+    assert d["ChannelStatus"] == "FAILED" and "does not read real Glue unasked" in d["ChannelStatusReason"]
