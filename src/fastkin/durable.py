@@ -1,4 +1,4 @@
-"""Data directories: an Engine whose state survives restarts and kill -9 (issue 15, phase 1).
+"""Data directories: an Engine whose state survives restarts and kill -9 (issue 15, phases 1 and 2).
 
 ``Engine(data_dir=PATH, fsync="interval", fsync_interval=0.1)`` opens (creating it when empty) and
 recovers PATH, then keeps it up to date::
@@ -32,11 +32,13 @@ machine (power loss, kernel panic) can lose:
   (default 0.1). Loses at most the records acknowledged in the last interval (plus the fsync's own time).
 - ``"never"``: the OS writes back when it likes (Linux: typically within 30 s). Loses whatever it had not.
 
-Recovery (on open) reads the metadata, re-creates streams, shards and consumers, then reads every shard's
-segment files and puts each valid record back into the core with its original position and arrival time
-(``StreamCore.restore_record``), so sequence numbers are the ones that were acknowledged and new ones
-continue above them. Torn or corrupt data is cut off and reported (``engine.durable.damage``; see
-fastkin.segments). This phase replays payloads into memory: recovery time grows with the stored records.
+Recovery (on open) reads the metadata, re-creates streams, shards and consumers, then gives each shard's
+segment files to the core: a closed file with a valid index is adopted whole without reading its payload
+(``StreamCore.adopt_segment``: the compiled core maps it read-only); a file without one (after a crash, each
+shard's newest) is read and CRC-checked frame by frame, then indexed and adopted (fastkin.segments). Sequence
+numbers are the ones that were acknowledged and new ones continue above them. Torn or corrupt data is cut
+off and reported (``engine.durable.damage``); ``engine.durable.recovery`` counts what was read. Recovery time
+grows with the index bytes (18 a record) plus the unindexed newest files, not with the stored payloads.
 """
 from __future__ import annotations
 

@@ -1,9 +1,13 @@
-"""One shard's records on disk: append-only segment files (issue 15, phase 1; fastkin.durable drives them).
+"""One shard's records on disk: append-only segment files and their indexes (issue 15; fastkin.durable drives them).
 
 A shard's directory holds ``<base:020d>.seg`` files, ``base`` being the log position of the file's first
 record. A file is a 32-byte header then frames (the frame layout is in fastkin._ref.journal):
 
-    header = "fastkseg" | u32 format version (1) | u32 shard index | u64 base | u32 CRC32C(the 24 bytes before) | 4x0
+    header = "fastkseg" | u32 format version (2) | u32 shard index | u64 base | u32 CRC32C(the 24 bytes before) | 4x0
+
+A closed file (rolled, or the newest at engine.close) gets ``<base:020d>.idx`` (INDEX_HEADER, then the arrays
+i64 ms[count], u32 off[count] (data offset in the .seg), u32 dlen[count], u16 klen[count]; written to a
+temporary file, fsynced, renamed). Recovery adopts a file whose index is valid without reading its payload.
 
 Invariants: files are appended to only, the newest one alone; positions are contiguous within a file and
 across files (file k+1's base is file k's base plus its record count); arrivals never go back. A file is
@@ -12,7 +16,8 @@ started (rolled) when the current one would pass ``segment_bytes`` or its first 
 on disk even when every record expired). A closed shard's files are left as they are; children have
 their own directories, nothing is copied.
 
-Recovery reads every file in order and checks the header, each frame's CRC, and the positions. At the first
+Recovery (ShardLog.recover) checks every file's header and the positions across files; files without a valid
+index are read and each frame's CRC and position checked. At the first
 damage it keeps every valid record before it and stops: the bad tail of the file is copied to the data
 directory's ``quarantine/`` and cut off; later files of the shard (after a gap or a damaged file) are moved
 there whole. Every such step is reported (``Damage``). Nothing is ever deleted by recovery.
