@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 
 
 class RealClock:
@@ -27,11 +28,31 @@ class VirtualClock:
     1700000001.5
     """
 
-    __slots__ = ("_now", "_lock")
+    __slots__ = ("_now", "_lock", "_observers")
 
     def __init__(self, start: float | None = None) -> None:
         self._now = float(time.time() if start is None else start)
         self._lock = threading.Lock()
+        self._observers: list = []
+
+    def subscribe(self, callback) -> None:
+        """Call ``callback(now)`` after every advance or set (a bound method is held weakly: its object may go).
+        Channels deliver from here, so engine time passing a buffer's deadline writes its object at once."""
+        ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else (lambda: callback)
+        with self._lock:
+            self._observers.append(ref)
+
+    def _notify(self, now: float) -> float:
+        if self._observers:
+            for ref in list(self._observers):
+                fn = ref()
+                if fn is None:
+                    with self._lock:
+                        if ref in self._observers:
+                            self._observers.remove(ref)
+                else:
+                    fn(now)
+        return now
 
     def __call__(self) -> float:
         return self._now
@@ -43,14 +64,16 @@ class VirtualClock:
             raise ValueError(f"a clock cannot go back: advance({seconds})")
         with self._lock:
             self._now += seconds
-            return self._now
+            now = self._now
+        return self._notify(now)
 
     def set(self, t: float) -> float:
         with self._lock:
             if t < self._now:
                 raise ValueError(f"a clock cannot go back: set({t}) while it reads {self._now}")
             self._now = float(t)
-            return self._now
+            now = self._now
+        return self._notify(now)
 
     def __repr__(self) -> str:
         return f"VirtualClock(now={self._now!r})"

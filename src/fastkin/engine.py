@@ -17,6 +17,7 @@ from typing import Any
 
 from . import errors as E, topology
 from ._core import get_core
+from .channels import FRESHNESS_MIN, LIST_DEFAULT as LIST_CHANNELS_DEFAULT, Channel, Channels
 from .clock import RealClock
 from .fanout import StreamConsumer, Subscription
 from .limits import (
@@ -81,7 +82,7 @@ class Engine:
                  limits: Limits = DEFAULT_LIMITS, quotas: bool = True, core: str | None = None,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float = 0.0, data_dir: str | os.PathLike | None = None, fsync: str = "interval",
-                 fsync_interval: float = 0.1) -> None:
+                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int = FRESHNESS_MIN) -> None:
         if not re.fullmatch(r"\d{12}", account_id):
             raise ValueError(f"account_id must be 12 digits, got {account_id!r}")
         self.clock = clock if clock is not None else RealClock()
@@ -102,6 +103,8 @@ class Engine:
         self._incarnations = 0
         self._queues: dict[str, Queue] = {}     # queue ARN -> Queue (DELETING ones until they are gone)
         self._queue_serials = 0
+        # channels: where S3 objects go (None: boto3's S3 client; "file://DIR"; an endpoint URL; a client)
+        self._channels = Channels(self, channel_s3, channel_freshness_min)
         self.durable = None          # the data directory (fastkin.durable.Durable) when data_dir is given
         if data_dir is not None:
             from .durable import Durable
@@ -303,6 +306,11 @@ class Engine:
         with self._lock:
             s = self.stream(stream_name, stream_arn)
             self._live_queues()                 # drops queues whose deletion has finished
+            self._channels.live()
+            if s.channels:
+                raise E.ResourceInUseException(
+                    f"Stream {s.name} under account {self.account_id} has {len(s.channels)} channel(s). Delete them "
+                    "first (DeleteChannel).")
             if s.queues:
                 raise E.ResourceInUseException(
                     f"Stream {s.name} under account {self.account_id} has {len(s.queues)} queue(s). Delete them first "
@@ -396,7 +404,7 @@ class Engine:
             "OpenShardCount": sum(len(s.open_shards()) for s in live),
             "OnDemandStreamCount": sum(1 for s in live if s.mode == "ON_DEMAND"),
             "OnDemandStreamCountLimit": self.limits.on_demand_stream_limit,
-            "ChannelCount": 0,
+            "ChannelCount": self._channels.count(),
             "ChannelCountLimit": self.limits.on_demand_stream_limit,
         }
 
@@ -506,6 +514,10 @@ class Engine:
             self._check_warm(warm_throughput_mibps, mode)
         if mode == "PROVISIONED" and s.mode == "ON_DEMAND":
             self._live_queues()
+            if self._channels.live() and s.channels:
+                raise E.ResourceInUseException(
+                    f"Stream {s.name} under account {self.account_id} has {len(s.channels)} channel(s). Delete them "
+                    "(DeleteChannel) before switching the stream to PROVISIONED capacity mode.")
             if s.queues:
                 raise E.ResourceInUseException(
                     f"Stream {s.name} under account {self.account_id} has {len(s.queues)} queue(s). Delete them "
@@ -953,9 +965,58 @@ class Engine:
     def restore_dead_letter_queue_records(self, queue_arn: str, entries: list) -> dict:
         return self.queue(queue_arn).restore_dead_letter(entries)
 
-    # -- resource tags and policies (streams, consumers and queues by ARN) ---------------------------
+    # -- channels (the logic is fastkin.channels) ----------------------------------------------------
+    def channel(self, channel_arn: str) -> Channel:
+        """The Channel a ChannelARN names (DELETING included); ResourceNotFoundException when there is none."""
+        return self._channels.get(channel_arn)
+
+    def create_channel(self, channel_name: str, service_execution_role_arn: str, stream_configuration_list: list,
+                       s3_destination_configuration: dict | None = None,
+                       s3_tables_destination_configuration: dict | None = None,
+                       encryption_configuration: dict | None = None, tags: dict | None = None,
+                       logging_configuration: dict | None = None) -> dict:
+        """CreateChannel: {"ChannelDescription": ...} in CREATING; ACTIVE after ``create_latency`` engine seconds
+        (or FAILED with ChannelStatusReason when the destination cannot be written)."""
+        return self._channels.create(channel_name, service_execution_role_arn, stream_configuration_list,
+                                     s3_destination_configuration, s3_tables_destination_configuration,
+                                     encryption_configuration, tags, logging_configuration)
+
+    def describe_channel(self, channel_arn: str) -> dict:
+        return self._channels.describe(channel_arn)
+
+    def list_channels(self, stream_filter: list | None = None, max_results: int = LIST_CHANNELS_DEFAULT,
+                      next_token: str | None = None) -> dict:
+        return self._channels.list(stream_filter, max_results, next_token)
+
+    def update_channel(self, channel_arn: str, s3_destination_configuration: dict | None = None,
+                       s3_tables_destination_configuration: dict | None = None,
+                       logging_configuration: dict | None = None) -> dict:
+        """UpdateChannel: only DataFreshnessInSeconds and LoggingConfiguration; UPDATING for ``update_latency``."""
+        return self._channels.update(channel_arn, s3_destination_configuration, s3_tables_destination_configuration,
+                                     logging_configuration)
+
+    def delete_channel(self, channel_arn: str) -> None:
+        """DeleteChannel: objects already written stay; records not yet delivered are dropped."""
+        self._channels.delete(channel_arn)
+
+    def set_channel_destination(self, channel_s3) -> None:
+        """Where channels write from now on: None (boto3's S3 client), "file://DIR", an S3 endpoint URL, a client."""
+        self._channels.set_target(channel_s3)
+
+    def deliver_channels(self) -> None:
+        """Not an AWS operation: deliver what engine time has made due now (a VirtualClock's advance does it)."""
+        self._channels.pump()
+
+    # -- resource tags and policies (streams, consumers, queues and channels by ARN) ------------------
     def _resource(self, arn: str) -> tuple[Stream | None, Any]:
-        """(stream, None) for a stream ARN; (stream, consumer) for a consumer ARN; (None, queue) for a queue ARN."""
+        """(stream, None) for a stream ARN; (stream, consumer) for a consumer ARN; (None, queue) for a queue ARN;
+        (None, channel) for a channel ARN."""
+        if Channels.is_arn(arn):
+            try:
+                return None, self._channels.get(arn)
+            except E.ResourceNotFoundException:
+                raise E.ResourceNotFoundException(
+                    f"Channel {arn} under account {self.account_id} not found.") from None
         if isinstance(arn, str) and _QUEUE_ARN.match(arn) is not None:
             try:
                 return None, self.queue(arn)
@@ -981,7 +1042,7 @@ class Engine:
             self.add_tags_to_stream(tags, stream_arn=s.arn)
             return
         tags = self._check_tags(tags)
-        what = "consumer" if s is not None else "queue"
+        what = "consumer" if s is not None else getattr(c, "KIND", "queue")
         with self._lock:
             merged = {**c.tags, **tags}
             if len(merged) > TAGS_MAX:

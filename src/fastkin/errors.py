@@ -131,6 +131,11 @@ class ScenarioError(_Own, ValueError):
     """A simulator scenario that cannot run: the message names the file, the place in it, and what was expected."""
 
 
+class ChannelDestinationError(Exception):
+    """Internal to channels: a destination could not be written. Never reaches a caller: the channel goes FAILED
+    with this text as its ChannelStatusReason."""
+
+
 class DataDirError(_Own, RuntimeError):
     """A data directory (``Engine(data_dir=...)``, ``fastkin serve --data-dir``) that cannot be opened: another
     process holds its lock, or its format version is not one this fastkin reads."""

@@ -119,6 +119,7 @@ class Stream:
         self.retention_override: float | None = None   # seconds; simulations only (see set_retention_seconds)
         self.consumers: dict = {}              # registered (enhanced fan-out) consumers: name -> StreamConsumer
         self.queues: dict = {}                 # queues on this stream: ARN -> fastkin.queues.Queue
+        self.channels: dict = {}               # channels reading this stream: ARN -> fastkin.channels.Channel
         self.policy: str | None = None         # resource policy document (JSON text), None when unset
         self.warm_target: int | None = None    # WarmThroughput TargetMiBps (ON_DEMAND only; the scaler keeps it)
         self.warm_current: int = 0             # WarmThroughput CurrentMiBps
@@ -566,7 +567,7 @@ class Stream:
             "ConsumerCount": len(self.consumers),           # enhanced fan-out consumers only, not queues
             "MaxRecordSizeInKiB": self.max_record_kib,
             "QueueCount": len(self.queues),
-            "ChannelCount": 0,
+            "ChannelCount": len(self.channels),
         }
         if self.mode == "ON_DEMAND":
             d["RecordDistributionStrategy"] = self.record_distribution

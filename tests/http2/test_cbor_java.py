@@ -84,7 +84,7 @@ def java(request, h2c):
     client.http.close()
 
 
-def test_every_operation_in_java_cbor(java, h2c):
+def test_every_operation_in_java_cbor(java, h2c, tmp_path):
     clock = h2c.app.engine.clock
     call = java
     call("CreateStream", StreamName="a", ShardCount=2, Tags={"team": "core"})
@@ -181,6 +181,20 @@ def test_every_operation_in_java_cbor(java, h2c):
     [d] = call("ReceiveDeadLetterQueueRecords", QueueARN=q, WaitTimeSeconds=1)["QueueRecords"]
     call("AcknowledgeDeadLetterQueueRecords", QueueARN=q, Entries=[{"ReceiptHandle": d["ReceiptHandle"]}])
     call("DeleteQueue", QueueARN=q)
+    # channels, into a directory target
+    (tmp_path / "lake").mkdir()
+    h2c.app.engine.set_channel_destination(f"file://{tmp_path}")
+    ch = call("CreateChannel", ChannelName="ch", ServiceExecutionRoleARN="arn:aws:iam::123456789012:role/kd",
+              StreamConfigurationList=[{"StreamARN": od_arn, "RecordConfiguration": {"RecordFormatType": "STRING"}}],
+              S3DestinationConfiguration={"StorageConfiguration": {
+                  "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": "123456789012", "CompressionType": "NONE"}},
+              Tags={"k": "v"})["ChannelDescription"]
+    assert isinstance(ch["ChannelCreationTimestamp"], int)        # tag 1, epoch milliseconds
+    call("DescribeChannel", ChannelARN=ch["ChannelARN"])
+    assert call("ListChannels", StreamFilter=[{"StreamARN": od_arn, "StreamCreationTimestamp": JavaDate(MS)}])[
+        "ChannelSummaries"][0]["Streams"][0]["StreamCreationTimestamp"] == MS     # the stream of "od"
+    call("UpdateChannel", ChannelARN=ch["ChannelARN"], S3DestinationConfiguration={"DataFreshnessInSeconds": 600})
+    call("DeleteChannel", ChannelARN=ch["ChannelARN"])
     call("UpdateStreamRecordDistributionStrategy", StreamARN=od_arn, RecordDistributionStrategy="AUTO")
     call("PutRecord", StreamARN=od_arn, Data=b"no key")
     call("UpdateStreamRecordDistributionStrategy", StreamARN=od_arn, RecordDistributionStrategy="USER_PARTITION_KEY")

@@ -155,12 +155,15 @@ class KinesisApp(RegionEngines):
                  consumer_latency: float | None = None, core: str | None = None,
                  credentials: dict[str, str] | None = None, auth_check: bool = True,
                  max_body_bytes: int = DEFAULT_MAX_BODY, data_dir: str | None = None, fsync: str = "interval",
-                 fsync_interval: float = 0.1) -> None:
+                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int | None = None) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
                         quotas=quotas, create_latency=create_latency, delete_latency=delete_latency,
-                        update_latency=update_latency, consumer_latency=consumer_latency or 0.0, core=core)
+                        update_latency=update_latency, consumer_latency=consumer_latency or 0.0, core=core,
+                        channel_s3=channel_s3)
+        if channel_freshness_min is not None:
+            self._kw["channel_freshness_min"] = channel_freshness_min
         self._engines: dict[str, Engine] = {}
         self._data_lock: int | None = None
         if data_dir is not None:              # DATA/regions/<region>/ is each region's Engine data directory
@@ -786,6 +789,12 @@ def main(argv: list[str] | None = None) -> int:
     creds = None
     if args.credentials:
         creds = dict(c.split(":", 1) for c in args.credentials)
+    if args.channel_s3_endpoint and args.channel_s3_dir:
+        p.error("--channel-s3-endpoint and --channel-s3-dir are two destinations; give one")
+    channel_s3 = args.channel_s3_endpoint or (f"file://{args.channel_s3_dir}" if args.channel_s3_dir else None)
+    if args.channel_s3_dir and not os.path.isdir(args.channel_s3_dir):
+        print(f"fastkin serve: --channel-s3-dir {args.channel_s3_dir} is not a directory", file=sys.stderr)
+        return 2
     limits = DEFAULT_LIMITS.replace(shard_limit=args.shard_limit)
     if args.fsync_interval_ms <= 0:
         p.error(f"--fsync-interval-ms must be positive, got {args.fsync_interval_ms:g}")
@@ -795,7 +804,8 @@ def main(argv: list[str] | None = None) -> int:
                          update_latency=args.update_stream_ms / 1000.0,
                          consumer_latency=args.consumer_ms / 1000.0, credentials=creds,
                          auth_check=not args.no_auth_check, max_body_bytes=args.max_body_bytes,
-                         data_dir=args.data_dir, fsync=args.fsync, fsync_interval=args.fsync_interval_ms / 1000.0)
+                         data_dir=args.data_dir, fsync=args.fsync, fsync_interval=args.fsync_interval_ms / 1000.0,
+                         channel_s3=channel_s3, channel_freshness_min=args.channel_freshness_min)
     except E.DataDirError as exc:
         print(f"fastkin serve: {exc.message}", file=sys.stderr)
         return 2
@@ -869,6 +879,14 @@ def add_arguments(p) -> None:
                    help="seconds a request's headers or body may stall before a 408 closes the connection")
     p.add_argument("--idle-timeout", type=float, default=60.0,
                    help="seconds an idle keep-alive connection stays open")
+    p.add_argument("--channel-s3-endpoint", metavar="URL",
+                   help="channels write their S3 objects through this S3-compatible endpoint (default: boto3's own "
+                        "S3 endpoint and credentials, e.g. AWS_ENDPOINT_URL_S3)")
+    p.add_argument("--channel-s3-dir", metavar="DIR",
+                   help="channels write their S3 objects under DIR instead: bucket B is the folder DIR/B (it must "
+                        "exist, as a bucket must)")
+    p.add_argument("--channel-freshness-min", type=int, default=300,
+                   help="the smallest DataFreshnessInSeconds accepted (AWS: 300; lower it for quick tests)")
     p.add_argument("--access-log", action="store_true",
                    help="print a line per request: client, request line, operation, status, time")
     p.add_argument("--tls", action="store_true",

@@ -159,14 +159,15 @@ class mock_kinesis(RegionEngines):
     def __init__(self, engine: Engine | None = None, *, clock=None, quotas: bool = True, limits=DEFAULT_LIMITS,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float | None = None, account_id: str = "123456789012",
-                 core: str | None = None) -> None:
+                 core: str | None = None, channel_s3=None) -> None:
         self._given = engine
         if engine is not None and consumer_latency is not None:
             engine.consumer_latency = float(consumer_latency)      # given: it applies to that engine too
         self._clock = clock if clock is not None else (engine.clock if engine is not None else None)
         self._kw = dict(quotas=quotas, limits=limits, create_latency=create_latency, delete_latency=delete_latency,
                         update_latency=update_latency, consumer_latency=consumer_latency or 0.0, core=core,
-                        account_id=engine.account_id if engine is not None else account_id)
+                        account_id=engine.account_id if engine is not None else account_id,
+                        channel_s3=channel_s3)
         self._engines: dict[str, Engine] = {}
         self._services: dict[str, Service] = {}
         self._lock = threading.Lock()

@@ -28,8 +28,8 @@ from ..clock import VirtualClock
 from ..stream import records_dicts, to_epoch
 from .model import _lower_camel, check_request, json_dumps, put_record_ok, put_records_ok, service_model
 
-# The 39 operations of the 2026-02 Kinesis model and those of newer models fastkin implements; the others
-# (channels) are answered with UnknownOperationException.
+# The 39 operations of the 2026-02 Kinesis model and those of newer models fastkin implements (all 57 of
+# botocore 1.44's); operations of a model newer still are answered with UnknownOperationException.
 IMPLEMENTED = (
     "AddTagsToStream", "CreateStream", "DecreaseStreamRetentionPeriod", "DeleteResourcePolicy", "DeleteStream",
     "DeregisterStreamConsumer", "DescribeAccountSettings", "DescribeLimits", "DescribeStream",
@@ -46,6 +46,8 @@ IMPLEMENTED = (
     "ReceiveDeadLetterQueueRecords", "AcknowledgeDeadLetterQueueRecords", "RestoreDeadLetterQueueRecords",
     "UpdateDeadLetterQueueRecordsVisibility",
     "UpdateStreamRecordDistributionStrategy",
+    # channels (botocore 1.44)
+    "CreateChannel", "DescribeChannel", "ListChannels", "UpdateChannel", "DeleteChannel",
 )
 
 # The operations that long-poll (WaitTimeSeconds): dispatch(..., wait=False) answers them without sleeping.
