@@ -1,13 +1,19 @@
-"""Data directories (issue 15, phase 1): PutRecords (500 x 100 B) into a data directory, per fsync mode, against
-the in-memory engine in the same run, and recovery time for a directory holding N records.
+"""Data directories (issue 15): PutRecords (500 x 100 B) into a data directory, per fsync mode, against the
+in-memory engine in the same run; recovery time for directories holding N records; GetRecords drain from
+adopted (mmapped) segment files against the in-memory engine.
 
-    PYTHONPATH=src python bench/bench_durability.py [--seconds 3] [--recover 1000000] [--dir /tmp]
+    PYTHONPATH=src python bench/bench_durability.py [--seconds 3] [--recover 1000000,10000000] [--dir /tmp]
 
 Every engine: compiled core, quotas off, a 4-shard stream, the same pre-built batch. "always, 16 threads": 16
 threads putting at once into one engine (they share fsyncs: group commit in ShardLog.sync). Recovery: the
-directory is filled with ``--recover`` records (100 B data, 4 shards, fsync never), closed, and reopened;
-the time is the Engine constructor's (lock, SQLite, reading and CRC-checking every segment file, restoring
-every record into the core). Not a pytest-benchmark module: it prints a table (bench/README.md shows one).
+directory is filled with N records (100 B data, 4 shards, fsync never), closed (every file then has its
+index), and reopened: "clean" is the Engine constructor's time (lock, SQLite, reading and CRC-checking each
+index, mapping each file); "after a crash" deletes each shard's newest index first (as kill -9 leaves it:
+the newest file is then read and CRC-checked frame by frame, at most one segment, 64 MiB, per shard).
+Drain: 4 shards x N/4 records read with GetRecords (limit 10,000, quotas off) from the reopened directory
+(twice: the first pass maps the pages in) and from an in-memory engine holding the same records.
+The page cache is warm (the files were just written). Not a pytest-benchmark module: it prints a table
+(bench/README.md shows one).
 """
 from __future__ import annotations
 
@@ -55,27 +61,72 @@ def put_rate(path: str | None, fsync: str, seconds: float, threads: int = 1) -> 
     return rate
 
 
-def recovery_seconds(path: str, records: int) -> tuple[float, float]:
-    """(seconds to fill, seconds to reopen) a data directory holding ``records`` records."""
-    e = _engine(path, "never")
+def fill(e: fastkin.Engine, records: int) -> float:
     s = e.create_stream("bench", 4)
     t0 = time.perf_counter()
     for _ in range(records // 500):
         s.put_records(BATCH)
-    e.close()
-    fill = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def reopen(path: str, records: int) -> tuple[float, fastkin.Engine]:
     t0 = time.perf_counter()
     e = _engine(path, "never")
-    reopen = time.perf_counter() - t0
+    took = time.perf_counter() - t0
     assert e.durable is not None and e.durable.recovered_records == records // 500 * 500, e.durable
+    return took, e
+
+
+def drain(e: fastkin.Engine) -> float:
+    """Records per second reading every shard of "bench" from TRIM_HORIZON to its end."""
+    n = 0
+    t0 = time.perf_counter()
+    for k in range(4):
+        it = e.get_shard_iterator(f"shardId-{k:012d}", "TRIM_HORIZON", stream_name="bench")
+        while True:
+            page = e.get_records(it, limit=10000, quota=False)
+            n += len(page.records)
+            if not page.records:
+                break
+            it = page.next_shard_iterator
+    return n / (time.perf_counter() - t0)
+
+
+def recovery(root: str, records: int, drains: bool) -> dict:
+    path = os.path.join(root, f"recover-{records}")
+    e = _engine(path, "never")
+    out: dict = {"fill": fill(e, records)}
     e.close()
-    return fill, reopen
+    out["bytes"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs
+                       if f.endswith(".seg"))
+    out["index_bytes"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs
+                             if f.endswith(".idx"))
+    out["clean"], e = reopen(path, records)
+    assert e.durable is not None and e.durable.recovery["scanned_files"] == 0, e.durable.recovery
+    if drains:
+        out["drain_adopted_1"], out["drain_adopted_2"] = drain(e), drain(e)
+    e.close()
+    shards = os.path.join(path, "streams", "00000001-bench")
+    for shard in os.listdir(shards):            # what kill -9 leaves: the newest file of each shard unindexed
+        idx = sorted(f for f in os.listdir(os.path.join(shards, shard)) if f.endswith(".idx"))
+        os.unlink(os.path.join(shards, shard, idx[-1]))
+    out["crash"], e = reopen(path, records)
+    assert e.durable is not None
+    out["crash_scanned"] = e.durable.recovery["scanned_bytes"]
+    e.close()
+    if drains:
+        m = _engine(None)
+        fill(m, records)
+        out["drain_memory_1"], out["drain_memory_2"] = drain(m), drain(m)
+    shutil.rmtree(path, ignore_errors=True)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row")
-    ap.add_argument("--recover", type=int, default=1_000_000, help="records in the recovery benchmark")
+    ap.add_argument("--recover", default="1000000,10000000",
+                    help="comma-separated record counts of the recovery benchmark (the first also drains)")
     ap.add_argument("--dir", default=None, help="parent of the data directories (default: the system temp dir)")
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="fastkin-bench-", dir=args.dir)
@@ -92,11 +143,21 @@ def main() -> None:
         for name, rate in rows:
             print(f"{name:<36} {rate:>9,.0f} {rate * 500:>11,.0f} {rate * 500 * 110 / 1e6:>7.1f} "
                   f"{rate / base:>9.0%}")
-        fill, reopen = recovery_seconds(os.path.join(root, "recover"), args.recover)
-        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(root, "recover"))
-                   for f in fs)
-        print(f"recovery of {args.recover:,} records ({size / 1e6:,.0f} MB on disk): {reopen:.2f} s "
-              f"({reopen / args.recover * 1e9:,.0f} ns/record; filling took {fill:.2f} s)")
+        counts = [int(x) for x in args.recover.split(",")]
+        print("\nrecovery (4 shards, 100 B records; page cache warm)")
+        print(f"{'records':>11} {'segments MB':>12} {'indexes MB':>11} {'clean s':>8} {'after crash s':>14} "
+              f"{'tail read MB':>13} {'fill s':>7}")
+        results = []
+        for k, n in enumerate(counts):
+            r = recovery(root, n, drains=k == 0)
+            results.append(r)
+            print(f"{n:>11,} {r['bytes'] / 1e6:>12,.0f} {r['index_bytes'] / 1e6:>11,.1f} {r['clean']:>8.3f} "
+                  f"{r['crash']:>14.3f} {r['crash_scanned'] / 1e6:>13,.0f} {r['fill']:>7.1f}")
+        r = results[0]
+        print(f"\nGetRecords drain of {counts[0]:,} records (limit 10,000), records/s: in-memory "
+              f"{r['drain_memory_1']:,.0f} / {r['drain_memory_2']:,.0f} (first / second pass); adopted files "
+              f"{r['drain_adopted_1']:,.0f} / {r['drain_adopted_2']:,.0f} = "
+              f"{r['drain_adopted_1'] / r['drain_memory_1']:.0%} / {r['drain_adopted_2'] / r['drain_memory_2']:.0%}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

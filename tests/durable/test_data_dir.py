@@ -119,9 +119,12 @@ def test_second_process_gets_a_clear_error(tmp_path):
 
 def test_unknown_format_version_is_a_clear_error(tmp_path):
     fastkin.Engine(data_dir=tmp_path).close()
-    assert (tmp_path / "FORMAT").read_text() == "fastkin-data 1\n"
+    assert (tmp_path / "FORMAT").read_text() == "fastkin-data 2\n"
     (tmp_path / "FORMAT").write_text("fastkin-data 99\n")
-    with pytest.raises(E.DataDirError, match="has format 'fastkin-data 99'; this fastkin reads fastkin-data 1 only"):
+    with pytest.raises(E.DataDirError, match="has format 'fastkin-data 99'; this fastkin reads fastkin-data 2 only"):
+        fastkin.Engine(data_dir=tmp_path)
+    (tmp_path / "FORMAT").write_text("fastkin-data 1\n")       # phase 1's layout (key before data, no indexes)
+    with pytest.raises(E.DataDirError, match="first data-directory release.*reads fastkin-data 2 only"):
         fastkin.Engine(data_dir=tmp_path)
     other = tmp_path / "other"
     other.mkdir()
@@ -140,7 +143,7 @@ def _filled(path, clock, n=40, segment_records=None):
         acked.append(s.put_record(f"rec-{i:04d}".encode(), "k").sequence_number)  # 8 + 18 + 1 + 8 = 35 bytes
     e.close()
     seg_dir = path / "streams" / "00000001-s" / "000000000000"
-    return acked, sorted(seg_dir.iterdir())
+    return acked, sorted(seg_dir.glob("*.seg"))
 
 
 def _stored(e):
@@ -173,6 +176,7 @@ def test_torn_tail_is_truncated_and_reported(tmp_path):
 def test_flipped_payload_byte_keeps_the_records_before_it(tmp_path):
     clock = fastkin.VirtualClock(start=T0)
     acked, (seg,) = _filled(tmp_path, clock)
+    seg.with_suffix(".idx").unlink()            # a crash: the newest file has no index, recovery reads it
     raw = bytearray(seg.read_bytes())
     at = HEADER.size + 35 * 10 + 30             # in record 10's data
     raw[at] ^= 0x01
@@ -195,7 +199,12 @@ def test_deleted_middle_file_keeps_the_records_before_it(tmp_path):
         [("gap", 10, 10, "quarantined"), ("gap", None, 10, "quarantined")]
     assert [q for q, _ in _stored(e)] == acked[:10]
     assert sorted(p.name for p in (tmp_path / "quarantine" / "00000001-s" / "000000000000").iterdir()) == \
-        [segs[2].name, segs[3].name]
+        sorted([segs[2].name, segs[3].name, segs[2].stem + ".idx", segs[3].stem + ".idx"])   # indexes go along
+    assert (segs[1].parent / (segs[1].stem + ".idx")).exists()       # the deleted file's index is left ...
+    e.stream("s").put_record(b"again at 10", "k")                    # ... until a new file takes its base
+    e.close()
+    e = engine(tmp_path, clock)
+    assert e.durable.damage == [] and [d for _, d in _stored(e)][-1] == b"again at 10" and len(_stored(e)) == 11
     e.close()
 
 
@@ -224,10 +233,11 @@ def test_retention_deletes_whole_segment_files(tmp_path):
         s.put_records([(b"x" * 100, f"k{i}") for i in range(10)])
         clock.advance(60.0)
         if minute % 60 == 59:
-            counts.append(len(list(seg_dir.iterdir())))
+            counts.append(len(list(seg_dir.glob("*.seg"))))
     assert max(counts) <= 24 * 6 + 2
     assert abs(counts[-1] - counts[-3]) <= 1 and counts[-1] <= counts[23] + 1   # flat once retention holds
-    first = min(int(p.stem) for p in seg_dir.iterdir())
+    assert {p.stem for p in seg_dir.glob("*.idx")} <= {p.stem for p in seg_dir.glob("*.seg")}   # deleted along
+    first = min(int(p.stem) for p in seg_dir.glob("*.seg"))
     assert first > 0 and s.core.shard_horizon(0) >= first
     before = _stored(e)
     e.close()

@@ -86,3 +86,23 @@ def test_frame_batch_frames_the_accepted_entries_per_shard(core_name):
         assert problem is None and len(got) == count and got[0][0] == first
         stored, _, _ = core.get_records(index, first, 10_000, T0, quota=False)
         assert [(r.data, r.partition_key) for r in stored] == [(d, k) for _, _, k, d in got]
+
+
+def test_index_frames_is_identical_and_stops_at_the_first_bad_frame():
+    recs = [(7 + i, 1000 + i // 3, None if i == 4 else f"k{i}", b"d" * (i * 7 % 40)) for i in range(30)]
+    buf = b"head" + b"".join(ref_journal.frame(*r) for r in recs)
+    for check in (True, False):
+        want = ref_journal.index_frames(buf, 4, 7, check)
+        assert cy_journal.index_frames(buf, 4, 7, check) == want and want[:3] == (30, len(buf), None)
+    count, _, _, ms, off, dlen, klen = want
+    for i, (_, t, key, data) in enumerate(recs):         # data then key at off[i], as the core's arena
+        o, d, k = (memoryview(off).cast("I")[i], memoryview(dlen).cast("I")[i], memoryview(klen).cast("H")[i])
+        assert buf[o:o + d] == data and buf[o + d:o + d + k] == (key or "").encode()
+        assert memoryview(ms).cast("q")[i] == t
+    flipped = bytearray(buf)
+    flipped[4 + sum(len(ref_journal.frame(*r)) for r in recs[:10]) + 20] ^= 1     # record 10's arrival time
+    for j in (ref_journal, cy_journal):
+        assert j.index_frames(bytes(flipped), 4, 7)[:2] == (10, 4 + sum(len(ref_journal.frame(*r)) for r in recs[:10]))
+        assert j.index_frames(bytes(flipped), 4, 7)[2] == "crc"
+        assert j.index_frames(buf, 4, 8)[:3] == (0, 4, "order")
+        assert j.index_frames(buf[:-1], 4, 7)[2] == "torn"

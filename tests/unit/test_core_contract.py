@@ -406,3 +406,70 @@ def test_restore_record_jumps_over_expired_positions_only_on_an_empty_shard(mod)
     c.restore_record(0, 2000, 1_700_000_000_003 + 10 * 86400 * 1000, b"d", "k")
     assert (c.shard_horizon(0), c.shard_end(0)) == (2000, 2001)
     c.check_invariants()
+
+
+def _segment_file(tmp_path, base, recs, name="seg"):
+    """A segment file as fastkin.segments writes it (header + frames) and its index arrays."""
+    from fastkin._ref import journal
+    from fastkin.segments import HEADER, header
+    buf = header(0, base) + b"".join(journal.frame(base + i, ms, k, d) for i, (ms, k, d) in enumerate(recs))
+    path = tmp_path / name
+    path.write_bytes(buf)
+    count, end, problem, *arrays = journal.index_frames(buf, HEADER.size, base)
+    assert (count, end, problem) == (len(recs), len(buf), None)
+    return str(path), len(buf), arrays
+
+
+def test_adopt_segment_serves_a_closed_file_as_restored_records(mod, tmp_path):
+    # what fastkin.durable does for a closed, indexed segment file: the same records as restore_record gives
+    ms0 = 1_700_000_000_000
+    recs = [(ms0 + i, f"k{i}", f"data-{i}".encode() * (i % 3)) for i in range(50)]
+    path, size, arrays = _segment_file(tmp_path, 0, recs)
+    c = make_core(mod, shards=1, quotas=False)
+    assert c.adopt_segment(0, 0, path, size, *arrays) == 50
+    want = make_core(mod, shards=1, quotas=False)
+    for i, (ms, k, d) in enumerate(recs):
+        want.restore_record(0, i, ms, d, k)
+    got, nxt, _ = c.get_records(0, 0, 100, T0 + 10, quota=False)
+    exp, _, _ = want.get_records(0, 0, 100, T0 + 10, quota=False)
+    assert nxt == 50 and [(r.sequence_number, r.data, r.partition_key, r.approximate_arrival_timestamp)
+                          for r in got] == [(r.sequence_number, r.data, r.partition_key,
+                                             r.approximate_arrival_timestamp) for r in exp]
+    assert np.array_equal(np.asarray(c.counters([0])), np.asarray(want.counters([0])))
+    assert c.seek_timestamp(0, ms0 + 10) == 10 and c.arrival_ms(0, 49) == ms0 + 49
+    c.check_invariants()
+    # a second file follows it; a put after adoption lands in a new (memory) segment, not in the file
+    path2, size2, arrays2 = _segment_file(tmp_path, 50, [(ms0 + 100, "k", b"second")], "seg2")
+    c.adopt_segment(0, 50, path2, size2, *arrays2)
+    r = c.put_record(b"new", "k", None, (ms0 + 200) / 1000)
+    assert c.shard_end(0) == 52 and int(r.sequence_number) > int(got[-1].sequence_number)
+    assert (tmp_path / "seg2").read_bytes()[-len("second") - 1:] == b"second" + b"k"    # the file is untouched
+    assert [x.data for x in c.get_records(0, 49, 10, T0 + 10, quota=False)[0]] == [got[49].data, b"second", b"new"]
+    c.check_invariants()
+    c.trim((ms0 + 150) / 1000, 0.0)      # retention frees (unmaps) the first file's segment
+    assert c.shard_horizon(0) == 51
+    c.check_invariants()
+
+
+def test_adopt_segment_refuses_what_restore_record_refuses_and_bad_arrays(mod, tmp_path):
+    ms0 = 1_700_000_000_000
+    path, size, (ms, off, dlen, klen) = _segment_file(tmp_path, 5, [(ms0, "a", b"x"), (ms0 + 1, "b", b"yy")])
+    c = make_core(mod, shards=1, quotas=False)
+    c.restore_record(0, 0, ms0 - 5, b"r", "k")
+    with pytest.raises(ValueError, match="cannot adopt position 5"):
+        c.adopt_segment(0, 5, path, size, ms, off, dlen, klen)          # a gap above a readable record
+    old = _segment_file(tmp_path, 1, [(ms0 - 10, "a", b"x")], "old")
+    with pytest.raises(ValueError, match="cannot adopt an arrival"):
+        c.adopt_segment(0, 1, old[0], old[1], *old[2])                  # back in time
+    with pytest.raises(ValueError, match="runs past the file"):
+        c.adopt_segment(0, 1, path, size - 1, ms, off, dlen, klen)
+    with pytest.raises(ValueError, match="arrays of one length"):
+        c.adopt_segment(0, 1, path, size, ms, off[:4], dlen, klen)
+    with pytest.raises(ValueError, match="arrives before"):
+        c.adopt_segment(0, 1, path, size, ms[8:] + ms[:8], off, dlen, klen)
+    assert c.shard_end(0) == 1
+    c.check_invariants()
+    c.trim(T0 + 10 * 86400, 86400.0)                                    # all expired: a jump is allowed
+    assert c.adopt_segment(0, 5, path, size, ms, off, dlen, klen) == 2
+    assert (c.shard_horizon(0), c.shard_end(0)) == (5, 7)
+    c.check_invariants()

@@ -22,6 +22,8 @@
 #             only the newest segment may be empty; a segment spans at most SEG_MAX_AGE_MS of arrivals.
 #   index     arrivals non-decreasing within and across segments and <= _last_ms; offsets contiguous
 #             (off[0] == 0, off[i+1] == off[i] + dlen[i] + klen[i]) and off[i] + dlen[i] + klen[i] <= used;
+#             file segments (filemap): offsets ascending without overlap (off[i+1] >= off[i] + dlen[i] + klen[i]),
+#             any count, used == filemap, no age bound of their own (the data directory's roll rules apply);
 #             dlen + klen <= the largest max_record_bytes ever set (klen 0: a key-less AUTO record).
 #   bytes     used <= acap (<= mapped for mapped arenas), used <= SEG_MAX_BYTES; full-payload segments:
 #             sum of record sizes == used; metadata-only segments: used == 0 and every offset 0.
@@ -73,6 +75,9 @@ ctypedef struct Segment:
     size_t used              # arena bytes in use
     size_t acap              # arena bytes allocated (mapped arenas: used rounded up to FK_HUGE)
     size_t mapped            # 0: arena is malloc'd; else its own mmap of this many bytes (huge pages)
+    size_t filemap           # 0; else arena is a read-only mmap of this many bytes of a closed segment file
+    #                          (StreamCore.adopt_segment): never appended to, offsets ascending with the file's
+    #                          framing between records, any number of records, freed by munmap
 
 
 @cython.final
@@ -136,6 +141,9 @@ cdef class StreamCore:
     cdef bint _write_ok(self, Shard s, Py_ssize_t size, double now) noexcept
     cdef bint _read_ok(self, Shard s, double now) noexcept
     cdef int _rebuild_routing(self, list opened) except -1
+    cdef Py_ssize_t _adopt(self, Shard s, uint64_t seq_index, str path, bytes bpath, size_t size, Py_ssize_t n,
+                           const int64_t *vms, const uint32_t *voff, const uint32_t *vdlen, const uint16_t *vklen,
+                           size_t biggest, size_t total) except -1
     # invariant checks (see the top of this file); the _debug_* ones run after mutations in debug builds
     cdef int _check_ring(self, Shard s) except -1
     cdef int _check_segment(self, Shard s, Py_ssize_t k) except -1

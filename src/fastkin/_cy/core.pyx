@@ -9,11 +9,15 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromSt
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
+from posix.stat cimport struct_stat, fstat
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
 from libc.math cimport floor, INFINITY
 from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
+
+import os
 
 import numpy as np
 
@@ -41,6 +45,24 @@ cdef extern from "fk_mem.h":
     void *fk_huge_reserve(size_t n) nogil
     size_t fk_huge_shrink(void *p, size_t n, size_t keep) nogil
     void fk_huge_release(void *p, size_t n) nogil
+
+cdef extern from "<sys/mman.h>" nogil:
+    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void *addr, size_t length)
+    enum: PROT_READ
+    enum: MAP_SHARED
+    void *MAP_FAILED
+
+cdef extern from "<fcntl.h>" nogil:
+    int c_open "open"(const char *path, int flags)
+    enum: O_RDONLY
+    enum: O_CLOEXEC
+
+cdef extern from "<unistd.h>" nogil:
+    int c_close "close"(int fd)
+
+cdef extern from "<errno.h>" nogil:
+    int errno
 
 cdef extern from "fastkin_debug.h":
     const int FASTKIN_DEBUG
@@ -291,7 +313,9 @@ cdef void _free_segment(Segment *g) noexcept nogil:
         free(g.dlen)
         free(g.klen)
         free(g.ms)
-        if g.mapped:
+        if g.filemap:
+            munmap(g.arena, g.filemap)
+        elif g.mapped:
             fk_huge_release(g.arena, g.mapped)
         else:
             free(g.arena)
@@ -301,7 +325,7 @@ cdef void _free_segment(Segment *g) noexcept nogil:
 cdef int _seal_segment(Segment *g) noexcept nogil:
     """Shrink a full segment's arrays and arena to fit (best effort: a failed shrink keeps them)."""
     cdef void *p
-    if g.count == 0:
+    if g.count == 0 or g.filemap:
         return 0
     if g.cap > g.count:
         # a failed shrink keeps the larger block, which stays valid, so each result is checked alone
@@ -419,6 +443,7 @@ cdef class Shard:
         g.ms = NULL
         g.used = 0
         g.mapped = 0
+        g.filemap = 0
         g.acap = need if need > 256 else 256
         g.arena = <unsigned char*>malloc(g.acap)
         if g.arena == NULL or _grow_index(g) != 0:
@@ -436,7 +461,7 @@ cdef class Shard:
         if self._nseg:
             g = self._segs[(self._seg_head + self._nseg - 1) & (self._seg_cap - 1)]
             if (g.count >= SEG_MAX_RECORDS or g.used + need > SEG_MAX_BYTES
-                    or (g.count and ms - g.ms[0] > SEG_MAX_AGE_MS)):
+                    or (g.count and ms - g.ms[0] > SEG_MAX_AGE_MS) or g.filemap):
                 g = NULL
         if g == NULL:
             g = self._new_segment(need)
@@ -796,6 +821,156 @@ cdef class StreamCore:
             s._ctr[C_IN_BYTES] += <uint64_t>size
             if FASTKIN_DEBUG:
                 self._debug_after_append(s)
+
+    def adopt_segment(self, uint32_t index, uint64_t seq_index, str path not None, size_t size, ms, off, dlen,
+                      klen):
+        """Take a closed segment file of a data directory as the shard's next records without copying them:
+        the file's first ``size`` bytes are mapped read-only and record i (position ``seq_index + i``) is
+        ``dlen[i]`` data bytes then ``klen[i]`` key bytes at byte ``off[i]``, arriving at ``ms[i]`` (the
+        arrays: buffers of i64, u32, u32, u16 in host order, from the file's index). The same rules as
+        restore_record (position at the end, or above it on a shard holding no readable record; arrivals
+        never go back) and the arrays are checked against the file (ValueError; nothing changes). The
+        mapping is released when retention frees the segment. Counts as accepted writes."""
+        cdef Shard s = <Shard>self.shards[index]
+        cdef Py_buffer bms, boff, bdlen, bklen
+        cdef const int64_t *vms
+        cdef const uint32_t *voff
+        cdef const uint32_t *vdlen
+        cdef const uint16_t *vklen
+        cdef Py_ssize_t n, i, k
+        cdef size_t end_prev = 0, rec, biggest = 0, total = 0
+        cdef Segment *g = NULL
+        cdef Segment *last
+        cdef Segment **ring
+        cdef Py_ssize_t cap
+        cdef void *m
+        cdef int fd
+        cdef bytes bpath = os.fsencode(path)
+        if s.meta_only:
+            raise ValueError(f"{s.shard_id} stores no payloads: its records are restored one by one")
+        if size == 0 or size > 0xFFFFFFFF:
+            raise ValueError(f"a segment file of {size} bytes cannot be mapped (1 byte to 4 GiB)")
+        PyObject_GetBuffer(ms, &bms, PyBUF_SIMPLE)
+        PyObject_GetBuffer(off, &boff, PyBUF_SIMPLE)
+        PyObject_GetBuffer(dlen, &bdlen, PyBUF_SIMPLE)
+        PyObject_GetBuffer(klen, &bklen, PyBUF_SIMPLE)
+        try:
+            n = bms.len // 8
+            if (n == 0 or bms.len != n * 8 or boff.len != n * 4 or bdlen.len != n * 4 or bklen.len != n * 2):
+                raise ValueError(f"adopt_segment needs 1 or more records and arrays of one length (bytes: "
+                                 f"{bms.len}, {boff.len}, {bdlen.len}, {bklen.len})")
+            vms = <const int64_t*>bms.buf
+            voff = <const uint32_t*>boff.buf
+            vdlen = <const uint32_t*>bdlen.buf
+            vklen = <const uint16_t*>bklen.buf
+            for i in range(n):
+                if i and vms[i] < vms[i - 1]:
+                    raise ValueError(f"{path}: record {i} arrives before record {i - 1}")
+                rec = <size_t>vdlen[i] + vklen[i]
+                if voff[i] < end_prev or voff[i] + rec > size:
+                    raise ValueError(f"{path}: record {i} at bytes [{voff[i]}, {voff[i] + rec}) overlaps the one "
+                                     f"before or runs past the file's {size} bytes")
+                end_prev = voff[i] + rec
+                total += rec
+                if rec > biggest:
+                    biggest = rec
+            return self._adopt(s, seq_index, path, bpath, size, n, vms, voff, vdlen, vklen, biggest, total)
+        finally:
+            PyBuffer_Release(&bms)
+            PyBuffer_Release(&boff)
+            PyBuffer_Release(&bdlen)
+            PyBuffer_Release(&bklen)
+
+    cdef Py_ssize_t _adopt(self, Shard s, uint64_t seq_index, str path, bytes bpath, size_t size, Py_ssize_t n,
+                           const int64_t *vms, const uint32_t *voff, const uint32_t *vdlen, const uint16_t *vklen,
+                           size_t biggest, size_t total) except -1:
+        cdef Segment *g = NULL
+        cdef Segment *last
+        cdef Segment **ring
+        cdef Py_ssize_t cap, k
+        cdef void *m
+        cdef int fd
+        cdef struct_stat st
+        fd = c_open(bpath, O_RDONLY | O_CLOEXEC)
+        if fd < 0:
+            raise OSError(errno, os.strerror(errno), path)
+        if fstat(fd, &st) != 0 or <size_t>st.st_size < size:
+            c_close(fd)
+            raise ValueError(f"{path} is shorter than the {size} bytes its index covers")
+        m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0)
+        c_close(fd)
+        if m == MAP_FAILED:
+            raise OSError(errno, os.strerror(errno), path)
+        g = <Segment*>malloc(sizeof(Segment))
+        if g == NULL:
+            munmap(m, size)
+            raise MemoryError()
+        try:
+            memset(g, 0, sizeof(Segment))
+            g.arena = <unsigned char*>m
+            g.filemap = size
+            g.used = size
+            g.acap = size
+            g.off = <uint32_t*>malloc(n * sizeof(uint32_t))
+            g.dlen = <uint32_t*>malloc(n * sizeof(uint32_t))
+            g.klen = <uint16_t*>malloc(n * sizeof(uint16_t))
+            g.ms = <int64_t*>malloc(n * sizeof(int64_t))
+            if g.off == NULL or g.dlen == NULL or g.klen == NULL or g.ms == NULL:
+                raise MemoryError()
+            memcpy(g.off, voff, n * sizeof(uint32_t))
+            memcpy(g.dlen, vdlen, n * sizeof(uint32_t))
+            memcpy(g.klen, vklen, n * sizeof(uint16_t))
+            memcpy(g.ms, vms, n * sizeof(int64_t))
+            g.count = <uint32_t>n
+            g.cap = <uint32_t>n
+            with self._lock:
+                if seq_index < s.end or (seq_index > s.end and s.base < s.end):
+                    raise ValueError(f"cannot adopt position {seq_index} on {s.shard_id}: its log holds "
+                                     f"[{s.base}, {s.end})")
+                if vms[0] < s._last_ms:
+                    raise ValueError(f"cannot adopt an arrival at {vms[0]} ms on {s.shard_id} after one at "
+                                     f"{s._last_ms} ms")
+                if seq_index > s.end or (s._nseg and s.base == s.end):
+                    # nothing readable is left: the log restarts at seq_index (as restore_record)
+                    for k in range(s._nseg):
+                        _free_segment(s._segs[(s._seg_head + k) & (s._seg_cap - 1)])
+                    s._nseg = 0
+                    s._seg_head = 0
+                    s.base = seq_index
+                    s.end = seq_index
+                if s._nseg == s._seg_cap:
+                    cap = s._seg_cap * 2 if s._seg_cap else 4
+                    ring = <Segment**>malloc(cap * sizeof(Segment*))
+                    if ring == NULL:
+                        raise MemoryError()
+                    for k in range(s._nseg):
+                        ring[k] = s._segs[(s._seg_head + k) & (s._seg_cap - 1)]
+                    free(s._segs)
+                    s._segs = ring
+                    s._seg_head = 0
+                    s._seg_cap = cap
+                if s._nseg:
+                    last = s._segs[(s._seg_head + s._nseg - 1) & (s._seg_cap - 1)]
+                    _seal_segment(last)
+                g.base = s.end
+                s._segs[(s._seg_head + s._nseg) & (s._seg_cap - 1)] = g
+                s._nseg += 1
+                g = NULL                     # the shard owns it now
+                s.end += <uint64_t>n
+                s._last_ms = vms[n - 1]
+                if vms[0] < self._min_ms:
+                    self._min_ms = vms[0]
+                if <Py_ssize_t>biggest > self._max_record_bytes_hw:
+                    self._max_record_bytes_hw = <Py_ssize_t>biggest
+                s._ctr[C_IN_RECORDS] = s.end
+                s._ctr[C_IN_BYTES] += <uint64_t>total
+                if FASTKIN_DEBUG:
+                    self._check_ring(s)
+                    self._check_segment(s, s._nseg - 1)
+        finally:
+            if g != NULL:
+                _free_segment(g)
+        return n
 
     def shard_end(self, uint32_t index):
         return (<Shard>self.shards[index]).end
@@ -1239,17 +1414,20 @@ cdef class StreamCore:
             if prev != NULL and g.base != prev.base + prev.count:
                 _corrupt("segment bases contiguous", s, self.name,
                          f"segment={k}, base={g.base}, previous base={prev.base}, previous count={prev.count}")
-            if g.count > g.cap or g.cap > SEG_MAX_RECORDS:
+            if g.count > g.cap or (g.cap > SEG_MAX_RECORDS and not g.filemap):
                 _corrupt("count <= index capacity <= SEG_MAX_RECORDS", s, self.name,
                          f"segment={k}, count={g.count}, cap={g.cap}")
             if g.count == 0 and k != s._nseg - 1:
                 _corrupt("only the newest segment may be empty", s, self.name, f"segment={k}, nseg={s._nseg}")
-            if g.used > g.acap or g.used > SEG_MAX_BYTES or (g.mapped and g.acap > g.mapped):
+            if g.filemap and (g.used != g.filemap or g.mapped or s.meta_only or g.count == 0):
+                _corrupt("a file segment maps its whole file and holds records", s, self.name,
+                         f"segment={k}, used={g.used}, filemap={g.filemap}, mapped={g.mapped}, count={g.count}")
+            if not g.filemap and (g.used > g.acap or g.used > SEG_MAX_BYTES or (g.mapped and g.acap > g.mapped)):
                 _corrupt("used <= acap (<= mapped), used <= SEG_MAX_BYTES", s, self.name,
                          f"segment={k}, used={g.used}, acap={g.acap}, mapped={g.mapped}")
             if s.meta_only and g.used != 0:
                 _corrupt("metadata-only segments store no bytes", s, self.name, f"segment={k}, used={g.used}")
-            if g.count and g.ms[g.count - 1] - g.ms[0] > SEG_MAX_AGE_MS:
+            if g.count and g.ms[g.count - 1] - g.ms[0] > SEG_MAX_AGE_MS and not g.filemap:
                 _corrupt("a segment spans at most SEG_MAX_AGE_MS of arrivals", s, self.name,
                          f"segment={k}, first ms={g.ms[0]}, last ms={g.ms[g.count - 1]}")
             prev = g
@@ -1290,14 +1468,14 @@ cdef class StreamCore:
                 if g.off[i] != 0:
                     _corrupt("metadata-only offsets are 0", s, self.name, f"segment={k}, record={i}, off={g.off[i]}")
                 continue
-            if g.off[i] != expect:
-                _corrupt("offsets contiguous", s, self.name,
+            if g.off[i] != expect and not (g.filemap and g.off[i] > expect):
+                _corrupt("offsets contiguous (file segments: ascending)", s, self.name,
                          f"segment={k}, record={i}, off={g.off[i]}, expected={expect}")
             if g.off[i] + size > g.used:
                 _corrupt("off + dlen + klen <= used", s, self.name,
                          f"segment={k}, record={i}, off={g.off[i]}, size={size}, used={g.used}")
             expect = g.off[i] + size
-        if not s.meta_only and expect != g.used:
+        if not s.meta_only and expect != g.used and not g.filemap:
             _corrupt("sum of record sizes == used", s, self.name, f"segment={k}, sum={expect}, used={g.used}")
         return 0
 

@@ -2,7 +2,8 @@
 #
 # A segment file (fastkin.segments) is a header then frames, back to back, little-endian:
 #   frame = u32 body length | u32 CRC32C(body) | body
-#   body  = u64 position | i64 arrival ms | u16 key length | key (UTF-8) | data
+#   body  = u64 position | i64 arrival ms | u16 key length | data | key (UTF-8)
+# (data then key: the core's arena layout, so a closed file is adopted by mapping it; format 1 had key first)
 # "position" is the record's index in its shard's log (its sequence number's seqIndex is position + 1).
 # CRC32C is csrc/crc32c.c (slicing-by-8). frame_batch reads a compiled-core PutRecordsResult's fields
 # (declared in core.pxd) so a PutRecords batch is framed without a Python object per record.
@@ -11,8 +12,9 @@ cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t, INT64_MIN
 from libc.string cimport memcpy
+from libc.stdlib cimport free, malloc, realloc
 
 from .core cimport PutRecordsResult, Shard
 
@@ -102,8 +104,8 @@ cdef Py_ssize_t _write_frame(bytearray out, uint64_t pos, int64_t ms, bytes kb, 
     _put_u64(p + 16, <uint64_t>ms)
     p[24] = <char>(kl & 0xFF)
     p[25] = <char>(kl >> 8)
-    memcpy(p + 26, PyBytes_AS_STRING(kb), <size_t>kl)
-    memcpy(p + 26 + kl, PyBytes_AS_STRING(data), <size_t>dl)
+    memcpy(p + 26, PyBytes_AS_STRING(data), <size_t>dl)
+    memcpy(p + 26 + dl, PyBytes_AS_STRING(kb), <size_t>kl)
     _put_u32(p + 4, _crc(0, p + 8, <size_t>body))
     return C_FRAME_HEAD + body
 
@@ -149,7 +151,7 @@ def scan(buf, Py_ssize_t offset=0):
     cdef Py_buffer view
     cdef const unsigned char *p
     cdef Py_ssize_t n, at = offset
-    cdef uint32_t body, kl
+    cdef uint32_t body, kl, dl
     cdef list out = []
     cdef object problem = None
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
@@ -174,10 +176,96 @@ def scan(buf, Py_ssize_t offset=0):
             if kl > body - C_BODY_HEAD:
                 problem = "length"
                 break
+            dl = body - C_BODY_HEAD - kl
             out.append((_get_u64(p + at + 8), <int64_t>_get_u64(p + at + 16),
-                        (<const char*>(p + at + 26))[:kl].decode("utf-8"),
-                        PyBytes_FromStringAndSize(<const char*>(p + at + 26 + kl), body - C_BODY_HEAD - kl)))
+                        (<const char*>(p + at + 26 + dl))[:kl].decode("utf-8"),
+                        PyBytes_FromStringAndSize(<const char*>(p + at + 26), dl)))
             at += C_FRAME_HEAD + body
     finally:
         PyBuffer_Release(&view)
     return out, at, problem
+
+
+def index_frames(buf, Py_ssize_t offset, uint64_t base, bint check_crc=True):
+    """Index the frames of a segment file from ``offset``: (count, end, problem, ms, off, dlen, klen).
+    The four arrays are little-endian bytes (i64, u32, u32, u16 per record): arrival ms, offset of the data
+    in ``buf``, data length, key length. Stops at the first frame that is torn, of an impossible length,
+    fails its CRC (when ``check_crc``), is not at position ``base + count`` or arrives before the previous
+    one ("order"); ``end`` is the offset just after the last indexed frame, ``problem`` None when that is
+    the end of ``buf``. Data is not copied (a closed file is indexed at roll and rebuilt by recovery)."""
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef Py_ssize_t n, at = offset, count = 0, cap = 0
+    cdef uint32_t body, kl, crc
+    cdef int64_t ms, last = INT64_MIN
+    cdef int64_t *a_ms = NULL
+    cdef uint32_t *a_off = NULL
+    cdef uint32_t *a_dlen = NULL
+    cdef uint16_t *a_klen = NULL
+    cdef void *q
+    cdef object problem = None
+    cdef bytes r_ms, r_off, r_dlen, r_klen
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        p = <const unsigned char*>view.buf
+        n = view.len
+        if n > 0xFFFFFFFF:
+            raise ValueError("a segment file of 4 GiB or more cannot be indexed (u32 offsets)")
+        while at < n:
+            if n - at < C_FRAME_HEAD:
+                problem = "torn"
+                break
+            body = _get_u32(p + at)
+            if body < C_BODY_HEAD or body > C_BODY_MAX:
+                problem = "length"
+                break
+            if n - at - C_FRAME_HEAD < <Py_ssize_t>body:
+                problem = "torn"
+                break
+            if check_crc:
+                with nogil:
+                    crc = fk_crc32c(0, <const char*>(p + at + 8), body)
+                if crc != _get_u32(p + at + 4):
+                    problem = "crc"
+                    break
+            kl = <uint32_t>p[at + 24] | (<uint32_t>p[at + 25] << 8)
+            if kl > body - C_BODY_HEAD:
+                problem = "length"
+                break
+            ms = <int64_t>_get_u64(p + at + 16)
+            if _get_u64(p + at + 8) != base + <uint64_t>count or ms < last:
+                problem = "order"
+                break
+            last = ms
+            if count == cap:
+                cap = cap * 2 if cap else 1024
+                q = realloc(a_ms, cap * sizeof(int64_t))
+                if q == NULL: raise MemoryError()
+                a_ms = <int64_t*>q
+                q = realloc(a_off, cap * sizeof(uint32_t))
+                if q == NULL: raise MemoryError()
+                a_off = <uint32_t*>q
+                q = realloc(a_dlen, cap * sizeof(uint32_t))
+                if q == NULL: raise MemoryError()
+                a_dlen = <uint32_t*>q
+                q = realloc(a_klen, cap * sizeof(uint16_t))
+                if q == NULL: raise MemoryError()
+                a_klen = <uint16_t*>q
+            a_ms[count] = ms
+            a_off[count] = <uint32_t>(at + C_FRAME_HEAD + C_BODY_HEAD)
+            a_dlen[count] = body - C_BODY_HEAD - kl
+            a_klen[count] = <uint16_t>kl
+            count += 1
+            at += C_FRAME_HEAD + body
+        # NOTE: the arrays are in host order; fastkin.segments refuses big-endian hosts (x86/arm64: little)
+        r_ms = PyBytes_FromStringAndSize(<const char*>a_ms, count * sizeof(int64_t))
+        r_off = PyBytes_FromStringAndSize(<const char*>a_off, count * sizeof(uint32_t))
+        r_dlen = PyBytes_FromStringAndSize(<const char*>a_dlen, count * sizeof(uint32_t))
+        r_klen = PyBytes_FromStringAndSize(<const char*>a_klen, count * sizeof(uint16_t))
+    finally:
+        PyBuffer_Release(&view)
+        free(a_ms)
+        free(a_off)
+        free(a_dlen)
+        free(a_klen)
+    return count, at, problem, r_ms, r_off, r_dlen, r_klen

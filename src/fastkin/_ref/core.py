@@ -298,6 +298,59 @@ class StreamCore:
             s._ctr[C_IN_RECORDS] = s.end
             s._ctr[C_IN_BYTES] += size
 
+    def adopt_segment(self, index: int, seq_index: int, path: str, size: int, ms, off, dlen, klen) -> int:
+        """Take a closed segment file of a data directory as the shard's next records: record i (position
+        ``seq_index + i``) is ``dlen[i]`` data bytes then ``klen[i]`` key bytes at byte ``off[i]`` of the file's
+        first ``size`` bytes, arriving at ``ms[i]`` (the arrays: buffers of i64, u32, u32, u16 in host order,
+        from the file's index). The same rules as restore_record (position at the end, or above it on a shard
+        holding no readable record; arrivals never go back); the arrays are checked against the file
+        (ValueError; nothing changes). Counts as accepted writes. Returns the number of records.
+
+        The compiled core maps the file and copies nothing; this one reads it into bytes (same behaviour)."""
+        s = self.shards[index]
+        if s.meta_only:
+            raise ValueError(f"{s.shard_id} stores no payloads: its records are restored one by one")
+        if not 0 < size <= 0xFFFFFFFF:
+            raise ValueError(f"a segment file of {size} bytes cannot be mapped (1 byte to 4 GiB)")
+        a_ms, a_off, a_dlen, a_klen = (np.frombuffer(b, dtype=t) for b, t in
+                                       ((ms, np.int64), (off, np.uint32), (dlen, np.uint32), (klen, np.uint16)))
+        n = len(a_ms)
+        if n == 0 or not len(a_off) == len(a_dlen) == len(a_klen) == n:
+            raise ValueError(f"adopt_segment needs 1 or more records and arrays of one length (bytes: "
+                             f"{a_ms.nbytes}, {a_off.nbytes}, {a_dlen.nbytes}, {a_klen.nbytes})")
+        end_prev = 0
+        for i in range(n):
+            if i and a_ms[i] < a_ms[i - 1]:
+                raise ValueError(f"{path}: record {i} arrives before record {i - 1}")
+            o, rec = int(a_off[i]), int(a_dlen[i]) + int(a_klen[i])
+            if o < end_prev or o + rec > size:
+                raise ValueError(f"{path}: record {i} at bytes [{o}, {o + rec}) overlaps the one "
+                                 f"before or runs past the file's {size} bytes")
+            end_prev = o + rec
+        with open(path, "rb") as f:
+            buf = f.read(size)
+        if len(buf) < size:
+            raise ValueError(f"{path} is shorter than the {size} bytes its index covers")
+        entries = []
+        for i in range(n):
+            o, d, k = int(a_off[i]), int(a_dlen[i]), int(a_klen[i])
+            entries.append((buf[o:o + d], buf[o + d:o + d + k].decode("utf-8"), int(a_ms[i]), d + k))
+        with self._lock:
+            if seq_index < s.end or (seq_index > s.end and s.base < s.end):
+                raise ValueError(f"cannot adopt position {seq_index} on {s.shard_id}: its log holds "
+                                 f"[{s.base}, {s.end})")
+            if entries[0][2] < s._last_ms:
+                raise ValueError(f"cannot adopt an arrival at {entries[0][2]} ms on {s.shard_id} after one at "
+                                 f"{s._last_ms} ms")
+            if seq_index > s.end:
+                s.base = seq_index
+            s._log.extend(entries)
+            s._last_ms = entries[-1][2]
+            self._max_record_bytes_hw = max(self._max_record_bytes_hw, max(e[3] for e in entries))
+            s._ctr[C_IN_RECORDS] = s.end
+            s._ctr[C_IN_BYTES] += sum(e[3] for e in entries)
+        return n
+
     def shard_end(self, index: int) -> int:
         return self.shards[index].end
 

@@ -3,14 +3,18 @@
 A segment file (fastkin.segments) is a header then frames, back to back, little-endian:
 
     frame = u32 body length | u32 CRC32C(body) | body
-    body  = u64 position | i64 arrival ms | u16 key length | key (UTF-8) | data
+    body  = u64 position | i64 arrival ms | u16 key length | data | key (UTF-8)
 
-"position" is the record's index in its shard's log (its sequence number's seqIndex is position + 1).
+"position" is the record's index in its shard's log (its sequence number's seqIndex is position + 1). Data then
+key, back to back, is the compiled core's arena layout: a closed segment file is adopted by mapping it, its
+index (fastkin.segments) pointing at each record's data (frame offset + FRAME_HEAD + BODY_HEAD).
+(Format 1, phase 1, had the key before the data.)
 CRC32C is the Castagnoli CRC (reflected polynomial 0x82F63B78) of RFC 3720, bit by bit into one table here.
 """
 from __future__ import annotations
 
 import struct
+from array import array
 
 NAME = "ref"
 FRAME_HEAD = 8          # u32 length + u32 crc
@@ -55,7 +59,7 @@ def _as_bytes(data) -> bytes:
 def frame(position: int, arrival_ms: int, key, data) -> bytes:
     """One record's frame (bytes)."""
     kb = b"" if key is None else key.encode("utf-8")     # None: AUTO distribution, no partition key
-    body = _BODY.pack(position, arrival_ms, len(kb)) + kb + _as_bytes(data)
+    body = _BODY.pack(position, arrival_ms, len(kb)) + _as_bytes(data) + kb
     return _HEAD.pack(len(body), crc32c(body)) + body
 
 
@@ -107,6 +111,51 @@ def scan(buf, offset: int = 0) -> tuple[list[tuple[int, int, str, bytes]], int, 
         position, ms, kl = _BODY.unpack_from(b)
         if kl > body - BODY_HEAD:
             return out, at, "length"
-        out.append((position, ms, b[BODY_HEAD:BODY_HEAD + kl].decode("utf-8"), b[BODY_HEAD + kl:]))
+        dl = body - BODY_HEAD - kl
+        out.append((position, ms, b[BODY_HEAD + dl:].decode("utf-8"), b[BODY_HEAD:BODY_HEAD + dl]))
         at += FRAME_HEAD + body
     return out, at, None
+
+
+def index_frames(buf, offset: int, base: int, check_crc: bool = True):
+    """Index the frames of a segment file from ``offset``: (count, end, problem, ms, off, dlen, klen).
+    The four arrays are little-endian bytes (i64, u32, u32, u16 per record): arrival ms, offset of the data
+    in ``buf``, data length, key length. Stops at the first frame that is torn, of an impossible length,
+    fails its CRC (when ``check_crc``), is not at position ``base + count`` or arrives before the previous
+    one ("order"); ``end`` is the offset just after the last indexed frame, ``problem`` None when that is
+    the end of ``buf``. Data is not copied (a closed file is indexed at roll and rebuilt by recovery)."""
+    view = memoryview(buf).cast("B")
+    n = len(view)
+    at = offset
+    ms_a, off_a, dlen_a, klen_a = array("q"), array("I"), array("I"), array("H")
+    problem = None
+    last = None
+    while at < n:
+        if n - at < FRAME_HEAD:
+            problem = "torn"
+            break
+        body, crc = _HEAD.unpack_from(view, at)
+        if not BODY_HEAD <= body <= BODY_MAX:
+            problem = "length"
+            break
+        if n - at - FRAME_HEAD < body:
+            problem = "torn"
+            break
+        if check_crc and crc32c(view[at + FRAME_HEAD:at + FRAME_HEAD + body]) != crc:
+            problem = "crc"
+            break
+        position, ms, kl = _BODY.unpack_from(view, at + FRAME_HEAD)
+        if kl > body - BODY_HEAD:
+            problem = "length"
+            break
+        if position != base + len(ms_a) or (last is not None and ms < last):
+            problem = "order"
+            break
+        last = ms
+        ms_a.append(ms)
+        off_a.append(at + FRAME_HEAD + BODY_HEAD)
+        dlen_a.append(body - BODY_HEAD - kl)
+        klen_a.append(kl)
+        at += FRAME_HEAD + body
+    # host order, as the compiled twin (index files are written in it: fastkin.segments assumes little-endian)
+    return (len(ms_a), at, problem, ms_a.tobytes(), off_a.tobytes(), dlen_a.tobytes(), klen_a.tobytes())
