@@ -2,7 +2,7 @@
 PYTHON ?= python
 BENCH = PYTHONPATH=src $(PYTHON) -m pytest -p no:cacheprovider --benchmark-disable-gc -o python_files='bench_*.py'
 # The subset CI runs on the debug build: both cores side by side, every invariant checked after every mutation.
-DEBUG_TESTS ?= tests/unit tests/differential
+DEBUG_TESTS ?= tests/unit tests/differential tests/durable/test_index.py tests/durable/test_data_dir.py
 
 .PHONY: install build build-debug test test-ref test-debug lint typecheck check bench bench-core bench-boto bench-server clean
 
