@@ -1,4 +1,5 @@
-"""``fastkin serve``: the Kinesis wire protocol over HTTP, on hypercorn (an ASGI server).
+"""``fastkin serve``: the Kinesis wire protocol over HTTP. ``KinesisApp`` answers requests (``handle``; it is also
+an ASGI application); fastkin.wire.server is the transport it runs on.
 
     python -m fastkin serve --port 4567
     aws --endpoint-url http://127.0.0.1:4567 kinesis list-streams
@@ -19,19 +20,20 @@ Kinesis's content types, and for a JSON/CBOR POST: empty body, body shape and ta
 then ``MissingAuthenticationTokenException`` / ``IncompleteSignatureException`` for a missing or malformed
 ``Authorization`` (``auth_check=False``: a missing header is accepted).
 
-Transports (all hypercorn's, through the h11 and h2 libraries): HTTP/1.1 and HTTP/2 on the same port. In
-cleartext, HTTP/2 by prior knowledge (h2c, what the JavaScript SDK v3 speaks to an ``http://`` endpoint) and
-by ``Upgrade: h2c`` for requests without a body (hypercorn answers an upgrade that carries a body in
-HTTP/1.1, which RFC 9113 allows). With TLS (``--tls``: a self-signed certificate generated on start unless
-``--cert``/``--key`` are given), ALPN offers ``h2`` and ``http/1.1``. SubscribeToShard streams are ordinary
-HTTP/2 streams: several share a connection, and a stream whose flow-control window is closed makes its
-``send`` wait (hypercorn buffers at most a few frames), which pauses that subscription's reads only.
+Transports (fastkin.wire.server: httptools for HTTP/1.1, the h2 library for HTTP/2, one asyncio loop): HTTP/1.1
+and HTTP/2 on the same port. In cleartext, HTTP/2 by prior knowledge (h2c, what the JavaScript SDK v3 speaks to
+an ``http://`` endpoint) and by ``Upgrade: h2c`` for requests without a body (an upgrade that carries a body is
+answered in HTTP/1.1, which RFC 9113 allows). With TLS (``--tls``: a self-signed certificate generated on start
+unless ``--cert``/``--key`` are given), ALPN offers ``h2`` and ``http/1.1``. SubscribeToShard streams are ordinary
+HTTP/2 streams: several share a connection, and a stream whose flow-control window is closed waits, which pauses
+that subscription's reads only. Queue long polls and ``--fsync always`` puts are deferred answers: they wait on
+the event loop, never in it.
 
 Each request's region is the one in its SigV4 credential scope (else ``--region``), and each region
 has its own engine, as in the in-process mock. SigV4 signatures are verified only when credentials are
-configured (``--credentials AKID:SECRET``). Request bodies above ``max_body_bytes`` get 413; at most
-``max_concurrency`` requests are handled at once (the rest wait). SIGTERM/SIGINT stop accepting,
-end open subscriptions and let hypercorn finish in-flight requests.
+configured (``--credentials AKID:SECRET``). Request bodies above ``max_body_bytes`` get 413 (as soon as the
+Content-Length shows it); a request that stalls for ``read_timeout`` gets 408. SIGTERM/SIGINT stop accepting,
+end open subscriptions and let in-flight requests finish.
 """
 from __future__ import annotations
 
