@@ -328,3 +328,29 @@ def test_csv_writer_formats_numbers():
     r = run(TINY, progress=False)
     rows = list(csv.reader(io.StringIO(r.to_csv())))
     assert rows[1][COLUMNS.index("accepted_records_per_s")] == "500"
+
+
+def test_a_scenario_channel_delivers_closed_windows_into_its_directory(tmp_path):
+    import gzip
+
+    sc = {"simulation": {"name": "lake", "duration": "12m"},
+          "streams": [{"name": "s", "mode": "ON_DEMAND", "storage": "full"}],
+          "producers": [{"record_size": 100, "rate": "200 records/s"}],
+          "channels": [{"name": "to-lake", "freshness": "5m", "compression": "GZIP"}]}
+    r = run(sc, out_dir=tmp_path, plot=False)
+    ch = r.channels["to-lake"]
+    assert ch.status == "ACTIVE" and ch.failed_records == 0
+    assert (ch.objects, ch.records) == (2, 2 * 300 * 200)          # windows 0-5 and 5-10 min; 10-12 still open
+    objs = sorted(p for p in (tmp_path / "lake-channels" / "sim-to-lake").rglob("*") if p.is_file())
+    assert len(objs) == 2 and all(p.name.endswith(".gz") for p in objs)
+    payload = sum(len(gzip.decompress(p.read_bytes())) for p in objs)
+    assert payload == ch.bytes and ch.bytes % ch.records == 0 and 0 < ch.bytes // ch.records < 100  # data < size
+    assert "channel to-lake on s (ACTIVE): 2 objects, 120,000 records" in r.summary()
+
+
+def test_a_channel_needs_an_on_demand_stream_that_keeps_its_records():
+    sc = {"simulation": {"duration": "1m"}, "streams": [{"name": "s", "mode": "ON_DEMAND"}],
+          "channels": [{"name": "c"}]}
+    with pytest.raises(ScenarioError, match=r"channels\[0\]: channels read on-demand streams that keep their "
+                                            r"records: stream 's' needs mode = 'ON_DEMAND' and storage = 'full'"):
+        load_scenario(sc)

@@ -17,7 +17,7 @@ _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]i?[bB]|[bB])\s*$")
 _RATE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]i?[bB]|[bB]|records?|rec)\s*/\s*s\s*$")
 _DUR_RE = re.compile(r"([0-9]*\.?[0-9]+)\s*(ms|min|s|m|h|d)")
 
-SECTIONS = {"simulation", "streams", "producers", "consumers", "actions"}
+SECTIONS = {"simulation", "streams", "producers", "consumers", "actions", "channels"}
 SIM_KEYS = {"name", "description", "duration", "step", "seed", "resolution", "core", "engine"}
 STREAM_KEYS = {"name", "mode", "shards", "storage", "retention"}
 PRODUCER_KEYS = {"name", "stream", "record_size", "rate", "schedule", "ramp", "keys", "key_count", "hot_fraction",
@@ -25,6 +25,7 @@ PRODUCER_KEYS = {"name", "stream", "record_size", "rate", "schedule", "ramp", "k
 CONSUMER_KEYS = {"name", "stream", "poll_interval", "limit", "start", "max_records_per_second"}
 ACTION_KEYS = {"at", "stream", "action", "mode", "target", "shard", "hash_key", "adjacent"}
 ACTIONS = ("update_stream_mode", "update_shard_count", "split_shard", "merge_shards")
+CHANNEL_KEYS = {"name", "stream", "format", "freshness", "compression"}
 
 
 @dataclass
@@ -95,6 +96,17 @@ class ActionSpec:
 
 
 @dataclass
+class ChannelSpec:
+    """An S3 channel on a stream: its objects go to ``<out_dir>/<scenario>-channels/<bucket>/`` (a directory
+    target), delivered as engine time passes each window of ``freshness`` seconds."""
+    name: str
+    stream: str
+    format: str = "BYTE_ARRAY"
+    freshness: float = 300.0
+    compression: str = "NONE"
+
+
+@dataclass
 class Scenario:
     name: str
     duration: float
@@ -108,6 +120,7 @@ class Scenario:
     resolution: int | None = None
     core: str | None = None
     source: str = "<dict>"
+    channels: list[ChannelSpec] = field(default_factory=list)
 
 
 def parse_size(v, where: str) -> int:
@@ -199,7 +212,8 @@ def load_scenario(scenario, *, source: str | None = None) -> Scenario:
     unknown = sorted(set(scenario) - SECTIONS)
     if unknown:
         raise E.ScenarioError(f"{src}: unknown section{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                            f"(allowed: [simulation], [[streams]], [[producers]], [[consumers]], [[actions]])")
+                            f"(allowed: [simulation], [[streams]], [[producers]], [[consumers]], [[actions]], "
+                            f"[[channels]])")
     if "simulation" not in scenario:
         raise E.ScenarioError(f"{src}: missing [simulation] section (name, duration)")
     sim = _table(scenario["simulation"], f"{src}: [simulation]", SIM_KEYS, ("duration",))
@@ -346,13 +360,38 @@ def load_scenario(scenario, *, source: str | None = None) -> Scenario:
                 raise E.ScenarioError(f"{w}.{k}: expected a string, got {args[k]!r}")
         actions.append(ActionSpec(at, stream_ref(d, w), act, args))
     actions.sort(key=lambda a: a.at)
+    channels: list[ChannelSpec] = []
+    for i, d in enumerate(_list(scenario, "channels", src)):
+        w = f"{src}: channels[{i}]"
+        d = _table(d, w, CHANNEL_KEYS)
+        ref = stream_ref(d, w)
+        spec = next(s for s in streams if s.name == ref)
+        if spec.mode != "ON_DEMAND" or spec.storage != "full":
+            raise E.ScenarioError(f"{w}: channels read on-demand streams that keep their records: stream {ref!r} "
+                                  f"needs mode = 'ON_DEMAND' and storage = 'full'")
+        fmt = d.get("format", "BYTE_ARRAY")
+        if fmt not in ("BYTE_ARRAY", "STRING", "JSON"):
+            raise E.ScenarioError(f"{w}.format: expected 'BYTE_ARRAY', 'STRING' or 'JSON', got {fmt!r}")
+        comp = d.get("compression", "NONE")
+        if comp not in ("NONE", "GZIP", "ZSTD"):
+            raise E.ScenarioError(f"{w}.compression: expected 'NONE', 'GZIP' or 'ZSTD', got {comp!r}")
+        fresh = parse_duration(d.get("freshness", "5m"), f"{w}.freshness", allow_zero=False)
+        if not 300 <= fresh <= 900 or fresh != int(fresh):
+            raise E.ScenarioError(f"{w}.freshness: DataFreshnessInSeconds is a whole number from 300 to 900, "
+                                  f"got {fresh:g}")
+        ch_name = d.get("name", f"channel-{i}")
+        if not isinstance(ch_name, str) or not re.fullmatch(r"[a-zA-Z0-9_.-]{1,128}", ch_name) \
+                or any(c.name == ch_name for c in channels):
+            raise E.ScenarioError(f"{w}.name: 1-128 letters, digits, '_', '.', '-', unique, got {ch_name!r}")
+        channels.append(ChannelSpec(ch_name, ref, fmt, fresh, comp))
     seed = sim.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise E.ScenarioError(f"{src}: [simulation].seed must be an integer, got {seed!r}")
     desc = sim.get("description", "")
     if not isinstance(desc, str):
         raise E.ScenarioError(f"{src}: [simulation].description must be a string")
-    return Scenario(name, duration, streams, producers, consumers, actions, desc, step, seed, res, eng, src)
+    return Scenario(name, duration, streams, producers, consumers, actions, desc, step, seed, res, eng, src,
+                    channels)
 
 
 def _toml_loads(text: str, where: str) -> dict:

@@ -33,7 +33,9 @@ import csv
 import io
 import math
 import os
+import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -246,6 +248,7 @@ class SimulationResult:
     png_path: str | None = None
     plot_note: str | None = None
     streams: dict = field(default_factory=dict, repr=False)    # name -> the engine's Stream, after the run
+    channels: dict = field(default_factory=dict)               # name -> ChannelResult
 
     @property
     def speed(self) -> float:
@@ -331,6 +334,10 @@ class SimulationResult:
             lines.append(f"consumer {c.name} on {c.stream}: {c.records:,} records in {c.calls:,} GetRecords calls "
                          f"({c.throttled:,} throttled); lag max {c.lag_ms.max() / 1000:.1f} s, "
                          f"at the end {c.lag_ms[-1] / 1000:.1f} s")
+        for ch in self.channels.values():
+            lines.append(f"channel {ch.name} on {ch.stream} ({ch.status}): {ch.objects:,} objects, {ch.records:,} "
+                         f"records ({ch.bytes / 1e6:.2f} MB) delivered, {ch.failed_records:,} to the dead-letter "
+                         f"prefix; objects in {ch.directory}")
         if self.csv_path:
             lines.append(f"timeline: {self.csv_path}")
         if self.png_path:
@@ -367,12 +374,20 @@ def run(scenario, *, out_dir=None, csv_path=None, png_path=None, plot: bool = Tr
     print-like callable for the summary (None prints nothing)."""
     sc = load_scenario(scenario)
     clock = VirtualClock(start=START)
-    eng = Engine(clock=clock, core=core or sc.core)
+    channel_dir = None
+    if sc.channels:                     # a directory target: <out_dir or a temporary dir>/<name>-channels/<bucket>
+        channel_dir = os.path.join(out_dir if out_dir is not None else tempfile.mkdtemp(prefix="fastkin-sim-"),
+                                   f"{sc.name}-channels")
+        os.makedirs(channel_dir, exist_ok=True)
+    eng = Engine(clock=clock, core=core or sc.core,
+                 channel_s3=None if channel_dir is None else f"file://{channel_dir}")
     streams = {}
     for st in sc.streams:
         s = eng.create_stream(st.name, st.shards, stream_mode=st.mode, storage=st.storage)
         s.set_retention_seconds(st.retention)
         streams[st.name] = s
+    channel_arns = {c.name: _create_channel(eng, streams[c.stream], c, channel_dir)
+                    for c in sc.channels if channel_dir is not None}
     resolution = sc.resolution or (1 if sc.duration <= 3600 else 60)
     if resolution == 1:               # keep every 1-second point the timeline will read
         for s in streams.values():
@@ -418,6 +433,15 @@ def run(scenario, *, out_dir=None, csv_path=None, png_path=None, plot: bool = Tr
             shown = int(t + sc.step)
     for s in streams.values():           # file the last second's counters
         s.tick(clock())
+    channels = {}
+    for spec in sc.channels:             # delivered by the end (records of a window still open are not)
+        arn = channel_arns[spec.name]
+        m = eng.channel(arn).metrics
+        channels[spec.name] = ChannelResult(
+            spec.name, spec.stream, eng.describe_channel(arn)["ChannelDescription"]["ChannelStatus"],
+            int(m.total("DeliveryToS3.ObjectCount")), int(m.total("DeliveryToS3.SuccessfulRecordCount")),
+            int(m.total("DeliveryToS3.FailedRecordCount")), int(m.total("DeliveryToS3.Bytes")),
+            os.path.join(channel_dir or "", _bucket(spec.name)))
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
@@ -430,7 +454,7 @@ def run(scenario, *, out_dir=None, csv_path=None, png_path=None, plot: bool = Tr
                                         c.lag_series()[:int(math.ceil(sc.duration))]) for c in consumers}
     timeline = _timeline(sc, streams, resolution, modes, events, cons)
     result = SimulationResult(sc, timeline, events, cons, {p.spec.name: p.sent for p in producers}, sc.duration,
-                              wall, resolution, eng.core_name, streams=streams)
+                              wall, resolution, eng.core_name, streams=streams, channels=channels)
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         csv_path = csv_path or os.path.join(out_dir, f"{sc.name}.csv")
@@ -449,6 +473,38 @@ def run(scenario, *, out_dir=None, csv_path=None, png_path=None, plot: bool = Tr
     if out is not None:
         out(result.summary())
     return result
+
+
+@dataclass
+class ChannelResult:
+    """What a scenario's channel delivered by the end of the run (a window still open at the end is not)."""
+    name: str
+    stream: str
+    status: str
+    objects: int
+    records: int
+    failed_records: int
+    bytes: int
+    directory: str                     # where its objects are (the bucket's folder)
+
+
+def _bucket(name: str) -> str:
+    """An S3-style bucket name (3-63 lower-case letters, digits, '-') for a scenario channel."""
+    b = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return f"sim-{b}"[:63].rstrip("-")
+
+
+def _create_channel(eng, stream, c, channel_dir: str) -> str:
+    bucket = _bucket(c.name)
+    os.makedirs(os.path.join(channel_dir, bucket), exist_ok=True)
+    d = eng.create_channel(c.name, f"arn:aws:iam::{eng.account_id}:role/fastkin-simulator",
+                           [{"StreamARN": stream.arn, "RecordConfiguration": {"RecordFormatType": c.format}}],
+                           s3_destination_configuration={
+                               "DataFreshnessInSeconds": int(c.freshness),
+                               "StorageConfiguration": {"BucketARN": f"arn:aws:s3:::{bucket}",
+                                                        "ExpectedBucketOwner": eng.account_id,
+                                                        "CompressionType": c.compression}})
+    return d["ChannelDescription"]["ChannelARN"]
 
 
 def _apply(eng, stream, a: ActionSpec, t: float) -> Event:
