@@ -44,6 +44,14 @@ SEGMENT_BYTES = 64 * 1024 * 1024       # roll before a file would pass this (the
 SEGMENT_MS = 3600 * 1000               # roll when the file's first record is older than this (as the core)
 
 
+# One CRC32C for headers and indexes: the compiled one when built (an index is MBs, which the reference's table
+# loop would take seconds over); both give the same values (tests/durable/test_journal.py).
+try:
+    from ._cy.journal import crc32c
+except ImportError:  # pragma: no cover - a build without the extension
+    from ._ref.journal import crc32c
+
+
 def journal_module(core_name: str):
     """The record framing for an engine's core: the compiled one for the compiled core (it reads that core's
     PutRecordsResult), the reference otherwise (or when the extension is missing)."""
@@ -58,7 +66,6 @@ def journal_module(core_name: str):
 
 
 def header(index: int, base: int) -> bytes:
-    from ._ref.journal import crc32c
     head = HEADER.pack(MAGIC, SEGMENT_VERSION, index, base, 0)[:24]
     return HEADER.pack(MAGIC, SEGMENT_VERSION, index, base, crc32c(head))
 
@@ -322,11 +329,10 @@ class ShardLog:
 def write_index(path: str, index: int, base: int, size: int, count: int, ms, off, dlen, klen) -> None:
     """Write a closed segment file's index (``path`` = its .idx) atomically: a temporary file, fsynced,
     renamed. ``size``: the bytes of the segment file it covers (its whole size: the file is closed)."""
-    from ._ref.journal import crc32c
     a_ms = memoryview(ms).cast("q")
     body_crc = 0
     for part in (ms, off, dlen, klen):
-        body_crc = _crc(part, body_crc)
+        body_crc = crc32c(part, body_crc)
     head = INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, index, base, count, size, a_ms[0], a_ms[-1], body_crc, 0)
     head = head[:-4] + crc32c(head[:-4]).to_bytes(4, "little")
     tmp = path + ".tmp"
@@ -346,7 +352,6 @@ def read_index(path: str, index: int, base: int, size: int):
     """A segment file's index if it is valid for this file (magic, version, CRCs, shard, base, and the file's
     ``size``): ((count, ms, off, dlen, klen), None), the arrays as memoryviews of the file's bytes; else
     (None, "index-missing" or "index-bad")."""
-    from ._ref.journal import crc32c
     try:
         with open(path, "rb") as f:
             buf = f.read()
@@ -365,18 +370,9 @@ def read_index(path: str, index: int, base: int, size: int):
     for width in (8, 4, 4, 2):
         parts.append(view[at:at + width * count])
         at += width * count
-    if _crc(view[INDEX_HEADER.size:], 0) != body_crc:
+    if crc32c(view[INDEX_HEADER.size:], 0) != body_crc:
         return None, "index-bad"
     return (count, *parts), None
-
-
-def _crc(data, crc: int) -> int:
-    # the compiled CRC when it is built (an index is MBs: the reference's bit-by-bit table would take seconds)
-    try:
-        from ._cy.journal import crc32c
-    except ImportError:  # pragma: no cover - a build without the extension
-        from ._ref.journal import crc32c
-    return crc32c(data, crc)
 
 
 def _unlink(path: str) -> None:
@@ -390,7 +386,6 @@ def _bad_header(buf: bytes, index: int, base: int) -> str | None:
     if len(buf) < HEADER.size:
         return "header"
     magic, version, idx, b, crc = HEADER.unpack_from(buf)
-    from ._ref.journal import crc32c
     if magic != MAGIC or version != SEGMENT_VERSION or idx != index or b != base or crc != crc32c(buf[:24]):
         return "header"
     return None
