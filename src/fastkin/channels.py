@@ -40,8 +40,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import errors as E
-from .iceberg import IcebergSink, IcebergTarget
+from . import errors as E, iceberg
+from .iceberg import IcebergSink, IcebergTarget, RecordError, SchemaError, gsr_payload
 from .stream import to_epoch
 
 FRESHNESS_DEFAULT = 300
@@ -506,16 +506,15 @@ class Channel:
 
     def _activate_table(self) -> bool:
         """S3 Tables: read the schema and create the table (FAILED when either cannot be done)."""
-        from . import iceberg
         why = iceberg.available()
         if why is not None:
             self.fail(why)
             return False
         assert self.iceberg is not None
         try:
-            self.sink = iceberg.IcebergSink(self.iceberg, self.table_config, self.record_format["GSRSchemaARN"],
+            self.sink = IcebergSink(self.iceberg, self.table_config, self.record_format["GSRSchemaARN"],
                                             self.engine.region)
-        except iceberg.SchemaError as e:
+        except SchemaError as e:
             self.fail(str(e))
             return False
         except Exception as e:            # the catalog or the warehouse cannot be written
@@ -644,7 +643,6 @@ class Channel:
     def _write_table(self, w_start: float, items: list, shard_ids: dict, now: float, oldest: float) -> bool:
         """S3 Tables: the window's valid records as one snapshot; the others (ids and error context, no payload)
         to the dead-letter prefix."""
-        from .iceberg import RecordError, gsr_payload
         assert self.sink is not None
         convert = self.sink.converter.row
         gsr = self.format == "GSR_JSON"

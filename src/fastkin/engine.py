@@ -109,7 +109,7 @@ class Engine:
         self._channels = Channels(self, channel_s3, channel_freshness_min, channel_iceberg)
         self.durable = None          # the data directory (fastkin.durable.Durable) when data_dir is given
         if data_dir is not None:
-            from .durable import Durable
+            from .durable import Durable  # only with a data directory: it needs fcntl (POSIX), sqlite3, the files
 
             self.durable = Durable(self, os.fspath(data_dir), fsync, fsync_interval)
 
