@@ -6,10 +6,13 @@ adopted (mmapped) segment files against the in-memory engine.
 
 Every engine: compiled core, quotas off, a 4-shard stream, the same pre-built batch. "always, 16 threads": 16
 threads putting at once into one engine (they share fsyncs: group commit in ShardLog.sync). Recovery: the
-directory is filled with N records (100 B data, 4 shards, fsync never), closed (every file then has its
-index), and reopened: "clean" is the Engine constructor's time (lock, SQLite, reading and CRC-checking each
-index, mapping each file); "after a crash" deletes each shard's newest index first (as kill -9 leaves it:
-the newest file is then read and CRC-checked frame by frame, at most one segment, 64 MiB, per shard).
+directory is filled with N records (100 B data, 4 shards, fsync interval), then 50,000 more are put after
+the last fsync (one interval's worth) and the engine is abandoned as kill -9 would leave it: "crash
+(interval)" reopens it (each shard's newest file is read only past its tail index: the unsynced tail).
+Then "clean" reopens it after a close (every file has its index: the Engine constructor's time is the lock,
+SQLite, reading and CRC-checking each index, mapping each file); "crash (never)" deletes each shard's newest
+index first (a crash in fsync=never mode, where nothing is tail-indexed: the newest file is read and
+CRC-checked frame by frame, at most one segment, 64 MiB, per shard).
 Drain: 4 shards x N/4 records read with GetRecords (limit 10,000, quotas off) from the reopened directory
 (twice: the first pass maps the pages in) and from an in-memory engine holding the same records.
 The page cache is warm (the files were just written). Not a pytest-benchmark module: it prints a table
@@ -27,6 +30,7 @@ import time
 import fastkin
 
 BATCH = [(bytes([i % 251]) * 100, f"key-{i:05d}") for i in range(500)]
+TAIL = 50_000           # records put after the last fsync + tail index before the crash (~ one 0.1 s interval)
 
 
 def _engine(path: str | None, fsync: str = "interval") -> fastkin.Engine:
@@ -69,11 +73,11 @@ def fill(e: fastkin.Engine, records: int) -> float:
     return time.perf_counter() - t0
 
 
-def reopen(path: str, records: int) -> tuple[float, fastkin.Engine]:
+def reopen(path: str, records: int, fsync: str = "never") -> tuple[float, fastkin.Engine]:
     t0 = time.perf_counter()
-    e = _engine(path, "never")
+    e = _engine(path, fsync)
     took = time.perf_counter() - t0
-    assert e.durable is not None and e.durable.recovered_records == records // 500 * 500, e.durable
+    assert e.durable is not None and e.durable.recovered_records == records, (e.durable.recovered_records, records)
     return took, e
 
 
@@ -94,29 +98,39 @@ def drain(e: fastkin.Engine) -> float:
 
 def recovery(root: str, records: int, drains: bool) -> dict:
     path = os.path.join(root, f"recover-{records}")
-    e = _engine(path, "never")
+    e = _engine(path, "interval")
     out: dict = {"fill": fill(e, records)}
+    assert e.durable is not None
+    e.durable.flush()                           # the background thread's last fsync + tail index before ...
+    s = e.stream("bench")
+    for _ in range(TAIL // 500):                # ... the records of one more interval, then kill -9
+        s.put_records(BATCH)
+    e.durable.abandon()
+    stored = records // 500 * 500 + TAIL
+    out["crash_interval"], e = reopen(path, stored, "interval")
+    assert e.durable is not None
+    out["crash_interval_scanned"] = e.durable.recovery["scanned_bytes"]
     e.close()
     out["bytes"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs
                        if f.endswith(".seg"))
     out["index_bytes"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs
                              if f.endswith(".idx"))
-    out["clean"], e = reopen(path, records)
+    out["clean"], e = reopen(path, stored)
     assert e.durable is not None and e.durable.recovery["scanned_files"] == 0, e.durable.recovery
     if drains:
         out["drain_adopted_1"], out["drain_adopted_2"] = drain(e), drain(e)
     e.close()
     shards = os.path.join(path, "streams", "00000001-bench")
-    for shard in os.listdir(shards):            # what kill -9 leaves: the newest file of each shard unindexed
+    for shard in os.listdir(shards):            # a crash in fsync=never mode: each shard's newest file unindexed
         idx = sorted(f for f in os.listdir(os.path.join(shards, shard)) if f.endswith(".idx"))
         os.unlink(os.path.join(shards, shard, idx[-1]))
-    out["crash"], e = reopen(path, records)
+    out["crash"], e = reopen(path, stored)
     assert e.durable is not None
     out["crash_scanned"] = e.durable.recovery["scanned_bytes"]
     e.close()
     if drains:
         m = _engine(None)
-        fill(m, records)
+        fill(m, stored)
         out["drain_memory_1"], out["drain_memory_2"] = drain(m), drain(m)
     shutil.rmtree(path, ignore_errors=True)
     return out
@@ -145,14 +159,15 @@ def main() -> None:
                   f"{rate / base:>9.0%}")
         counts = [int(x) for x in args.recover.split(",")]
         print("\nrecovery (4 shards, 100 B records; page cache warm)")
-        print(f"{'records':>11} {'segments MB':>12} {'indexes MB':>11} {'clean s':>8} {'after crash s':>14} "
-              f"{'tail read MB':>13} {'fill s':>7}")
+        print(f"{'records':>11} {'segments MB':>12} {'indexes MB':>11} {'clean s':>8} {'crash (interval) s':>19} "
+              f"{'read MB':>8} {'crash (never) s':>16} {'read MB':>8} {'fill s':>7}")
         results = []
         for k, n in enumerate(counts):
             r = recovery(root, n, drains=k == 0)
             results.append(r)
             print(f"{n:>11,} {r['bytes'] / 1e6:>12,.0f} {r['index_bytes'] / 1e6:>11,.1f} {r['clean']:>8.3f} "
-                  f"{r['crash']:>14.3f} {r['crash_scanned'] / 1e6:>13,.0f} {r['fill']:>7.1f}")
+                  f"{r['crash_interval']:>19.3f} {r['crash_interval_scanned'] / 1e6:>8,.1f} "
+                  f"{r['crash']:>16.3f} {r['crash_scanned'] / 1e6:>8,.0f} {r['fill']:>7.1f}")
         r = results[0]
         print(f"\nGetRecords drain of {counts[0]:,} records (limit 10,000), records/s: in-memory "
               f"{r['drain_memory_1']:,.0f} / {r['drain_memory_2']:,.0f} (first / second pass); adopted files "

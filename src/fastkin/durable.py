@@ -35,10 +35,12 @@ machine (power loss, kernel panic) can lose:
 Recovery (on open) reads the metadata, re-creates streams, shards and consumers, then gives each shard's
 segment files to the core: a closed file with a valid index is adopted whole without reading its payload
 (``StreamCore.adopt_segment``: the compiled core maps it read-only); a file without one (after a crash, each
-shard's newest) is read and CRC-checked frame by frame, then indexed and adopted (fastkin.segments). Sequence
-numbers are the ones that were acknowledged and new ones continue above them. Torn or corrupt data is cut
-off and reported (``engine.durable.damage``); ``engine.durable.recovery`` counts what was read. Recovery time
-grows with the index bytes (18 a record) plus the unindexed newest files, not with the stored payloads.
+shard's newest) is read past the end of its tail index (the entries the background thread appends after
+each fsync: fsync "interval" and "always") and CRC-checked frame by frame, then indexed and adopted
+(fastkin.segments). Sequence numbers are the ones that were acknowledged and new ones continue above them.
+Torn or corrupt data is cut off and reported (``engine.durable.damage``); ``engine.durable.recovery`` counts
+what was read. Recovery time grows with the index bytes (18 a record) plus the unsynced tails (about one
+interval of records; with fsync "never", each shard's whole newest file), not with the stored payloads.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 from typing import Any
 
@@ -92,6 +95,8 @@ def lock_directory(path: str) -> int:
     """Create ``path`` if needed, take its LOCK (fcntl.flock, exclusive) and check its FORMAT; returns the
     lock's file descriptor (closing it releases the lock). DataDirError when another process holds it or the
     directory is of another format version."""
+    if sys.byteorder != "little":           # index files hold the arrays in host order
+        raise E.DataDirError("data directories need a little-endian machine (index files are little-endian)")
     os.makedirs(path, exist_ok=True)
     fd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -160,7 +165,8 @@ class Durable:
         # frame by frame (the newest after a crash, or a missing/bad index), their payload bytes and records,
         # indexes written, records replayed one by one (metadata-only streams)
         self.recovery = {"adopted_files": 0, "adopted_records": 0, "scanned_files": 0, "scanned_bytes": 0,
-                         "scanned_records": 0, "indexes_written": 0, "replayed_records": 0}
+                         "scanned_records": 0, "tail_indexed_records": 0, "indexes_written": 0,
+                         "replayed_records": 0}
         self._lock = threading.RLock()
         self._lockfd = lock_directory(self.path)
         self._closed = False
@@ -185,7 +191,7 @@ class Durable:
             raise
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
-        if fsync == "interval":
+        if fsync != "never":            # (interval: fsyncs then tail indexes; always: tail indexes)
             self._flusher = threading.Thread(target=self._flush_loop, name="fastkin-fsync", daemon=True)
             self._flusher.start()
 
@@ -356,8 +362,7 @@ class Durable:
             lg = self._log(s, index)
             n = lg.append(frames, first, ms, self.segment_bytes, self.segment_ms, always)
             logs.append((lg, n))
-            if not always:
-                self._dirty.add(lg)
+            self._dirty.add(lg)
         return logs
 
     def _commit(self, logs: list[tuple[ShardLog, int]]) -> None:
@@ -406,11 +411,13 @@ class Durable:
             self.sync()
 
     def flush(self) -> None:
-        """fsync every file written since the last flush."""
+        """fsync every file written since the last flush (in ``fsync="always"`` mode they already are), then
+        append what that made durable to their tail indexes (what recovery need not read again)."""
         with self._lock:
             dirty, self._dirty = self._dirty, set()
         for lg in dirty:
             lg.sync(lg.written)
+            lg.checkpoint()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.fsync_interval):
@@ -431,6 +438,23 @@ class Durable:
             self.sync()
             for lg in self._logs.values():
                 lg.seal()               # fsync, close, and write the newest file's index
+            self.db.close()
+            os.close(self._lockfd)
+
+    def abandon(self) -> None:
+        """Let go of the directory the way a crash (kill -9) would: stop the background thread and close
+        every descriptor, the lock's included, without flushing, sealing or writing any index. The
+        directory is then what a killed process leaves behind (for tests and benchmarks of recovery);
+        the engine must not be used afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        with self._lock:
+            for lg in self._logs.values():
+                lg.close()
             self.db.close()
             os.close(self._lockfd)
 

@@ -8,6 +8,10 @@ record. A file is a 32-byte header then frames (the frame layout is in fastkin._
 A closed file (rolled, or the newest at engine.close) gets ``<base:020d>.idx`` (INDEX_HEADER, then the arrays
 i64 ms[count], u32 off[count] (data offset in the .seg), u32 dlen[count], u16 klen[count]; written to a
 temporary file, fsynced, renamed). Recovery adopts a file whose index is valid without reading its payload.
+The index is built in memory as frames are appended (index_frames over the frames just written: the file
+is never read back). The newest file's entries reach its ``<base:020d>.tix`` (tail index, CHUNK below) as
+fsyncs make them durable (``checkpoint``, from fastkin.durable's background thread): after a crash, recovery
+reads the newest file only past the end of its tail index, i.e. the unsynced tail.
 
 Invariants: files are appended to only, the newest one alone; positions are contiguous within a file and
 across files (file k+1's base is file k's base plus its record count); arrivals never go back. A file is
@@ -17,7 +21,7 @@ on disk even when every record expired). A closed shard's files are left as they
 their own directories, nothing is copied.
 
 Recovery (ShardLog.recover) checks every file's header and the positions across files; files without a valid
-index are read and each frame's CRC and position checked. At the first
+index are read (past their tail index's end) and each frame's CRC and position checked. At the first
 damage it keeps every valid record before it and stops: the bad tail of the file is copied to the data
 directory's ``quarantine/`` and cut off; later files of the shard (after a gap or a damaged file) are moved
 there whole. Every such step is reported (``Damage``). Nothing is ever deleted by recovery.
@@ -40,6 +44,12 @@ INDEX_HEADER = struct.Struct("<8sIIQQQqqII")
 INDEX_MAGIC = b"fastkidx"
 INDEX_VERSION = 1
 INDEX_RECORD = 18                      # i64 ms + u32 offset + u32 data length + u16 key length
+# The newest file's tail index <base:020d>.tix: a header (HEADER's layout, TAIL_MAGIC) then chunks, each
+# u64 first position | u64 start offset | u64 end offset (in the .seg) | u32 count | u32 CRC32C(body)
+# | u32 CRC32C(the 32 bytes before) | 4x0, then the body: i64 ms[count] | u32 off[count] | u32 dlen[count]
+# | u16 klen[count]
+TAIL_MAGIC = b"fastktix"
+CHUNK = struct.Struct("<QQQIII4x")
 SEGMENT_BYTES = 64 * 1024 * 1024       # roll before a file would pass this (the core's segment size)
 SEGMENT_MS = 3600 * 1000               # roll when the file's first record is older than this (as the core)
 
@@ -65,9 +75,13 @@ def journal_module(core_name: str):
     return ref_journal
 
 
-def header(index: int, base: int) -> bytes:
-    head = HEADER.pack(MAGIC, SEGMENT_VERSION, index, base, 0)[:24]
-    return HEADER.pack(MAGIC, SEGMENT_VERSION, index, base, crc32c(head))
+def header(index: int, base: int, magic: bytes = MAGIC) -> bytes:
+    head = HEADER.pack(magic, SEGMENT_VERSION, index, base, 0)[:24]
+    return HEADER.pack(magic, SEGMENT_VERSION, index, base, crc32c(head))
+
+
+def tail_header(index: int, base: int) -> bytes:
+    return header(index, base, TAIL_MAGIC)
 
 
 @dataclass
@@ -103,13 +117,27 @@ class ShardLog:
         self._first_ms = 0                    # arrival of its first record
         self.written = 0                      # appends so far (group commit: sync() covers every append <= it)
         self.synced = 0
-        self._sync_lock = threading.Lock()
+        self._sync_lock = threading.Lock()    # the newest file's descriptor and fsyncs
+        # the newest file's index, built as frames are appended (no read-back): its four arrays, the end of
+        # the last append and the records so far; the part of it known fsynced (sync: (end, count)); and
+        # the part already in its tail index file (checkpoint)
+        self._ix_lock = threading.Lock()
+        self._ix = (bytearray(), bytearray(), bytearray(), bytearray())
+        self._ix_end = 0
+        self._ix_count = 0
+        self._synced_mark = (0, 0)
+        self._tix_fd = -1
+        self._tix_count = 0
+        self._tix_start = HEADER.size
 
     def path(self, base: int) -> str:
         return os.path.join(self.directory, f"{base:020d}.seg")
 
     def index_path(self, base: int) -> str:
         return os.path.join(self.directory, f"{base:020d}.idx")
+
+    def tail_path(self, base: int) -> str:
+        return os.path.join(self.directory, f"{base:020d}.tix")
 
     # -- writing ------------------------------------------------------------------------------------------
     def append(self, frames, first_position: int, first_ms: int, segment_bytes: int, segment_ms: int,
@@ -118,30 +146,49 @@ class ShardLog:
         if (self._fd < 0 or first_ms - self._first_ms > segment_ms
                 or (self._size > HEADER.size and self._size + len(frames) > segment_bytes)):
             self._roll(first_position, first_ms, sync_dir)
+        at = self._size
         view = memoryview(frames)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
-        self._size += len(frames)
+        self._size = end = at + len(frames)
+        count, _, _, ms, off, dlen, klen = self.journal.index_frames(frames, 0, first_position, False, at)
+        ix = self._ix
+        with self._ix_lock:
+            ix[0].extend(ms)
+            ix[1].extend(off)
+            ix[2].extend(dlen)
+            ix[3].extend(klen)
+            self._ix_end = end
+            self._ix_count += count
         self.written += 1
         return self.written
 
     def _close_newest(self) -> None:
-        """fsync and close the newest file, then write its index (it is closed: immutable from now on)."""
+        """fsync and close the newest file, then write its index from the arrays built as it was appended to
+        (it is closed: immutable from now on) and remove its tail index."""
         with self._sync_lock:               # the fsync thread may be in sync() on the old descriptor
             if self._fd < 0:
                 return
             os.fsync(self._fd)              # a closed file holds nothing unsynced (sync() sees only the newest)
             os.close(self._fd)
             self._fd = -1
-            size = self._size
-        if size > HEADER.size:
-            base = self.bases[-1]
-            with open(self.path(base), "rb") as f:
-                buf = f.read()
-            count, end, problem, ms, off, dlen, klen = self.journal.index_frames(buf, HEADER.size, base, False)
-            if problem is None and count:       # (else recovery rebuilds it, checking every CRC)
-                write_index(self.index_path(base), self.index, base, end, count, ms, off, dlen, klen)
+        with self._ix_lock:
+            if self._ix_count:
+                base = self.bases[-1]
+                write_index(self.index_path(base), self.index, base, self._ix_end, self._ix_count, *self._ix)
+            if self._tix_fd >= 0:
+                os.close(self._tix_fd)
+                self._tix_fd = -1
+            _unlink(self.tail_path(self.bases[-1]))
+            self._reset_index(0)
+
+    def _reset_index(self, end: int) -> None:
+        self._ix = (bytearray(), bytearray(), bytearray(), bytearray())
+        self._ix_end, self._ix_count = end, 0
+        self._synced_mark = (end, 0)
+        self._tix_count = 0
+        self._tix_start = end
 
     def _roll(self, base: int, first_ms: int, sync_dir: bool) -> None:
         self._close_newest()
@@ -153,11 +200,15 @@ class ShardLog:
             size = os.fstat(fd).st_size
         else:
             _unlink(self.index_path(base))      # a stale index of a file recovery moved aside
+            _unlink(self.tail_path(base))
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             os.write(fd, header(self.index, base))
             size = HEADER.size
             self.bases.append(base)
-        self._fd, self._size, self._first_ms = fd, size, first_ms
+        with self._ix_lock:
+            self._reset_index(size)
+        with self._sync_lock:
+            self._fd, self._size, self._first_ms = fd, size, first_ms
         if sync_dir:
             os.fsync(fd)
             _fsync_dir(self.directory)
@@ -170,14 +221,44 @@ class ShardLog:
             if self.synced >= upto or self._fd < 0:
                 return
             target = self.written
+            with self._ix_lock:
+                mark = (self._ix_end, self._ix_count)   # appended before the fsync: on disk after it
             os.fsync(self._fd)
             self.synced = max(self.synced, target)
+            self._synced_mark = mark
+
+    def checkpoint(self) -> int:
+        """Append the index entries of the newest file's fsynced records not yet there to its tail index
+        (``<base>.tix``): after a crash, recovery reads the file only from where that index ends (the
+        unsynced tail). Returns the entries written. Called by fastkin.durable's background thread after
+        its fsyncs; nothing is fsynced here (a torn chunk fails its CRC: recovery then reads more)."""
+        with self._ix_lock:
+            end, count = self._synced_mark
+            first = self._tix_count
+            if count <= first or self._fd < 0:
+                return 0
+            base = self.bases[-1]
+            if self._tix_fd < 0:
+                self._tix_fd = os.open(self.tail_path(base), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
+                                       0o644)
+                os.write(self._tix_fd, tail_header(self.index, base))
+                self._tix_start = HEADER.size
+            body = b"".join(bytes(memoryview(a)[first * w:count * w]) for a, w in zip(self._ix, (8, 4, 4, 2)))
+            head = CHUNK.pack(base + first, self._tix_start, end, count - first, crc32c(body), 0)
+            head = head[:32] + crc32c(head[:32]).to_bytes(4, "little") + bytes(4)
+            _write_all(self._tix_fd, head + body)
+            self._tix_count, self._tix_start = count, end
+            return count - first
 
     def close(self) -> None:
         with self._sync_lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+        with self._ix_lock:
+            if self._tix_fd >= 0:
+                os.close(self._tix_fd)
+                self._tix_fd = -1
 
     def seal(self) -> None:
         """Close the newest file for good (engine.close): fsync it and write its index, so that the next
@@ -200,6 +281,7 @@ class ShardLog:
         for base in self.bases:
             _unlink(self.path(base))
             _unlink(self.index_path(base))
+            _unlink(self.tail_path(base))
         self.bases = []
         try:
             os.rmdir(self.directory)
@@ -239,27 +321,40 @@ class ShardLog:
                 self._quarantine_files(bases[k:], bad, expected, damage)
                 break
             idx, why = read_index(self.index_path(base), self.index, base, size)
+            tail = self.tail_path(base)
             buf = None
             problem = None
             if idx is not None:
                 count, ms, off, dlen, klen = idx
                 end = size
+                _unlink(tail)               # (a crash between writing the index and removing it)
             else:
+                # what the tail index covers is taken as it is; the rest of the file is read and checked
+                t_count, at, t_parts = read_tail_index(tail, self.index, base, size)
                 with open(path, "rb") as f:
+                    f.seek(at)
                     buf = f.read()
                 stats["scanned_files"] += 1
-                stats["scanned_bytes"] += len(buf) - HEADER.size
-                count, end, problem, ms, off, dlen, klen = self.journal.index_frames(buf, HEADER.size, base, True)
+                stats["scanned_bytes"] += len(buf)
+                stats["tail_indexed_records"] += t_count
+                count, end, problem, ms, off, dlen, klen = self.journal.index_frames(buf, 0, base + t_count, True,
+                                                                                     at)
                 stats["scanned_records"] += count
                 if not last:
                     damage.append(Damage(self.index_path(base), 0, why, 0, base, 0, "rebuilt"))
                 if problem is not None:
-                    damage.append(Damage(path, end, problem, len(buf) - end, base + count,
+                    damage.append(Damage(path, at + end, problem, len(buf) - end, base + t_count + count,
                                          _frames_after(self.journal, buf, end), "truncated"))
-                    self._cut(path, buf, end)
+                    self._cut(path, buf[end:], at + end)
+                if t_count:
+                    ms, off, dlen, klen = (t + b for t, b in zip(t_parts, (ms, off, dlen, klen)))
+                count += t_count
+                end += at
                 if count:
                     write_index(self.index_path(base), self.index, base, end, count, ms, off, dlen, klen)
                     stats["indexes_written"] += 1
+                _unlink(tail)
+                buf = None                  # (_give reads the whole file when it needs it)
             if count:
                 try:
                     self._give(adopt, restore, base, path, end, buf, count, ms, off, dlen, klen, stats)
@@ -269,7 +364,7 @@ class ShardLog:
                         with open(path, "rb") as f:
                             buf = f.read()
                     damage.append(Damage(path, HEADER.size, "order", end - HEADER.size, base, count, "truncated"))
-                    self._cut(path, buf, HEADER.size)
+                    self._cut(path, buf[HEADER.size:], HEADER.size)
                     count, problem = 0, "order"
             restored += count
             self.bases.append(base)
@@ -296,12 +391,13 @@ class ShardLog:
             restore(base + i, a_ms[i], buf[o:o + d], buf[o + d:o + d + a_klen[i]].decode("utf-8"))
         stats["replayed_records"] += count
 
-    def _cut(self, path: str, buf: bytes, end: int) -> None:
-        """Copy the bytes from ``end`` on to quarantine/, then truncate the file there (its index goes)."""
+    def _cut(self, path: str, dropped: bytes, end: int) -> None:
+        """Copy ``dropped`` (the file's bytes from ``end`` on) to quarantine/, then truncate the file at
+        ``end`` (its index goes)."""
         os.makedirs(self.quarantine, exist_ok=True)
         keep = os.path.join(self.quarantine, f"{os.path.basename(path)}.from-{end}")
         with open(keep, "wb") as f:
-            f.write(buf[end:])
+            f.write(dropped)
             f.flush()
             os.fsync(f.fileno())
         _unlink(path[:-4] + ".idx")
@@ -319,9 +415,9 @@ class ShardLog:
             n = len(self.journal.scan(buf, HEADER.size)[0]) if len(buf) >= HEADER.size else 0
             damage.append(Damage(path, 0, problem, len(buf), position, n, "quarantined"))
             os.replace(path, os.path.join(self.quarantine, os.path.basename(path)))
-            idx = self.index_path(base)
-            if os.path.exists(idx):
-                os.replace(idx, os.path.join(self.quarantine, os.path.basename(idx)))
+            for side in (self.index_path(base), self.tail_path(base)):
+                if os.path.exists(side):
+                    os.replace(side, os.path.join(self.quarantine, os.path.basename(side)))
             position = None
         _fsync_dir(self.directory)
 
@@ -375,6 +471,45 @@ def read_index(path: str, index: int, base: int, size: int):
     return (count, *parts), None
 
 
+def read_tail_index(path: str, index: int, base: int, size: int):
+    """What a newest file's tail index (``path`` = its .tix) says of it: (count, end, (ms, off, dlen, klen)),
+    the entries of its first ``count`` records, which end at byte ``end`` of the segment file. Chunks are
+    taken in order while each is whole, passes its CRCs and continues the one before (positions and byte
+    offsets) within the file's ``size``; a missing or bad file gives (0, HEADER.size, None)."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except FileNotFoundError:
+        return 0, HEADER.size, None
+    if _bad_header(buf[:HEADER.size], index, base, TAIL_MAGIC) is not None:
+        return 0, HEADER.size, None
+    view = memoryview(buf)
+    parts: tuple[list, list, list, list] = ([], [], [], [])
+    count, end, at = 0, HEADER.size, HEADER.size
+    while len(buf) - at >= CHUNK.size:
+        first, start, stop, n, body_crc, head_crc = CHUNK.unpack_from(buf, at)
+        if crc32c(view[at:at + 32]) != head_crc or first != base + count or start != end or stop > size or n == 0:
+            break
+        body = view[at + CHUNK.size:at + CHUNK.size + INDEX_RECORD * n]
+        if len(body) != INDEX_RECORD * n or crc32c(body) != body_crc:
+            break
+        k = 0
+        for part, width in zip(parts, (8, 4, 4, 2)):
+            part.append(body[k:k + width * n])
+            k += width * n
+        count, end = count + n, stop
+        at += CHUNK.size + INDEX_RECORD * n
+    if not count:
+        return 0, HEADER.size, None
+    return count, end, tuple(b"".join(p) for p in parts)
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -382,11 +517,11 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _bad_header(buf: bytes, index: int, base: int) -> str | None:
+def _bad_header(buf: bytes, index: int, base: int, expect: bytes = MAGIC) -> str | None:
     if len(buf) < HEADER.size:
         return "header"
     magic, version, idx, b, crc = HEADER.unpack_from(buf)
-    if magic != MAGIC or version != SEGMENT_VERSION or idx != index or b != base or crc != crc32c(buf[:24]):
+    if magic != expect or version != SEGMENT_VERSION or idx != index or b != base or crc != crc32c(buf[:24]):
         return "header"
     return None
 

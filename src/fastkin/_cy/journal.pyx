@@ -186,10 +186,11 @@ def scan(buf, Py_ssize_t offset=0):
     return out, at, problem
 
 
-def index_frames(buf, Py_ssize_t offset, uint64_t base, bint check_crc=True):
+def index_frames(buf, Py_ssize_t offset, uint64_t base, bint check_crc=True, Py_ssize_t shift=0):
     """Index the frames of a segment file from ``offset``: (count, end, problem, ms, off, dlen, klen).
     The four arrays are little-endian bytes (i64, u32, u32, u16 per record): arrival ms, offset of the data
-    in ``buf``, data length, key length. Stops at the first frame that is torn, of an impossible length,
+    in ``buf`` plus ``shift`` (where ``buf`` starts in its file, when it is a piece of one), data length, key
+    length. Stops at the first frame that is torn, of an impossible length,
     fails its CRC (when ``check_crc``), is not at position ``base + count`` or arrives before the previous
     one ("order"); ``end`` is the offset just after the last indexed frame, ``problem`` None when that is
     the end of ``buf``. Data is not copied (a closed file is indexed at roll and rebuilt by recovery)."""
@@ -209,7 +210,7 @@ def index_frames(buf, Py_ssize_t offset, uint64_t base, bint check_crc=True):
     try:
         p = <const unsigned char*>view.buf
         n = view.len
-        if n > 0xFFFFFFFF:
+        if n + shift > 0xFFFFFFFF:
             raise ValueError("a segment file of 4 GiB or more cannot be indexed (u32 offsets)")
         while at < n:
             if n - at < C_FRAME_HEAD:
@@ -252,7 +253,7 @@ def index_frames(buf, Py_ssize_t offset, uint64_t base, bint check_crc=True):
                 if q == NULL: raise MemoryError()
                 a_klen = <uint16_t*>q
             a_ms[count] = ms
-            a_off[count] = <uint32_t>(at + C_FRAME_HEAD + C_BODY_HEAD)
+            a_off[count] = <uint32_t>(at + shift + C_FRAME_HEAD + C_BODY_HEAD)
             a_dlen[count] = body - C_BODY_HEAD - kl
             a_klen[count] = <uint16_t>kl
             count += 1

@@ -117,10 +117,11 @@ def scan(buf, offset: int = 0) -> tuple[list[tuple[int, int, str, bytes]], int, 
     return out, at, None
 
 
-def index_frames(buf, offset: int, base: int, check_crc: bool = True):
+def index_frames(buf, offset: int, base: int, check_crc: bool = True, shift: int = 0):
     """Index the frames of a segment file from ``offset``: (count, end, problem, ms, off, dlen, klen).
     The four arrays are little-endian bytes (i64, u32, u32, u16 per record): arrival ms, offset of the data
-    in ``buf``, data length, key length. Stops at the first frame that is torn, of an impossible length,
+    in ``buf`` plus ``shift`` (where ``buf`` starts in its file, when it is a piece of one), data length, key
+    length. Stops at the first frame that is torn, of an impossible length,
     fails its CRC (when ``check_crc``), is not at position ``base + count`` or arrives before the previous
     one ("order"); ``end`` is the offset just after the last indexed frame, ``problem`` None when that is
     the end of ``buf``. Data is not copied (a closed file is indexed at roll and rebuilt by recovery)."""
@@ -153,7 +154,7 @@ def index_frames(buf, offset: int, base: int, check_crc: bool = True):
             break
         last = ms
         ms_a.append(ms)
-        off_a.append(at + FRAME_HEAD + BODY_HEAD)
+        off_a.append(at + shift + FRAME_HEAD + BODY_HEAD)
         dlen_a.append(body - BODY_HEAD - kl)
         klen_a.append(kl)
         at += FRAME_HEAD + body
