@@ -147,7 +147,8 @@ def _check_format(path: str) -> None:
 class Durable:
     """An Engine's data directory: opened, recovered, then kept up to date (``engine.durable``)."""
 
-    def __init__(self, engine, path: str, fsync: str = "interval", fsync_interval: float = 0.1) -> None:
+    def __init__(self, engine, path: str, fsync: str = "interval", fsync_interval: float = 0.1,
+                 verify: bool = False) -> None:
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}, got {fsync!r}")
         if not fsync_interval > 0:
@@ -157,6 +158,7 @@ class Durable:
         self._owed = threading.local()       # deferring(): the syncs a thread's puts owe
         self.fsync = fsync
         self.fsync_interval = float(fsync_interval)
+        self.verify = bool(verify)              # recovery reads and CRC-checks every stored record
         self.segment_bytes = SEGMENT_BYTES      # settable: when a shard's newest file is rolled
         self.segment_ms = SEGMENT_MS
         self.damage: list[Damage] = []          # what recovery cut off, moved aside or rebuilt
@@ -524,4 +526,4 @@ class Durable:
             core.restore_record(index, position, ms, data, key)
 
         return self._log(s, index).recover(adopt if core.store_payload else None, restore, self.damage,
-                                           self.recovery)
+                                           self.recovery, self.verify)

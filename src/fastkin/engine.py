@@ -82,8 +82,8 @@ class Engine:
                  limits: Limits = DEFAULT_LIMITS, quotas: bool = True, core: str | None = None,
                  create_latency: float = 0.0, delete_latency: float = 0.0, update_latency: float = 0.0,
                  consumer_latency: float = 0.0, data_dir: str | os.PathLike | None = None, fsync: str = "interval",
-                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int = FRESHNESS_MIN,
-                 channel_iceberg=None) -> None:
+                 fsync_interval: float = 0.1, verify_data: bool = False, channel_s3=None,
+                 channel_freshness_min: int = FRESHNESS_MIN, channel_iceberg=None) -> None:
         if not re.fullmatch(r"\d{12}", account_id):
             raise ValueError(f"account_id must be 12 digits, got {account_id!r}")
         self.clock = clock if clock is not None else RealClock()
@@ -111,7 +111,7 @@ class Engine:
         if data_dir is not None:
             from .durable import Durable  # only with a data directory: it needs fcntl (POSIX), sqlite3, the files
 
-            self.durable = Durable(self, os.fspath(data_dir), fsync, fsync_interval)
+            self.durable = Durable(self, os.fspath(data_dir), fsync, fsync_interval, verify_data)
 
     def close(self) -> None:
         """Flush and close the data directory, if any (releasing its lock); an in-memory engine has nothing to do."""

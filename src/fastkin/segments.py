@@ -90,7 +90,8 @@ class Damage:
 
     path: str                  # the segment file
     offset: int                # byte offset of the first bad byte
-    problem: str               # "torn", "crc", "length", "header", "order", "gap"
+    problem: str               # "torn", "crc", "length", "header", "order", "gap", "missing" (an index without
+    #                            its segment file), "index-missing" / "index-bad" (rebuilt)
     dropped_bytes: int         # bytes no longer in the shard's log (kept under quarantine/)
     first_position: int | None  # log position the damage starts at (None when unknown)
     dropped_records: int       # complete frames dropped (a torn write counts 0; after a bad CRC, the frames that
@@ -289,7 +290,7 @@ class ShardLog:
             pass
 
     # -- recovery -----------------------------------------------------------------------------------------
-    def recover(self, adopt, restore, damage: list[Damage], stats: dict) -> int:
+    def recover(self, adopt, restore, damage: list[Damage], stats: dict, verify: bool = False) -> int:
         """Recover the shard's files, oldest first; returns how many records the core got.
 
         A file with a valid index (header and body CRC, its shard, base and file size) is handed whole to
@@ -300,7 +301,8 @@ class ShardLog:
         file that is not the newest is reported (problem "index-missing"/"index-bad", action "rebuilt").
         With ``adopt=None`` (a metadata-only stream) the records are replayed one by one with
         ``restore(position, arrival_ms, data, key)`` instead. ``stats`` counts what was read (see
-        fastkin.durable.Durable.recovery)."""
+        fastkin.durable.Durable.recovery). ``verify``: read every file whole and check every frame's CRC, as
+        if it had no index nor tail index (a valid index is then not rewritten nor reported)."""
         try:
             names = sorted(n for n in os.listdir(self.directory) if n.endswith(".seg") and n[:-4].isdigit())
         except FileNotFoundError:
@@ -321,6 +323,9 @@ class ShardLog:
                 self._quarantine_files(bases[k:], bad, expected, damage)
                 break
             idx, why = read_index(self.index_path(base), self.index, base, size)
+            indexed = idx is not None
+            if verify:
+                idx = None
             tail = self.tail_path(base)
             buf = None
             problem = None
@@ -330,7 +335,8 @@ class ShardLog:
                 _unlink(tail)               # (a crash between writing the index and removing it)
             else:
                 # what the tail index covers is taken as it is; the rest of the file is read and checked
-                t_count, at, t_parts = read_tail_index(tail, self.index, base, size)
+                t_count, at, t_parts = (0, HEADER.size, None) if verify else \
+                    read_tail_index(tail, self.index, base, size)
                 with open(path, "rb") as f:
                     f.seek(at)
                     buf = f.read()
@@ -340,17 +346,17 @@ class ShardLog:
                 count, end, problem, ms, off, dlen, klen = self.journal.index_frames(buf, 0, base + t_count, True,
                                                                                      at)
                 stats["scanned_records"] += count
-                if not last:
+                if not last and not indexed:
                     damage.append(Damage(self.index_path(base), 0, why, 0, base, 0, "rebuilt"))
                 if problem is not None:
                     damage.append(Damage(path, at + end, problem, len(buf) - end, base + t_count + count,
                                          _frames_after(self.journal, buf, end), "truncated"))
                     self._cut(path, buf[end:], at + end)
-                if t_count:
+                if t_parts is not None:
                     ms, off, dlen, klen = (t + b for t, b in zip(t_parts, (ms, off, dlen, klen)))
                 count += t_count
                 end += at
-                if count:
+                if count and (not indexed or problem is not None):
                     write_index(self.index_path(base), self.index, base, end, count, ms, off, dlen, klen)
                     stats["indexes_written"] += 1
                 _unlink(tail)
@@ -373,7 +379,32 @@ class ShardLog:
                 if not last:
                     self._quarantine_files(bases[k + 1:], "gap", expected, damage)
                 break
+        self._orphans(damage)
         return restored
+
+    def _orphans(self, damage: list[Damage]) -> None:
+        """Indexes whose segment file is gone (deleted by hand, say the newest): reported as "missing" with
+        the records they list, and moved to quarantine/. (A file deleted with its index leaves no trace but a
+        gap, reported as such, unless it was the newest; the positions of lost records are then given again.)"""
+        try:
+            names = sorted(os.listdir(self.directory))
+        except FileNotFoundError:
+            return
+        for n in names:
+            stem, _, ext = n.partition(".")
+            if ext not in ("idx", "tix") or not stem.isdigit() or os.path.exists(self.path(int(stem))):
+                continue
+            base, path = int(stem), os.path.join(self.directory, n)
+            if ext == "tix":
+                records = read_tail_index(path, self.index, base, 1 << 62)[0]
+            else:
+                with open(path, "rb") as f:
+                    head = f.read(INDEX_HEADER.size)
+                ok = len(head) == INDEX_HEADER.size and crc32c(head[:-4]) == int.from_bytes(head[-4:], "little")
+                records = INDEX_HEADER.unpack(head)[4] if ok else 0
+            damage.append(Damage(self.path(base), 0, "missing", 0, base, records, "quarantined"))
+            os.makedirs(self.quarantine, exist_ok=True)
+            os.replace(path, os.path.join(self.quarantine, n))
 
     def _give(self, adopt, restore, base, path, size, buf, count, ms, off, dlen, klen, stats) -> None:
         if adopt is not None:

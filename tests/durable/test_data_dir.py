@@ -196,12 +196,12 @@ def test_deleted_middle_file_keeps_the_records_before_it(tmp_path):
     segs[1].unlink()
     e = engine(tmp_path, clock)
     assert [(d.problem, d.first_position, d.dropped_records, d.action) for d in e.durable.damage] == \
-        [("gap", 10, 10, "quarantined"), ("gap", None, 10, "quarantined")]
+        [("gap", 10, 10, "quarantined"), ("gap", None, 10, "quarantined"), ("missing", 10, 10, "quarantined")]
     assert [q for q, _ in _stored(e)] == acked[:10]
     assert sorted(p.name for p in (tmp_path / "quarantine" / "00000001-s" / "000000000000").iterdir()) == \
-        sorted([segs[2].name, segs[3].name, segs[2].stem + ".idx", segs[3].stem + ".idx"])   # indexes go along
-    assert (segs[1].parent / (segs[1].stem + ".idx")).exists()       # the deleted file's index is left ...
-    e.stream("s").put_record(b"again at 10", "k")                    # ... until a new file takes its base
+        sorted([segs[2].name, segs[3].name, segs[2].stem + ".idx", segs[3].stem + ".idx",   # indexes go along,
+                segs[1].stem + ".idx"])                                  # the deleted file's too (reported)
+    e.stream("s").put_record(b"again at 10", "k")
     e.close()
     e = engine(tmp_path, clock)
     assert e.durable.damage == [] and [d for _, d in _stored(e)][-1] == b"again at 10" and len(_stored(e)) == 11

@@ -104,6 +104,29 @@ def test_a_flipped_payload_byte_in_an_indexed_file_is_not_read_by_recovery(tmp_p
     e.close()
 
 
+def test_verify_data_reads_every_record_and_catches_a_flipped_payload_byte(tmp_path, core_name):
+    clock = fastkin.VirtualClock(start=T0)
+    before, segs = filled(tmp_path, clock, core_name)
+    e = engine(tmp_path, clock, core_name, verify_data=True)      # undamaged: everything read, nothing rewritten
+    r = e.durable.recovery
+    assert (r["scanned_files"], r["scanned_records"], r["indexes_written"], r["adopted_files"]) == (10, 100, 0, 10)
+    assert e.durable.damage == [] and stored(e) == before
+    e.close()
+    raw = bytearray(segs[2].read_bytes())
+    raw[HEADER.size + 35 * 4 + 26] ^= 0x20                       # a data byte of record 24
+    segs[2].write_bytes(bytes(raw))
+    e = engine(tmp_path, clock, core_name, verify_data=True)
+    assert [(d.problem, d.first_position, d.action) for d in e.durable.damage] == \
+        [("crc", 24, "truncated"), ("gap", 24, "quarantined")] + [("gap", None, "quarantined")] * 6
+    assert stored(e)[SHARD] == before[SHARD][:24]
+    e.stream("s").put_record(b"next", "k")                       # the log goes on from the last valid record
+    assert e.stream("s").core.shard_end(0) == 25
+    e.close()
+    assert sorted(p.name for p in (tmp_path / "quarantine" / "00000001-s" / "000000000000").iterdir()) == sorted(
+        [f"{segs[2].name}.from-{HEADER.size + 35 * 4}"] + [p.name for p in segs[3:]]
+        + [p.with_suffix(".idx").name for p in segs[3:]])
+
+
 def test_a_deleted_or_corrupt_index_is_rebuilt_and_reported(tmp_path, core_name):
     clock = fastkin.VirtualClock(start=T0)
     before, segs = filled(tmp_path, clock, core_name)
@@ -166,4 +189,23 @@ def test_adopted_and_replayed_segments_across_resharding_and_retention(tmp_path,
     e = engine(tmp_path, clock, core_name)
     assert stored(e) == after
     e.stream("s").core.check_invariants()
+    e.close()
+
+
+@pytest.mark.parametrize("newest", [True, False])
+def test_a_deleted_segment_file_is_reported_by_its_index(tmp_path, core_name, newest):
+    clock = fastkin.VirtualClock(start=T0)
+    before, segs = filled(tmp_path, clock, core_name)
+    gone = segs[-1] if newest else segs[5]
+    gone.unlink()
+    e = engine(tmp_path, clock, core_name)
+    damage = [(d.path.rsplit("/", 1)[1], d.problem, d.first_position, d.dropped_records, d.action)
+              for d in e.durable.damage]
+    missing = (gone.name, "missing", int(gone.stem), 10, "quarantined")
+    if newest:
+        assert damage == [missing] and stored(e)[SHARD] == before[SHARD][:90]
+    else:                                      # the files after it are moved aside too (no gap in a log)
+        assert damage == [(p.name, "gap", 50 if p == segs[6] else None, 10, "quarantined") for p in segs[6:]] + \
+            [missing] and stored(e)[SHARD] == before[SHARD][:50]
+    assert not gone.with_suffix(".idx").exists()
     e.close()

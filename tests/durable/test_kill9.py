@@ -28,11 +28,11 @@ STREAM = "kill9"
 
 
 class Server:
-    def __init__(self, data_dir: Path, fsync: str) -> None:
+    def __init__(self, data_dir: Path, fsync: str, *extra: str) -> None:
         env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastkin", "serve", "--port", "0", "--no-auth-check", "--no-quotas",
-             "--data-dir", str(data_dir), "--fsync", fsync],
+             "--data-dir", str(data_dir), "--fsync", fsync, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -122,7 +122,7 @@ def test_every_acknowledged_record_survives_kill9(tmp_path, fsync, kills):
         for t in threads:
             t.join(10)
         acked_by_cycle.append(acked)
-    srv = Server(tmp_path, fsync)
+    srv = Server(tmp_path, fsync, "--verify-data")       # the last start reads and CRC-checks every record
     try:
         stored = read_all(srv.port)
     finally:

@@ -157,8 +157,8 @@ class KinesisApp(RegionEngines):
                  consumer_latency: float | None = None, core: str | None = None,
                  credentials: dict[str, str] | None = None, auth_check: bool = True,
                  max_body_bytes: int = DEFAULT_MAX_BODY, data_dir: str | None = None, fsync: str = "interval",
-                 fsync_interval: float = 0.1, channel_s3=None, channel_freshness_min: int | None = None,
-                 channel_iceberg=None) -> None:
+                 fsync_interval: float = 0.1, verify_data: bool = False, channel_s3=None,
+                 channel_freshness_min: int | None = None, channel_iceberg=None) -> None:
         self.region = engine.region if engine is not None else region
         self.clock = clock or (engine.clock if engine is not None else RealClock())
         self._kw = dict(account_id=engine.account_id if engine is not None else account_id, limits=limits,
@@ -171,7 +171,7 @@ class KinesisApp(RegionEngines):
         self._data_lock: int | None = None
         if data_dir is not None:              # DATA/regions/<region>/ is each region's Engine data directory
             self._data_lock = lock_directory(data_dir)
-            self._kw.update(data_dir=data_dir, fsync=fsync, fsync_interval=fsync_interval)
+            self._kw.update(data_dir=data_dir, fsync=fsync, fsync_interval=fsync_interval, verify_data=verify_data)
         if engine is not None:
             self._engines[engine.region] = engine
             if consumer_latency is not None:
@@ -808,8 +808,8 @@ def main(argv: list[str] | None = None) -> int:
                          consumer_latency=args.consumer_ms / 1000.0, credentials=creds,
                          auth_check=not args.no_auth_check, max_body_bytes=args.max_body_bytes,
                          data_dir=args.data_dir, fsync=args.fsync, fsync_interval=args.fsync_interval_ms / 1000.0,
-                         channel_s3=channel_s3, channel_freshness_min=args.channel_freshness_min,
-                         channel_iceberg=args.channel_iceberg_dir)
+                         verify_data=args.verify_data, channel_s3=channel_s3,
+                         channel_freshness_min=args.channel_freshness_min, channel_iceberg=args.channel_iceberg_dir)
     except E.DataDirError as exc:
         print(f"fastkin serve: {exc.message}", file=sys.stderr)
         return 2
@@ -873,6 +873,9 @@ def add_arguments(p) -> None:
                    help="with --data-dir: fsync before answering a put (always), every --fsync-interval-ms "
                         "(interval), or leave it to the OS (never)")
     p.add_argument("--fsync-interval-ms", type=float, default=100.0, help="with --fsync interval")
+    p.add_argument("--verify-data", action="store_true",
+                   help="with --data-dir: on start, read every stored record and check its CRC (by default "
+                        "recovery trusts the indexes of closed segment files and reads only unsynced tails)")
     p.add_argument("--credentials", action="append", metavar="AKID:SECRET",
                    help="verify SigV4 against these credentials (repeatable; default: only the Authorization "
                         "header's presence and shape are checked)")
