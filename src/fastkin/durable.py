@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import json
 import logging
 import os
@@ -115,6 +116,23 @@ def lock_directory(path: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _named_stream(signature: inspect.Signature, args: tuple, kw: dict) -> str | None:
+    """The stream an Engine call names (by stream_name, or in a stream, consumer or resource ARN), or None
+    (an account-level call, a queue's or channel's ARN, or arguments that do not bind)."""
+    try:
+        bound = signature.bind_partial(*args, **kw).arguments
+    except TypeError:
+        return None
+    name = bound.get("stream_name")
+    if isinstance(name, str):
+        return name
+    for key in ("stream_arn", "consumer_arn", "resource_arn"):
+        arn = bound.get(key)
+        if isinstance(arn, str) and ":stream/" in arn:
+            return arn.split(":stream/", 1)[1].split("/", 1)[0]
+    return None
 
 
 def _check_format(path: str) -> None:
@@ -228,16 +246,24 @@ class Durable:
                      for c in list(s.consumers.values())}
         return s.incarnation, json.dumps(doc, sort_keys=True), shards, consumers
 
-    def sync(self) -> None:
-        """Commit every control-plane change not yet in the database (one transaction), in call order."""
+    def sync(self, only: str | None = None) -> None:
+        """Commit every control-plane change not yet in the database (one transaction), in call order.
+        ``only``: the stream a call named (the others are compared only for having appeared, gone or been
+        re-created: a call changes the stream it names, so a commit costs the same with one stream or
+        thousands); None compares every stream."""
         with self._lock:
             e = self.engine
             engine_rows = {"incarnations": str(e._incarnations), "quotas": json.dumps(e.quotas),
                            "token_secret": e._tokens.secret.hex(),
                            "account_commitment": json.dumps(e.account_commitment, sort_keys=True)}
             current = {s.name: s for s in list(e._streams.values())}
-            snaps = {name: self._snapshot(s) for name, s in current.items()}
-            gone = [name for name in self._saved if name not in snaps or snaps[name][0] != self._saved[name][0]]
+            saved = self._saved
+            if only is None:
+                snaps = {name: self._snapshot(s) for name, s in current.items()}
+            else:
+                snaps = {name: self._snapshot(s) for name, s in current.items()
+                         if name == only or name not in saved or saved[name][0] != s.incarnation}
+            gone = [name for name in saved if name not in current or current[name].incarnation != saved[name][0]]
             changed = [name for name, snap in snaps.items() if self._saved.get(name) != snap]
             if not gone and not changed and engine_rows == self._saved_engine:
                 return
@@ -310,12 +336,16 @@ class Durable:
             self._hook_stream(s)
 
     def _committing(self, method, creates: bool):
+        signature = inspect.signature(method)
+
         def call(*args: Any, **kw: Any):
             with self._lock:
                 out = method(*args, **kw)
                 if creates:
                     self._hook_stream(out)
-                self.sync()
+                    self.sync(out.name)
+                else:
+                    self.sync(_named_stream(signature, args, kw))
                 return out
         call.__name__ = method.__name__
         call.__doc__ = method.__doc__
@@ -354,7 +384,7 @@ class Durable:
 
     def _write(self, s: Stream, out: dict) -> list[tuple[ShardLog, int]]:
         if self._versions.get(s.name) != s.topology_version:
-            self.sync()                 # a shard-table change made by the data plane: committed first
+            self.sync(s.name)           # a shard-table change made by the data plane: committed first
         if self._ticks.get(s.name) != s._next_tick:
             self._ticks[s.name] = s._next_tick      # the stream ticked (retention ran): delete emptied files
             self._retain(s)

@@ -265,3 +265,30 @@ def test_tokens_issued_before_a_restart_still_work_and_expire_as_aws_s(tmp_path)
             e.get_records(it)
     finally:
         e.close()
+
+
+def test_each_call_commits_the_stream_it_names_by_name_or_arn(tmp_path):
+    """A control-plane call commits the stream it names (by stream_name, positionally or by keyword, or inside a
+    stream, consumer or resource ARN), without comparing the other streams: checked by a crash (no close, whose
+    full commit would hide a miss) after calls of each shape on one of three streams."""
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path, clock)
+    for name in ("a", "b", "c"):
+        e.create_stream(name, 1)
+    arn = e.describe_stream_summary(stream_name="b")["StreamDescriptionSummary"]["StreamARN"]
+    e.add_tags_to_stream({"pos": "1"}, "b")                            # positional stream_name
+    e.add_tags_to_stream({"arn": "1"}, stream_arn=arn)
+    consumer = e.register_stream_consumer(arn, "c1")["Consumer"]["ConsumerARN"]
+    e.tag_resource(consumer, {"consumer": "1"})
+    policy = '{"Version":"2012-10-17","Statement":[]}'
+    e.put_resource_policy(arn, policy)
+    e.increase_stream_retention_period(48, stream_name="b")
+    e.durable.abandon()
+    e = engine(tmp_path, clock)
+    assert e.list_tags_for_stream(stream_name="b")["Tags"] == [{"Key": "arn", "Value": "1"},
+                                                                {"Key": "pos", "Value": "1"}]
+    assert e.list_tags_for_resource(consumer)["Tags"] == [{"Key": "consumer", "Value": "1"}]
+    assert e.get_resource_policy(arn)["Policy"] == policy
+    assert e.describe_stream_summary(stream_name="b")["StreamDescriptionSummary"]["RetentionPeriodHours"] == 48
+    assert sorted(e.list_streams()["StreamNames"]) == ["a", "b", "c"]
+    e.close()
