@@ -119,6 +119,7 @@ class ShardLog:
         self.written = 0                      # appends so far (group commit: sync() covers every append <= it)
         self.synced = 0
         self._sync_lock = threading.Lock()    # the newest file's descriptor and fsyncs
+        self._dirs: list[str] = []            # directories to fsync with the newest file's next fsync
         # the newest file's index, built as frames are appended (no read-back): its four arrays, the end of
         # the last append and the records so far; the part of it known fsynced (sync: (end, count)); and
         # the part already in its tail index file (checkpoint)
@@ -193,6 +194,11 @@ class ShardLog:
 
     def _roll(self, base: int, first_ms: int, sync_dir: bool) -> None:
         self._close_newest()
+        dirs = [self.directory]             # whose entries change: the new file's, and each directory created
+        parent = self.directory
+        while not os.path.isdir(parent):
+            parent = os.path.dirname(parent)
+            dirs.append(parent)
         os.makedirs(self.directory, exist_ok=True)
         path = self.path(base)
         if self.bases and self.bases[-1] == base:
@@ -210,9 +216,13 @@ class ShardLog:
             self._reset_index(size)
         with self._sync_lock:
             self._fd, self._size, self._first_ms = fd, size, first_ms
+            self._dirs = dirs               # fsynced with the file's first fsync (a power loss keeps the file)
         if sync_dir:
-            os.fsync(fd)
-            _fsync_dir(self.directory)
+            with self._sync_lock:
+                os.fsync(fd)
+                for d in dirs:
+                    _fsync_dir(d)
+                self._dirs = []
 
     def sync(self, upto: int) -> None:
         """fsync the newest file unless an fsync that began after append number ``upto`` already did."""
@@ -225,6 +235,9 @@ class ShardLog:
             with self._ix_lock:
                 mark = (self._ix_end, self._ix_count)   # appended before the fsync: on disk after it
             os.fsync(self._fd)
+            for d in self._dirs:
+                _fsync_dir(d)
+            self._dirs = []
             self.synced = max(self.synced, target)
             self._synced_mark = mark
 

@@ -292,3 +292,32 @@ def test_each_call_commits_the_stream_it_names_by_name_or_arn(tmp_path):
     assert e.describe_stream_summary(stream_name="b")["StreamDescriptionSummary"]["RetentionPeriodHours"] == 48
     assert sorted(e.list_streams()["StreamNames"]) == ["a", "b", "c"]
     e.close()
+
+
+@pytest.mark.parametrize("mode", ["always", "interval"])
+def test_a_new_file_and_the_directories_created_for_it_are_fsynced(tmp_path, monkeypatch, mode):
+    """A power loss must not take a new segment file's directory entry (nor a new shard's or stream's
+    directory) with it: ``always`` fsyncs them before the put that created them returns, ``interval`` with
+    the file's next fsync."""
+    import os as os_module
+
+    from fastkin import segments
+    synced: list[str] = []
+    real = os_module.fsync
+
+    def fsync(fd):
+        synced.append(os_module.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+    monkeypatch.setattr(segments.os, "fsync", fsync)
+    e = fastkin.Engine(clock=fastkin.VirtualClock(start=T0), data_dir=tmp_path, fsync=mode, fsync_interval=3600.0,
+                       quotas=False)
+    s = e.create_stream("s", 1)
+    synced.clear()
+    s.put_record(b"x", "k")
+    if mode == "interval":
+        assert synced == []
+        e.durable.flush()
+    shard = tmp_path / "streams" / "00000001-s" / "000000000000"
+    want = [str(p) for p in (shard / ("0" * 20 + ".seg"), shard, shard.parent, shard.parent.parent, tmp_path)]
+    assert synced[:5] == want
+    e.close()
