@@ -460,24 +460,16 @@ class Durable:
 
     def close(self) -> None:
         """Flush, fsync and close everything, and release the directory's lock."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop.set()
-        if self._flusher is not None:
-            self._flusher.join()
-        with self._lock:
-            self.sync()
-            for lg in self._logs.values():
-                lg.seal()               # fsync, close, and write the newest file's index
-            self.db.close()
-            os.close(self._lockfd)
+        self._release(True)
 
     def abandon(self) -> None:
         """Let go of the directory the way a crash (kill -9) would: stop the background thread and close
         every descriptor, the lock's included, without flushing, sealing or writing any index. The
         directory is then what a killed process leaves behind (for tests and benchmarks of recovery);
         the engine must not be used afterwards."""
+        self._release(False)
+
+    def _release(self, clean: bool) -> None:
         if self._closed:
             return
         self._closed = True
@@ -485,8 +477,13 @@ class Durable:
         if self._flusher is not None:
             self._flusher.join()
         with self._lock:
+            if clean:
+                self.sync()
             for lg in self._logs.values():
-                lg.close()
+                if clean:
+                    lg.seal()           # fsync, close, and write the newest file's index
+                else:
+                    lg.close()
             self.db.close()
             os.close(self._lockfd)
 

@@ -45,19 +45,20 @@ def shard_dir(path):
     return path / "streams" / "00000001-s" / "000000000000"
 
 
-def crashed(tmp_path, clock, core, indexed=50, tail=7, mode="always"):
-    """Put ``indexed`` records, flush (their entries reach the tail index), put ``tail`` more; then copy the
-    directory while the engine is open (what a crash leaves behind). Returns (copy, the records)."""
+def crashed(tmp_path, clock, core, plan, mode="always"):
+    """For each (count, flush) of ``plan``: put ``count`` records, then, if ``flush``, flush twice (their entries
+    reach the tail index as one chunk: the second flush finds nothing new). Then copy the directory while the
+    engine is open (what a crash leaves behind). Returns (copy, the records)."""
     e = engine(tmp_path / "live", clock, core, fsync=mode)
     s = e.create_stream("s", 1)
-    for i in range(indexed):
-        s.put_record(f"rec-{i:04d}".encode(), "k")
-    if mode != "never":                 # (an explicit flush fsyncs in every mode)
-        e.durable.flush()
-    for i in range(indexed, indexed + tail):
-        s.put_record(f"rec-{i:04d}".encode(), "k")
-    if mode == "interval":
-        e.durable.flush()
+    n = 0
+    for count, flush in plan:
+        for i in range(n, n + count):
+            s.put_record(f"rec-{i:04d}".encode(), "k")
+        n += count
+        if flush:
+            e.durable.flush()
+            e.durable.flush()
     before = stored(e)
     copy = tmp_path / "copy"
     shutil.copytree(tmp_path / "live", copy)
@@ -67,7 +68,7 @@ def crashed(tmp_path, clock, core, indexed=50, tail=7, mode="always"):
 
 def test_recovery_reads_only_what_the_tail_index_does_not_cover(tmp_path, core_name):
     clock = fastkin.VirtualClock(start=T0)
-    copy, before = crashed(tmp_path, clock, core_name)
+    copy, before = crashed(tmp_path, clock, core_name, [(50, True), (7, False)])
     tix = list(shard_dir(copy).glob("*.tix"))
     assert len(tix) == 1 and tix[0].read_bytes()[:8] == b"fastktix"
     assert len(tix[0].read_bytes()) == HEADER.size + CHUNK.size + 18 * 50
@@ -83,19 +84,10 @@ def test_recovery_reads_only_what_the_tail_index_does_not_cover(tmp_path, core_n
 
 def test_several_checkpoints_make_several_chunks(tmp_path, core_name):
     clock = fastkin.VirtualClock(start=T0)
-    e = engine(tmp_path / "live", clock, core_name, fsync="interval")
-    s = e.create_stream("s", 1)
-    for k in range(4):
-        for i in range(10):
-            s.put_record(f"rec-{k}-{i:02d}".encode(), "k")
-        e.durable.flush()
-        e.durable.flush()                   # nothing new: no empty chunk
-    before = stored(e)
-    shutil.copytree(tmp_path / "live", tmp_path / "copy")
-    e.close()
-    tix = next(shard_dir(tmp_path / "copy").glob("*.tix")).read_bytes()
+    copy, before = crashed(tmp_path, clock, core_name, [(10, True)] * 4, "interval")
+    tix = next(shard_dir(copy).glob("*.tix")).read_bytes()
     assert len(tix) == HEADER.size + 4 * (CHUNK.size + 18 * 10)
-    e = engine(tmp_path / "copy", clock, core_name)
+    e = engine(copy, clock, core_name)
     assert (e.durable.recovery["tail_indexed_records"], e.durable.recovery["scanned_bytes"]) == (40, 0)
     assert stored(e) == before and e.durable.damage == []
     e.close()
@@ -104,16 +96,7 @@ def test_several_checkpoints_make_several_chunks(tmp_path, core_name):
 @pytest.mark.parametrize("where", ["chunk-head", "chunk-body", "file-head"])
 def test_a_damaged_tail_index_only_makes_recovery_read_more(tmp_path, core_name, where):
     clock = fastkin.VirtualClock(start=T0)
-    e = engine(tmp_path / "live", clock, core_name)
-    s = e.create_stream("s", 1)
-    for k in range(3):
-        for i in range(10):
-            s.put_record(f"rec-{k}-{i:02d}".encode(), "k")
-        e.durable.flush()
-    before = stored(e)
-    copy = tmp_path / "copy"
-    shutil.copytree(tmp_path / "live", copy)
-    e.close()
+    copy, before = crashed(tmp_path, clock, core_name, [(10, True)] * 3)
     tix = next(shard_dir(copy).glob("*.tix"))
     buf = bytearray(tix.read_bytes())
     second = HEADER.size + CHUNK.size + 18 * 10
@@ -133,16 +116,7 @@ def test_a_tail_index_past_the_end_of_its_file_is_not_trusted(tmp_path, core_nam
     after the fsync of their bytes; a file cut by hand, say): the chunk past the end is ignored and the file
     is read from the chunk before; what was cut is reported."""
     clock = fastkin.VirtualClock(start=T0)
-    e = engine(tmp_path / "live", clock, core_name)
-    s = e.create_stream("s", 1)
-    for k in range(2):
-        for i in range(10):
-            s.put_record(f"rec-{k}-{i:02d}".encode(), "k")
-        e.durable.flush()
-    before = stored(e)
-    copy = tmp_path / "copy"
-    shutil.copytree(tmp_path / "live", copy)
-    e.close()
+    copy, before = crashed(tmp_path, clock, core_name, [(10, True)] * 2)
     seg = next(shard_dir(copy).glob("*.seg"))
     with open(seg, "r+b") as f:
         f.truncate(HEADER.size + 15 * FRAME + 10)               # 15 records and a torn one
@@ -157,7 +131,7 @@ def test_a_tail_index_past_the_end_of_its_file_is_not_trusted(tmp_path, core_nam
 
 def test_a_torn_tail_behind_the_tail_index_is_cut(tmp_path, core_name):
     clock = fastkin.VirtualClock(start=T0)
-    copy, before = crashed(tmp_path, clock, core_name, indexed=20, tail=5)
+    copy, before = crashed(tmp_path, clock, core_name, [(20, True), (5, False)])
     seg = next(shard_dir(copy).glob("*.seg"))
     with open(seg, "r+b") as f:
         f.truncate(HEADER.size + 23 * FRAME + 4)
@@ -173,7 +147,7 @@ def test_never_mode_writes_no_tail_index(tmp_path, core_name):
     """``fsync="never"``: nothing is known durable, so nothing is tail-indexed; after a crash the newest file
     is read whole."""
     clock = fastkin.VirtualClock(start=T0)
-    copy, before = crashed(tmp_path, clock, core_name, indexed=12, tail=3, mode="never")
+    copy, before = crashed(tmp_path, clock, core_name, [(15, False)], "never")
     assert not list(shard_dir(copy).glob("*.tix"))
     e = engine(copy, clock, core_name, fsync="never")
     assert (e.durable.recovery["tail_indexed_records"], e.durable.recovery["scanned_records"]) == (0, 15)
