@@ -418,6 +418,44 @@ def test_a_crash_after_a_delivery_does_not_deliver_its_window_again(tmp_path, co
     e2.close()
 
 
+def test_an_s3_tables_channel_appends_to_its_table_after_a_restart(tmp_path, core_name):
+    pytest.importorskip("pyiceberg", reason="S3 Tables delivery needs pyiceberg (fastkin[channels])")
+    pytest.importorskip("pyarrow", reason="S3 Tables delivery needs pyarrow (fastkin[channels])")
+    from pyiceberg.catalog.sql import SqlCatalog
+    (tmp_path / "lake").mkdir()
+    schemas = tmp_path / "tables" / "schemas" / "reg"
+    schemas.mkdir(parents=True)
+    (schemas / "clicks.json").write_text(json.dumps({"type": "object", "properties": {
+        "user": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}, "required": ["user", "at"]}))
+    kw = {"channel_s3": f"file://{tmp_path}", "channel_iceberg": str(tmp_path / "tables")}
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path / "d", clock, core_name, **kw)
+    s = e.create_stream("s", stream_mode="ON_DEMAND")
+    dest = {"DeadLetterQueueS3Configuration": {"BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": OWNER},
+            "S3TablesConfigurationList": [{"TableBucketARN": "arn:aws:s3tables:us-east-1:123456789012:bucket/tables",
+                                           "Namespace": "web", "TableName": "clicks", "CompressionType": "NONE"}]}
+    arn = e.create_channel("t", ROLE, [{"StreamARN": s.arn, "RecordConfiguration": {
+        "RecordFormatType": "JSON", "GSRSchemaARN": "arn:aws:glue:us-east-1:123456789012:schema/reg/clicks"}}],
+        s3_tables_destination_configuration=dest)["ChannelDescription"]["ChannelARN"]
+
+    def click(i):
+        return json.dumps({"user": i, "at": "2023-11-14T22:15:00Z"}).encode()
+
+    s.put_records([(click(i), "k") for i in range(3)])
+    clock.advance(300)
+    e.close()
+    e = engine(tmp_path / "d", clock, core_name, **kw)
+    assert e.describe_channel(arn)["ChannelDescription"]["ChannelStatus"] == "ACTIVE"
+    e.stream("s").put_records([(click(i), "k") for i in range(3, 5)])
+    clock.advance(300)
+    cat = SqlCatalog("tables", uri=f"sqlite:///{tmp_path / 'tables' / 'catalog.db'}",
+                     warehouse=f"file://{tmp_path / 'tables' / 'warehouse' / 'tables'}")
+    t = cat.load_table(("web", "clicks"))
+    assert len(list(t.snapshots())) == 2
+    assert sorted(t.scan().to_arrow().column("user").to_pylist()) == [0, 1, 2, 3, 4]
+    e.close()
+
+
 class ManualClock:
     """A clock with no subscribe(): channels deliver from their own thread, as on a real clock."""
 
