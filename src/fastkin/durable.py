@@ -5,7 +5,8 @@ recovers PATH, then keeps it up to date::
 
     PATH/FORMAT                  "fastkin-data <version>": another version is refused (DataDirError)
     PATH/LOCK                    fcntl.flock'ed by the one process that has the directory open
-    PATH/meta.sqlite3            SQLite, WAL mode: engine, streams, shards, consumers (below)
+    PATH/meta.sqlite3            SQLite, WAL mode: engine, streams, shards, consumers, queues, channels,
+                                 channel_objects, scalers (below)
     PATH/streams/<incarnation:08d>-<name>/<shard index:012d>/<base:020d>.seg   records (fastkin.segments)
     PATH/quarantine/...          what recovery cut off or moved aside (never deleted by fastkin)
 
@@ -15,9 +16,44 @@ under one lock, so the database sees changes in the order they happened. A chang
 inside the data plane (the on-demand scaler, retention dropping a closed shard) is committed before the
 first record that lands after it is written. Stored: everything a describe call shows, the shard lineage
 and hash ranges, consumers and their tags and policies, the stream counters (incarnations) and the account
-settings; a shard's next sequence position comes from its segment files. Not stored: queue delivery state,
-the on-demand scaler's observation window and events (a restored on-demand stream starts a new window),
-metrics series, issued iterators (their HMAC key is new after a restart: they are refused).
+settings, ``stream.set_retention_seconds`` overrides (committed before it returns), the key that seals
+iterators, NextTokens and receipt handles (those issued before a restart stay valid); a shard's next sequence
+position comes from its segment files. Not stored: metrics series (streams' and channels'), the channels'
+control-plane rate-limit buckets, enhanced fan-out subscriptions (connections).
+
+Queues, channels, the on-demand scaler (tables queues, channels, channel_objects, scalers):
+
+- Queue configuration (CreateQueue, UpdateQueue, DeleteQueue, tags and policies on queue ARNs: what DescribeQueue
+  and ListQueues show, the ARN, id and serial, the CREATING/UPDATING/DELETING times, which continue on the engine
+  clock) is committed like a stream's, before the call returns; a new queue's starting cursors go in the same
+  transaction. Queue *delivery state* (per-shard cursors; per tracked record its state, visibility deadline,
+  receive count, first receive time and delivery number; the redelivery and dead-letter order; the counters) is
+  a snapshot, one blob per queue (``Queue.export_state``, ~37 bytes a tracked record), written by
+  ``save_state`` for each queue whose change counter moved since its last save: every ``fsync_interval`` (by
+  the fsync thread's ``flush`` in "interval" mode; by a light "fastkin-state" thread in "always" and "never"
+  modes), after an explicit ``flush()``, and at ``close()``. Queues are at least once across a crash (process
+  or machine): the queue comes back as of its last save, so a record received or acknowledged after it may be
+  delivered again (an acknowledged record can come back), but an unacknowledged one never vanishes (one first
+  delivered after the save is behind the saved cursor; one in flight at the save is still tracked). After a
+  clean close nothing comes back. Visibility deadlines are engine times and run on after a restart; receipt
+  handles issued before the save stay current; those of receives the save did not see are stale (delivery
+  numbers go on 2**32 above the saved counter), and the record is delivered again with a new one.
+- Channel configuration (what DescribeChannel shows, tags, policy, the CREATING/UPDATING/DELETING times) is
+  committed before CreateChannel, UpdateChannel, DeleteChannel and the tag/policy calls return. Delivery
+  progress (the window anchor, per-shard cursors, the shard ends at creation, FAILED and its reason) and the
+  list of objects written are committed after each pump that delivered a window, activated or failed a channel
+  (``Channels.on_change``), in a transaction of their own. A restarted channel resumes at the next undelivered
+  window: on a VirtualClock no window is delivered twice or skipped; on another clock the windows that ended
+  while the engine was down are delivered when it starts (the channels' thread catches up). A crash between
+  writing a window's object and that commit delivers the window again (at least once: a second object under
+  another key). Destinations are the restarted Engine's ``channel_s3``/``channel_iceberg``, not stored; an S3
+  Tables channel loads its table from that Iceberg target (made again when the target lacks it). After
+  ``close()`` a durable engine's channels deliver nothing more (it could not record it).
+- The on-demand scaler's state (window start, next evaluation and release, offered bytes per shard in the
+  window, the trailing per-minute peaks, its split/merge events) is written whenever it changed, with every
+  control-plane commit (so a split or merge it made is in the same transaction as the shard-table change) and
+  with the queue snapshots: a restarted on-demand stream continues its window and its 30-day peak. A crash loses
+  the bytes observed since the last save (the window under-counts them).
 
 Records. After the core accepts a put, the accepted records are framed (fastkin._cy.journal: CRC32C in C)
 and appended to their shards' newest segment files with os.write before the call returns, so a process
@@ -514,7 +550,7 @@ class Durable:
                 if live:
                     self.recovered_records += self._recover_shard(s, info.index)
             s.core.trim(s.now(), s.retention_seconds)   # what expired while we were down (or was in a kept file)
-            s.metrics.rebase()          # restored records are not new I/O (an on-demand stream's scaler is new)
+            s.metrics.rebase()          # restored records are not new I/O (the scaler's window: _recover_state)
         self._recover_state()
         for d in self.damage:
             log.warning("recovery of %s: %s", self.path, d)
