@@ -6,7 +6,7 @@ recovers PATH, then keeps it up to date::
     PATH/FORMAT                  "fastkin-data <version>": another version is refused (DataDirError)
     PATH/LOCK                    fcntl.flock'ed by the one process that has the directory open
     PATH/meta.sqlite3            SQLite, WAL mode: engine, streams, shards, consumers, queues, channels,
-                                 channel_objects, scalers (below)
+                                 channel_objects, scalers, scaler_peaks (below)
     PATH/streams/<incarnation:08d>-<name>/<shard index:012d>/<base:020d>.seg   records (fastkin.segments)
     PATH/quarantine/...          what recovery cut off or moved aside (never deleted by fastkin)
 
@@ -21,7 +21,7 @@ iterators, NextTokens and receipt handles (those issued before a restart stay va
 position comes from its segment files. Not stored: metrics series (streams' and channels'), the channels'
 control-plane rate-limit buckets, enhanced fan-out subscriptions (connections).
 
-Queues, channels, the on-demand scaler (tables queues, channels, channel_objects, scalers):
+Queues, channels, the on-demand scaler (tables queues, channels, channel_objects, scalers, scaler_peaks):
 
 - Queue configuration (CreateQueue, UpdateQueue, DeleteQueue, tags and policies on queue ARNs: what DescribeQueue
   and ListQueues show, the ARN, id and serial, the CREATING/UPDATING/DELETING times, which continue on the engine
@@ -138,8 +138,9 @@ CREATE TABLE IF NOT EXISTS queues (arn TEXT PRIMARY KEY, incarnation INTEGER NOT
 CREATE TABLE IF NOT EXISTS channels (arn TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS channel_objects (arn TEXT NOT NULL, n INTEGER NOT NULL, bucket TEXT NOT NULL,
     key TEXT NOT NULL, PRIMARY KEY (arn, n));
-CREATE TABLE IF NOT EXISTS scalers (incarnation INTEGER PRIMARY KEY, doc TEXT NOT NULL, window BLOB NOT NULL,
-    peaks BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS scalers (incarnation INTEGER PRIMARY KEY, doc TEXT NOT NULL, window BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS scaler_peaks (incarnation INTEGER NOT NULL, minute INTEGER NOT NULL, rate REAL NOT NULL,
+    PRIMARY KEY (incarnation, minute));
 """
 
 
@@ -582,10 +583,32 @@ class Durable:
 
     @staticmethod
     def _scaler_signature(sc) -> tuple:
-        """What changes whenever the scaler's state does (cheap: no copy of its arrays)."""
+        """What changes whenever the scaler's window state does (cheap: no copy of its arrays)."""
+        return (sc, sc.since, sc.next_eval, sc.window_start, sc.next_release, len(sc.events), int(sc._window.sum()))
+
+    @staticmethod
+    def _peaks_changes(inc: int, sc, saved: tuple | None, stmts: list) -> tuple:
+        """The rows of scaler_peaks to write: the minute peaks are a 30-day deque appended at the right and
+        trimmed at the left, so only its newest minutes and the trimmed ones change (O(1) a save, not the
+        43,200 rows of a month). Returns what is saved afterwards: (scaler, first minute, last (minute, rate))."""
         peaks = sc._minute_peaks
-        return (sc, sc.since, sc.next_eval, sc.window_start, sc.next_release, len(sc.events), len(peaks),
-                peaks[0] if peaks else None, peaks[-1] if peaks else None, int(sc._window.sum()))
+        first = peaks[0][0] if peaks else None
+        last = peaks[-1] if peaks else None
+        if saved is not None and saved[0] is sc and saved[1:] == (first, last):
+            return saved
+        if saved is None or saved[0] is not sc or saved[2] is None:
+            stmts.append(("DELETE FROM scaler_peaks WHERE incarnation = ?", (inc,)))
+            stmts += [("INSERT INTO scaler_peaks VALUES (?, ?, ?)", (inc, m, r)) for m, r in peaks]
+        else:
+            if first is None or first > saved[1]:
+                stmts.append(("DELETE FROM scaler_peaks WHERE incarnation = ? AND minute < ?",
+                              (inc, first if first is not None else saved[2][0] + 1)))
+            newest = saved[2][0]
+            for m, r in reversed(peaks):
+                if m < newest:
+                    break
+                stmts.append(("INSERT OR REPLACE INTO scaler_peaks VALUES (?, ?, ?)", (inc, m, r)))
+        return sc, first, last
 
     def _state_changes(self) -> tuple[list[tuple[str, tuple]], list[tuple[dict, Any, Any]]]:
         """The statements that bring the queue and channel configurations, channel progress and scaler state in
@@ -640,19 +663,23 @@ class Durable:
                 continue
             scaled.add(s.incarnation)
             with s._lock:               # the stream's tick (observe, evaluate) holds it
+                saved = self._scaler_peaks.get(s.incarnation)
+                now_peaks = self._peaks_changes(s.incarnation, sc, saved, stmts)
+                if now_peaks is not saved:
+                    after.append((self._scaler_peaks, s.incarnation, now_peaks))
                 sig = self._scaler_signature(sc)
                 if self._scaler_sigs.get(s.incarnation) == sig:
                     continue
                 doc = json.dumps({"since": sc.since, "next_eval": sc.next_eval, "window_start": sc.window_start,
                                   "next_release": sc.next_release, "events": sc.events})
                 window = sc._window.astype("<i8").tobytes()
-                peaks = np.array(list(sc._minute_peaks), dtype="<f8").tobytes()
-            stmts.append(("INSERT OR REPLACE INTO scalers VALUES (?, ?, ?, ?)", (s.incarnation, doc, window, peaks)))
+            stmts.append(("INSERT OR REPLACE INTO scalers VALUES (?, ?, ?)", (s.incarnation, doc, window)))
             after.append((self._scaler_sigs, s.incarnation, sig))
-        for inc in self._scaler_sigs:
+        for inc in set(self._scaler_sigs) | set(self._scaler_peaks):
             if inc not in scaled:
-                stmts.append(("DELETE FROM scalers WHERE incarnation = ?", (inc,)))
-                after.append((self._scaler_sigs, inc, None))
+                stmts += [("DELETE FROM scalers WHERE incarnation = ?", (inc,)),
+                          ("DELETE FROM scaler_peaks WHERE incarnation = ?", (inc,))]
+                after += [(self._scaler_sigs, inc, None), (self._scaler_peaks, inc, None)]
         return stmts, after
 
     @staticmethod
@@ -755,6 +782,7 @@ class Durable:
         self._saved_channels: dict[str, str] = {}       # channel ARN -> its doc as saved
         self._channel_objects: dict[str, int] = {}      # channel ARN -> objects saved
         self._scaler_sigs: dict[int, tuple] = {}        # incarnation -> _scaler_signature as saved
+        self._scaler_peaks: dict[int, tuple] = {}       # incarnation -> what _peaks_changes saved
         for (serials,) in db.execute("SELECT value FROM engine WHERE key = 'queue_serials'"):
             e._queue_serials = int(serials)
             self._saved_state_engine["queue_serials"] = serials
@@ -786,7 +814,7 @@ class Durable:
             if s is None or (doc["deleting_at"] is not None and doc["deleting_at"] <= now):
                 continue
             e._channels.restore(s, doc, objects[arn])
-        for inc, doc_text, window, peaks in list(db.execute("SELECT incarnation, doc, window, peaks FROM scalers")):
+        for inc, doc_text, window in list(db.execute("SELECT incarnation, doc, window FROM scalers")):
             s = by_inc.get(inc)
             sc = None if s is None else s.scaler
             if sc is None:
@@ -797,5 +825,8 @@ class Durable:
             sc.window_start, sc.next_release = doc["window_start"], doc["next_release"]
             sc.events = [tuple(x) for x in doc["events"]]
             sc._window = np.frombuffer(window, dtype="<i8").astype(np.int64)
-            sc._minute_peaks = deque((int(m), r) for m, r in np.frombuffer(peaks, dtype="<f8").reshape(-1, 2).tolist())
+            sc._minute_peaks = deque(db.execute(
+                "SELECT minute, rate FROM scaler_peaks WHERE incarnation = ? ORDER BY minute", (inc,)))
+            peaks = sc._minute_peaks
             self._scaler_sigs[inc] = self._scaler_signature(sc)
+            self._scaler_peaks[inc] = (sc, peaks[0][0] if peaks else None, peaks[-1] if peaks else None)

@@ -494,7 +494,7 @@ def scaler_script(e: fastkin.Engine, clock, restart):
     e.create_stream("od", stream_mode="ON_DEMAND")
     history = []
     for t in range(200):
-        e.stream("od").put_record(b"x" * 400, "hot", explicit_hash_key="0")
+        e.stream("od").put_record(b"x" * (400 + t), "hot", explicit_hash_key="0")
         clock.advance(1)
         if t in (30, 95, 150):
             sc = e.stream("od").scaler
@@ -505,14 +505,17 @@ def scaler_script(e: fastkin.Engine, clock, restart):
             assert (sc.since, sc.next_eval, sc.window_start, sc.next_release, sc._window.tolist(),
                     list(sc._minute_peaks), list(sc.events)) == history[-1]
     e.stream("od").put_record(b"x", "k")
-    return e, (e.stream("od").scaler.events, e.list_shards(stream_name="od"))
+    sc = e.stream("od").scaler
+    return e, (sc.events, list(sc._minute_peaks), e.list_shards(stream_name="od"))
 
 
 def test_the_scaler_continues_its_window_across_restarts(tmp_path, core_name, monkeypatch):
     monkeypatch.setattr(OnDemandScaler, "SPLIT_BYTES_PER_SECOND", 300)       # 400 B/s on one shard is hot
+    monkeypatch.setattr(OnDemandScaler, "PEAK_WINDOW", 70)                   # minute peaks trimmed as it runs
     clock = fastkin.VirtualClock(start=T0)
     _, expected = scaler_script(fastkin.Engine(clock=clock, core=core_name), clock, lambda e: e)
     assert [k for _, k, _ in expected[0]] == ["split", "split", "split"]
+    assert 1 <= len(expected[1]) < 3                # 200 s cover 4 minutes: the older peaks were trimmed
 
     clock2 = fastkin.VirtualClock(start=T0)
 
