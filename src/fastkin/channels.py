@@ -37,6 +37,7 @@ import tempfile
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -714,6 +715,36 @@ class Channel:
                      len(bad))
         return True
 
+    # -- persistence (fastkin.durable) -------------------------------------------------------------
+    def state_doc(self) -> dict:
+        """Configuration (everything DescribeChannel, tags and policies show) and delivery progress (the window
+        anchor, the per-shard cursors, the shard ends at creation, FAILED's reason), JSON-able. Taken under the
+        channel's lock: one consistent moment. The destinations are the engine's, not the channel's."""
+        with self._lock:
+            return {"name": self.name, "id": self.id, "stream": self.stream.name,
+                    "incarnation": self.stream.incarnation, "role": self.role, "record_format": self.record_format,
+                    "destination_type": self.destination_type, "destination": self.destination,
+                    "encryption": self.encryption, "logging": self.logging, "tags": self.tags, "policy": self.policy,
+                    "created": self.created, "ready_at": self.ready_at, "updating_until": self.updating_until,
+                    "deleting_at": self.deleting_at, "failed_reason": self.failed_reason, "freshness": self.freshness,
+                    "anchor": self.anchor, "cursors": sorted(self.cursors.items()),
+                    "created_ends": sorted(self._created_ends.items())}
+
+    def _reopen_table(self) -> None:
+        """S3 Tables, restarted while ACTIVE: the channel's table from the engine's Iceberg target (made again
+        when that target does not hold it, e.g. the default temporary directory)."""
+        why = iceberg.available()
+        if why is not None:
+            self.fail(why)
+            return
+        assert self.iceberg is not None
+        try:
+            self.sink = IcebergSink(self.iceberg, self.table_config, self.record_format["GSRSchemaARN"],
+                                    self.engine.region, reopen=True)
+        except Exception as e:            # the schema, the catalog or the warehouse
+            self.fail(f"Cannot open the table {self.table_config['Namespace']}.{self.table_config['TableName']}: "
+                      f"{type(e).__name__}: {e}")
+
     def __repr__(self) -> str:
         return f"Channel({self.name!r}, arn={self.arn!r}, status={self.status_at(self.stream.now())!r})"
 
@@ -772,6 +803,13 @@ class Channels:
         self._subscribed = False
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self.on_change: Callable[[], None] | None = None    # after a pump that activated, delivered or failed one
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Deliver nothing from now on (a durable engine's close: what it delivered later could not be saved)."""
+        self._stopped = True
+        self._wake.set()
 
     def set_iceberg(self, spec) -> None:
         """Where S3 Tables channels that become ACTIVE from now on create their tables."""
@@ -805,7 +843,7 @@ class Channels:
         while True:
             with self._lock:
                 live = [c for c in self._channels.values() if not c.gone_at(self.engine.clock())]
-                if not live:
+                if not live or self._stopped:
                     self._thread = None
                     return
             self.pump()
@@ -816,18 +854,23 @@ class Channels:
 
     def pump(self, now: float | None = None) -> None:
         """Deliver everything engine time has made due (every channel; re-entrant calls return at once)."""
-        if self._pumping:
+        if self._pumping or self._stopped:
             return
         self._pumping = True
+        changed = False
         try:
             for c in list(self._channels.values()):
                 t = c.stream.now() if now is None else max(now, c.stream.now())
                 if c.gone_at(t):
                     self._drop(c)
                 else:
+                    before = (c.anchor, c.failed_reason)
                     c.pump(t)
+                    changed = changed or (c.anchor, c.failed_reason) != before
         finally:
             self._pumping = False
+        if changed and self.on_change is not None:
+            self.on_change()          # a data directory commits the progress (fastkin.durable)
 
     def _drop(self, c: Channel) -> None:
         with self._lock:
@@ -844,6 +887,30 @@ class Channels:
 
     def count(self) -> int:
         return len(self.live())
+
+    def restore(self, stream, doc: dict, objects: list[tuple[str, str]]) -> Channel:
+        """Put back a channel ``Channel.state_doc`` described (a restarted engine's data directory), writing to
+        this engine's destinations; delivery resumes at the saved window and cursors."""
+        eng = self.engine
+        c = Channel(eng, stream, doc["name"], doc["role"], doc["record_format"], doc["destination_type"],
+                    doc["destination"], doc["encryption"], doc["logging"], doc["tags"], doc["created"], self.target)
+        c.id = doc["id"]
+        c.arn = f"arn:aws:kinesis:{eng.region}:{eng.account_id}:channel/{c.id}"
+        c.policy = doc["policy"]
+        c.ready_at, c.updating_until, c.deleting_at = doc["ready_at"], doc["updating_until"], doc["deleting_at"]
+        c.failed_reason = doc["failed_reason"]
+        c.freshness = doc["freshness"]
+        c.anchor = doc["anchor"]
+        c.cursors = {int(i): int(p) for i, p in doc["cursors"]}
+        c._created_ends = {int(i): int(p) for i, p in doc["created_ends"]}
+        c.objects = [tuple(o) for o in objects]      # type: ignore[misc]
+        c.iceberg = self.iceberg
+        if c.destination_type == "S3_TABLES" and c.anchor is not None and c.failed_reason is None \
+                and c.deleting_at is None:
+            c._reopen_table()
+        self._channels[c.arn] = c
+        stream.channels[c.arn] = c
+        return c
 
     # -- the TPS limit --------------------------------------------------------------------------------
     def _throttle(self, op: str) -> None:

@@ -1,12 +1,14 @@
-"""Data directories: an Engine whose state survives restarts and kill -9 (issue 15, phases 1 and 2).
+"""Data directories: an Engine whose state survives restarts and kill -9 (issue 15).
 
 ``Engine(data_dir=PATH, fsync="interval", fsync_interval=0.1)`` opens (creating it when empty) and
 recovers PATH, then keeps it up to date::
 
     PATH/FORMAT                  "fastkin-data <version>": another version is refused (DataDirError)
     PATH/LOCK                    fcntl.flock'ed by the one process that has the directory open
-    PATH/meta.sqlite3            SQLite, WAL mode: engine, streams, shards, consumers (below)
+    PATH/meta.sqlite3            SQLite, WAL mode: engine, streams, shards, consumers, queues, channels,
+                                 channel_objects, scalers, scaler_peaks (below)
     PATH/streams/<incarnation:08d>-<name>/<shard index:012d>/<base:020d>.seg   records (fastkin.segments)
+    PATH/streams/.../<base:020d>.idx, .tix   a closed file's index; the newest file's tail index
     PATH/quarantine/...          what recovery cut off or moved aside (never deleted by fastkin)
 
 Metadata. Each control-plane call that changes state (CreateStream, tags, retention, resharding, modes,
@@ -15,9 +17,44 @@ under one lock, so the database sees changes in the order they happened. A chang
 inside the data plane (the on-demand scaler, retention dropping a closed shard) is committed before the
 first record that lands after it is written. Stored: everything a describe call shows, the shard lineage
 and hash ranges, consumers and their tags and policies, the stream counters (incarnations) and the account
-settings; a shard's next sequence position comes from its segment files. Not stored: queue delivery state,
-the on-demand scaler's observation window and events (a restored on-demand stream starts a new window),
-metrics series, issued iterators (their HMAC key is new after a restart: they are refused).
+settings, ``stream.set_retention_seconds`` overrides (committed before it returns), the key that seals
+iterators, NextTokens and receipt handles (those issued before a restart stay valid); a shard's next sequence
+position comes from its segment files. Not stored: metrics series (streams' and channels'), the channels'
+control-plane rate-limit buckets, enhanced fan-out subscriptions (connections).
+
+Queues, channels, the on-demand scaler (tables queues, channels, channel_objects, scalers, scaler_peaks):
+
+- Queue configuration (CreateQueue, UpdateQueue, DeleteQueue, tags and policies on queue ARNs: what DescribeQueue
+  and ListQueues show, the ARN, id and serial, the CREATING/UPDATING/DELETING times, which continue on the engine
+  clock) is committed like a stream's, before the call returns; a new queue's starting cursors go in the same
+  transaction. Queue *delivery state* (per-shard cursors; per tracked record its state, visibility deadline,
+  receive count, first receive time and delivery number; the redelivery and dead-letter order; the counters) is
+  a snapshot, one blob per queue (``Queue.export_state``, ~37 bytes a tracked record), written by
+  ``save_state`` for each queue whose change counter moved since its last save: every ``fsync_interval`` (by
+  the fsync thread's ``flush`` in "interval" and "always" modes; by a light "fastkin-state" thread in "never"
+  mode), after an explicit ``flush()``, and at ``close()``. Queues are at least once across a crash (process
+  or machine): the queue comes back as of its last save, so a record received or acknowledged after it may be
+  delivered again (an acknowledged record can come back), but an unacknowledged one never vanishes (one first
+  delivered after the save is behind the saved cursor; one in flight at the save is still tracked). After a
+  clean close nothing comes back. Visibility deadlines are engine times and run on after a restart; receipt
+  handles issued before the save stay current; those of receives the save did not see are stale (delivery
+  numbers go on 2**32 above the saved counter), and the record is delivered again with a new one.
+- Channel configuration (what DescribeChannel shows, tags, policy, the CREATING/UPDATING/DELETING times) is
+  committed before CreateChannel, UpdateChannel, DeleteChannel and the tag/policy calls return. Delivery
+  progress (the window anchor, per-shard cursors, the shard ends at creation, FAILED and its reason) and the
+  list of objects written are committed after each pump that delivered a window, activated or failed a channel
+  (``Channels.on_change``), in a transaction of their own. A restarted channel resumes at the next undelivered
+  window: on a VirtualClock no window is delivered twice or skipped; on another clock the windows that ended
+  while the engine was down are delivered when it starts (the channels' thread catches up). A crash between
+  writing a window's object and that commit delivers the window again (at least once: a second object under
+  another key). Destinations are the restarted Engine's ``channel_s3``/``channel_iceberg``, not stored; an S3
+  Tables channel loads its table from that Iceberg target (made again when the target lacks it). After
+  ``close()`` a durable engine's channels deliver nothing more (it could not record it).
+- The on-demand scaler's state (window start, next evaluation and release, offered bytes per shard in the
+  window, the trailing per-minute peaks, its split/merge events) is written whenever it changed, with every
+  control-plane commit (so a split or merge it made is in the same transaction as the shard-table change) and
+  with the queue snapshots: a restarted on-demand stream continues its window and its 30-day peak. A crash loses
+  the bytes observed since the last save (the window under-counts them).
 
 Records. After the core accepts a put, the accepted records are framed (fastkin._cy.journal: CRC32C in C)
 and appended to their shards' newest segment files with os.write before the call returns, so a process
@@ -54,10 +91,15 @@ import shutil
 import sqlite3
 import sys
 import threading
+from collections import defaultdict, deque
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from . import errors as E
 from .fanout import StreamConsumer
+from .queues import Queue
 from .segments import SEGMENT_BYTES, SEGMENT_MS, Damage, ShardLog, journal_module
 from .stream import Stream
 from .tokens import TokenCodec
@@ -78,6 +120,11 @@ MUTATING = (
     "enable_enhanced_monitoring", "disable_enhanced_monitoring", "set_quotas",
     "update_stream_record_distribution_strategy",
 )
+# Engine methods that change queue or channel configuration: committed the same way (the tag and policy calls on
+# their ARNs are in MUTATING). Queue delivery state is saved apart (save_state), channel progress after each
+# delivery (_commit_state).
+STATE_MUTATING = ("create_queue", "update_queue", "delete_queue", "create_channel", "update_channel",
+                  "delete_channel")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS engine (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,6 +136,16 @@ CREATE TABLE IF NOT EXISTS shards (
 CREATE TABLE IF NOT EXISTS consumers (
     incarnation INTEGER NOT NULL, name TEXT NOT NULL, created REAL NOT NULL, ready_at REAL NOT NULL,
     tags TEXT NOT NULL, policy TEXT, PRIMARY KEY (incarnation, name));
+"""
+_STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (arn TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, doc TEXT NOT NULL,
+    state BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS channels (arn TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS channel_objects (arn TEXT NOT NULL, n INTEGER NOT NULL, bucket TEXT NOT NULL,
+    key TEXT NOT NULL, PRIMARY KEY (arn, n));
+CREATE TABLE IF NOT EXISTS scalers (incarnation INTEGER PRIMARY KEY, doc TEXT NOT NULL, window BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS scaler_peaks (incarnation INTEGER NOT NULL, minute INTEGER NOT NULL, rate REAL NOT NULL,
+    PRIMARY KEY (incarnation, minute));
 """
 
 
@@ -196,6 +253,7 @@ class Durable:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={'FULL' if fsync == 'always' else 'NORMAL'}")
             self.db.executescript(_SCHEMA)
+            self.db.executescript(_STATE_SCHEMA)
             self.journal = journal_module(engine.core_name)
             self._logs: dict[tuple[int, int], ShardLog] = {}
             self._saved: dict[str, tuple] = {}      # stream name -> what the database holds for it
@@ -214,6 +272,7 @@ class Durable:
         if fsync != "never":            # (interval: fsyncs then tail indexes; always: tail indexes)
             self._flusher = threading.Thread(target=self._flush_loop, name="fastkin-fsync", daemon=True)
             self._flusher.start()
+        self._start_state()
 
     # -- paths --------------------------------------------------------------------------------------------
     def stream_dir(self, name: str, incarnation: int) -> str:
@@ -265,7 +324,8 @@ class Durable:
                          if name == only or name not in saved or saved[name][0] != s.incarnation}
             gone = [name for name in saved if name not in current or current[name].incarnation != saved[name][0]]
             changed = [name for name, snap in snaps.items() if self._saved.get(name) != snap]
-            if not gone and not changed and engine_rows == self._saved_engine:
+            extra, after = self._state_changes()
+            if not gone and not changed and engine_rows == self._saved_engine and not extra:
                 return
             db = self.db
             db.execute("BEGIN IMMEDIATE")
@@ -298,10 +358,13 @@ class Durable:
                     for cname in old_consumers:
                         if cname not in consumers:
                             db.execute("DELETE FROM consumers WHERE incarnation = ? AND name = ?", (inc, cname))
+                for sql, args in extra:
+                    db.execute(sql, args)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._applied(after)
             self._saved_engine = engine_rows
             for name in gone:
                 self._forget(name, self._saved.pop(name)[0])
@@ -330,7 +393,7 @@ class Durable:
     def _install(self) -> None:
         """Wrap the engine's mutating methods (commit after each) and every stream's put methods."""
         e = self.engine
-        for name in MUTATING:
+        for name in MUTATING + STATE_MUTATING:
             setattr(e, name, self._committing(getattr(e, name), name == "create_stream"))
         for s in list(e._streams.values()):
             self._hook_stream(s)
@@ -381,6 +444,7 @@ class Durable:
         put_many.__doc__ = put_records.__doc__
         s.put_record = put_one          # type: ignore[method-assign]
         s.put_records = put_many        # type: ignore[method-assign]
+        self._hook_retention(s)
 
     def _write(self, s: Stream, out: dict) -> list[tuple[ShardLog, int]]:
         if self._versions.get(s.name) != s.topology_version:
@@ -450,6 +514,7 @@ class Durable:
         for lg in dirty:
             lg.sync(lg.written)
             lg.checkpoint()
+        self.save_state()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.fsync_interval):
@@ -476,6 +541,7 @@ class Durable:
         self._stop.set()
         if self._flusher is not None:
             self._flusher.join()
+        self._stop_state(clean)
         with self._lock:
             if clean:
                 self.sync()
@@ -539,7 +605,8 @@ class Durable:
                 if live:
                     self.recovered_records += self._recover_shard(s, info.index)
             s.core.trim(s.now(), s.retention_seconds)   # what expired while we were down (or was in a kept file)
-            s.metrics.rebase()          # restored records are not new I/O (an on-demand stream's scaler is new)
+            s.metrics.rebase()          # restored records are not new I/O (the scaler's window: _recover_state)
+        self._recover_state()
         for d in self.damage:
             log.warning("recovery of %s: %s", self.path, d)
 
@@ -554,3 +621,268 @@ class Durable:
 
         return self._log(s, index).recover(adopt if core.store_payload else None, restore, self.damage,
                                            self.recovery, self.verify)
+
+    # -- queues, channels, the on-demand scaler ---------------------------------------------------------
+    def _hook_retention(self, s: Stream) -> None:
+        """``stream.set_retention_seconds`` (not an AWS operation) is committed before it returns, too."""
+        set_retention = Stream.set_retention_seconds
+
+        def set_retention_seconds(seconds: float | None) -> None:
+            with self._lock:
+                set_retention(s, seconds)
+                self.sync(s.name)
+
+        set_retention_seconds.__doc__ = set_retention.__doc__
+        s.set_retention_seconds = set_retention_seconds     # type: ignore[method-assign]
+
+    @staticmethod
+    def _scaler_signature(sc) -> tuple:
+        """What changes whenever the scaler's window state does (cheap: no copy of its arrays)."""
+        return (sc, sc.since, sc.next_eval, sc.window_start, sc.next_release, len(sc.events), int(sc._window.sum()))
+
+    @staticmethod
+    def _peaks_changes(inc: int, sc, saved: tuple | None, stmts: list) -> tuple:
+        """The rows of scaler_peaks to write: the minute peaks are a 30-day deque appended at the right and
+        trimmed at the left, so only its newest minutes and the trimmed ones change (O(1) a save, not the
+        43,200 rows of a month). Returns what is saved afterwards: (scaler, first minute, last (minute, rate))."""
+        peaks = sc._minute_peaks
+        first = peaks[0][0] if peaks else None
+        last = peaks[-1] if peaks else None
+        if saved is not None and saved[0] is sc and saved[1:] == (first, last):
+            return saved
+        if saved is None or saved[0] is not sc or saved[2] is None:
+            stmts.append(("DELETE FROM scaler_peaks WHERE incarnation = ?", (inc,)))
+            stmts += [("INSERT INTO scaler_peaks VALUES (?, ?, ?)", (inc, m, r)) for m, r in peaks]
+        else:
+            if first is None or first > saved[1]:
+                stmts.append(("DELETE FROM scaler_peaks WHERE incarnation = ? AND minute < ?",
+                              (inc, first if first is not None else saved[2][0] + 1)))
+            newest = saved[2][0]
+            for m, r in reversed(peaks):
+                if m < newest:
+                    break
+                stmts.append(("INSERT OR REPLACE INTO scaler_peaks VALUES (?, ?, ?)", (inc, m, r)))
+        return sc, first, last
+
+    def _state_changes(self) -> tuple[list[tuple[str, tuple]], list[tuple[dict, Any, Any]]]:
+        """The statements that bring the queue and channel configurations, channel progress and scaler state in
+        the database up to date, and what to note as saved once they commit (see _applied). Under self._lock."""
+        e = self.engine
+        stmts: list[tuple[str, tuple]] = []
+        after: list[tuple[dict, Any, Any]] = []
+        serials = str(e._queue_serials)
+        if self._saved_state_engine.get("queue_serials") != serials:
+            stmts.append(("INSERT OR REPLACE INTO engine VALUES (?, ?)", ("queue_serials", serials)))
+            after.append((self._saved_state_engine, "queue_serials", serials))
+        queues = dict(e._queues)
+        for arn, q in queues.items():
+            doc = json.dumps(q.config_doc(), sort_keys=True)
+            old = self._saved_queues.get(arn)
+            if old == doc:
+                continue
+            if old is None:             # a new queue: its delivery state too (the cursors it was created with)
+                version, blob = q.export_state()
+                stmts.append(("INSERT OR REPLACE INTO queues VALUES (?, ?, ?, ?)",
+                              (arn, q.stream.incarnation, doc, blob)))
+                after.append((self._queue_versions, arn, version))
+            else:
+                stmts.append(("UPDATE queues SET doc = ? WHERE arn = ?", (doc, arn)))
+            after.append((self._saved_queues, arn, doc))
+        for arn in self._saved_queues:
+            if arn not in queues:
+                stmts.append(("DELETE FROM queues WHERE arn = ?", (arn,)))
+                after += [(self._saved_queues, arn, None), (self._queue_versions, arn, None)]
+        channels = dict(e._channels._channels)
+        for arn, c in channels.items():
+            with c._lock:
+                doc = json.dumps(c.state_doc(), sort_keys=True)
+                first = self._channel_objects.get(arn, 0)
+                new_objects = c.objects[first:]
+            if self._saved_channels.get(arn) != doc:
+                stmts.append(("INSERT OR REPLACE INTO channels VALUES (?, ?, ?)", (arn, c.stream.incarnation, doc)))
+                after.append((self._saved_channels, arn, doc))
+            if new_objects:
+                stmts += [("INSERT OR REPLACE INTO channel_objects VALUES (?, ?, ?, ?)", (arn, first + i, b, k))
+                          for i, (b, k) in enumerate(new_objects)]
+                after.append((self._channel_objects, arn, first + len(new_objects)))
+        for arn in self._saved_channels:
+            if arn not in channels:
+                stmts += [("DELETE FROM channels WHERE arn = ?", (arn,)),
+                          ("DELETE FROM channel_objects WHERE arn = ?", (arn,))]
+                after += [(self._saved_channels, arn, None), (self._channel_objects, arn, None)]
+        scaled = set()
+        for s in list(e._streams.values()):
+            sc = s.scaler
+            if sc is None:
+                continue
+            scaled.add(s.incarnation)
+            with s._lock:               # the stream's tick (observe, evaluate) holds it
+                saved = self._scaler_peaks.get(s.incarnation)
+                now_peaks = self._peaks_changes(s.incarnation, sc, saved, stmts)
+                if now_peaks is not saved:
+                    after.append((self._scaler_peaks, s.incarnation, now_peaks))
+                sig = self._scaler_signature(sc)
+                if self._scaler_sigs.get(s.incarnation) == sig:
+                    continue
+                doc = json.dumps({"since": sc.since, "next_eval": sc.next_eval, "window_start": sc.window_start,
+                                  "next_release": sc.next_release, "events": sc.events})
+                window = sc._window.astype("<i8").tobytes()
+            stmts.append(("INSERT OR REPLACE INTO scalers VALUES (?, ?, ?)", (s.incarnation, doc, window)))
+            after.append((self._scaler_sigs, s.incarnation, sig))
+        for inc in set(self._scaler_sigs) | set(self._scaler_peaks):
+            if inc not in scaled:
+                stmts += [("DELETE FROM scalers WHERE incarnation = ?", (inc,)),
+                          ("DELETE FROM scaler_peaks WHERE incarnation = ?", (inc,))]
+                after += [(self._scaler_sigs, inc, None), (self._scaler_peaks, inc, None)]
+        return stmts, after
+
+    @staticmethod
+    def _applied(after: list[tuple[dict, Any, Any]]) -> None:
+        for table, key, value in after:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+
+    def _commit_state(self, blobs: Sequence[tuple[str, int, bytes]] = (), final: bool = False) -> None:
+        """One transaction: what _state_changes finds, and the queue delivery states in ``blobs`` ((ARN,
+        version, state) from Queue.export_state) that are newer than the saved ones. The channels call it after
+        a pump that delivered, activated or failed one (Channels.on_change)."""
+        with self._lock:
+            if self._closed and not final:
+                return
+            stmts, after = self._state_changes()
+            for arn, version, blob in blobs:
+                saved = self._queue_versions.get(arn)
+                if saved is not None and version > saved:
+                    stmts.append(("UPDATE queues SET state = ? WHERE arn = ?", (blob, arn)))
+                    after.append((self._queue_versions, arn, version))
+            if not stmts:
+                return
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in stmts:
+                    db.execute(sql, args)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._applied(after)
+
+    def _on_channel_change(self) -> None:
+        try:
+            self._commit_state()
+        except sqlite3.Error:                                      # pragma: no cover - disk trouble
+            log.exception("saving channel progress in %s failed (retried at the next save)", self.path)
+
+    def save_state(self, final: bool = False) -> None:
+        """Snapshot into the database every queue whose delivery state changed since its last save (one blob per
+        queue, packed off the engine's lock), with the scalers' state and anything else _state_changes finds.
+        Called by flush() (the fsync thread, every ``fsync_interval``), by the state thread in the "never" mode
+        (same period), and by close(). Errors are logged (the next save retries) unless ``final``."""
+        if self._closed and not final:
+            return
+        with self._state_lock:
+            blobs = []
+            for q in list(self.engine._queues.values()):
+                saved = self._queue_versions.get(q.arn)
+                if saved is None or saved == q.version:
+                    continue                # not committed yet (sync does it), or unchanged
+                version, blob = q.export_state()
+                blobs.append((q.arn, version, blob))
+            try:
+                self._commit_state(blobs, final)
+            except sqlite3.Error:
+                if final:
+                    raise
+                log.exception("saving queue and scaler state in %s failed (retried at the next save)", self.path)
+
+    def _state_loop(self) -> None:
+        while not self._stop.wait(self.fsync_interval):
+            self.save_state()
+
+    def _start_state(self) -> None:
+        """After recovery: channels report progress, restored channels deliver again (a VirtualClock's callback,
+        or the channels' thread on another clock, which at once delivers the windows that ended while the
+        engine was down), and in "never" mode a light thread saves queue state every fsync_interval (in the
+        others the fsync thread's flush does)."""
+        self._stater: threading.Thread | None = None
+        chans = self.engine._channels
+        chans.on_change = self._on_channel_change
+        if chans._channels:
+            chans._start_driver()
+        if self._flusher is None:       # ("never": the fsync thread, which saves it otherwise, does not run)
+            self._stater = threading.Thread(target=self._state_loop, name="fastkin-state", daemon=True)
+            self._stater.start()
+
+    def _stop_state(self, save: bool) -> None:
+        """close(): stop the state thread and channel delivery, then the last save (abandon: none)."""
+        if self._stater is not None:
+            self._stater.join()
+        self.engine._channels.stop()
+        self.engine._channels.on_change = None
+        if save:
+            self.save_state(final=True)
+
+    def _recover_state(self) -> None:
+        """Queues (configuration and delivery state), channels (configuration, progress, the objects they wrote)
+        and the on-demand scalers' windows, once the streams and their records are back."""
+        e = self.engine
+        db = self.db
+        self._state_lock = threading.Lock()
+        self._stater = None
+        self._saved_state_engine: dict[str, str] = {}
+        self._saved_queues: dict[str, str] = {}         # queue ARN -> its config doc as saved
+        self._queue_versions: dict[str, int] = {}       # queue ARN -> Queue.version of the saved state
+        self._saved_channels: dict[str, str] = {}       # channel ARN -> its doc as saved
+        self._channel_objects: dict[str, int] = {}      # channel ARN -> objects saved
+        self._scaler_sigs: dict[int, tuple] = {}        # incarnation -> _scaler_signature as saved
+        self._scaler_peaks: dict[int, tuple] = {}       # incarnation -> what _peaks_changes saved
+        for (serials,) in db.execute("SELECT value FROM engine WHERE key = 'queue_serials'"):
+            e._queue_serials = int(serials)
+            self._saved_state_engine["queue_serials"] = serials
+        now = e.clock()
+        streams = {(s.name, s.incarnation): s for s in e._streams.values()}
+        by_inc = {s.incarnation: s for s in e._streams.values()}
+        for arn, inc, doc_text, blob in list(db.execute("SELECT arn, incarnation, doc, state FROM queues")):
+            self._saved_queues[arn] = doc_text          # (what is not restored is deleted by the first sync)
+            self._queue_versions[arn] = -1
+            doc = json.loads(doc_text)
+            s = streams.get((doc["stream"], inc))
+            if s is None or (doc["deleting_at"] is not None and doc["deleting_at"] <= now):
+                continue
+            q = Queue.from_doc(e, s, doc)
+            q.import_state(blob)
+            if q.deleting_at is not None:
+                q.close()
+            e._queues[q.arn] = q
+            s.queues[q.arn] = q
+            self._queue_versions[arn] = q.version
+        objects: dict[str, list] = defaultdict(list)
+        for arn, bucket, key in db.execute("SELECT arn, bucket, key FROM channel_objects ORDER BY arn, n"):
+            objects[arn].append((bucket, key))
+        for arn, inc, doc_text in list(db.execute("SELECT arn, incarnation, doc FROM channels")):
+            self._saved_channels[arn] = doc_text
+            self._channel_objects[arn] = len(objects[arn])
+            doc = json.loads(doc_text)
+            s = streams.get((doc["stream"], inc))
+            if s is None or (doc["deleting_at"] is not None and doc["deleting_at"] <= now):
+                continue
+            e._channels.restore(s, doc, objects[arn])
+        for inc, doc_text, window in list(db.execute("SELECT incarnation, doc, window FROM scalers")):
+            s = by_inc.get(inc)
+            sc = None if s is None else s.scaler
+            if sc is None:
+                self._scaler_sigs[inc] = ()             # deleted by the first sync
+                continue
+            doc = json.loads(doc_text)
+            sc.since, sc.next_eval = doc["since"], doc["next_eval"]
+            sc.window_start, sc.next_release = doc["window_start"], doc["next_release"]
+            sc.events = [tuple(x) for x in doc["events"]]
+            sc._window = np.frombuffer(window, dtype="<i8").astype(np.int64)
+            sc._minute_peaks = deque(db.execute(
+                "SELECT minute, rate FROM scaler_peaks WHERE incarnation = ? ORDER BY minute", (inc,)))
+            peaks = sc._minute_peaks
+            self._scaler_sigs[inc] = self._scaler_signature(sc)
+            self._scaler_peaks[inc] = (sc, peaks[0][0] if peaks else None, peaks[-1] if peaks else None)

@@ -365,9 +365,11 @@ def _json_type(v) -> str:
 
 # -- the table -----------------------------------------------------------------------------------------
 class IcebergSink:
-    """The table of one channel: created at activation (an existing table is refused), appended per window."""
+    """The table of one channel: created at activation (an existing table is refused; ``reopen``: a restarted
+    channel loads its own), appended per window."""
 
-    def __init__(self, target: IcebergTarget, table_config: dict, schema_arn: str, region: str) -> None:
+    def __init__(self, target: IcebergTarget, table_config: dict, schema_arn: str, region: str,
+                 reopen: bool = False) -> None:
         from pyiceberg.partitioning import PartitionField, PartitionSpec
         from pyiceberg.transforms import HourTransform
         from pyiceberg.types import TimestamptzType
@@ -390,6 +392,10 @@ class IcebergSink:
             fields.append(PartitionField(src.field_id, 1000 + i, HourTransform(), f"{name.replace('.', '_')}_hour"))
         ns, table = self.identifier
         self.catalog.create_namespace_if_not_exists(ns)
+        if reopen and self.catalog.table_exists(self.identifier):     # a restarted channel's own table
+            self.table = self.catalog.load_table(self.identifier)
+            self.arrow_schema = self.table.schema().as_arrow()
+            return
         if self.catalog.table_exists(self.identifier):
             raise SchemaError(f"The table {ns}.{table} already exists in table bucket {bucket}: a channel creates "
                               "its table and refuses an existing one.")
