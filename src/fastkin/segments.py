@@ -104,6 +104,8 @@ class ShardLog:
         self.written = 0                      # appends so far (group commit: sync() covers every append <= it)
         self.synced = 0
         self._sync_lock = threading.Lock()
+        self._new_entries: list[str] = []     # directories whose new entries (the newest file, new directories)
+        #                                       are not fsynced yet: the next sync() of the file fsyncs them first
 
     def path(self, base: int) -> str:
         return os.path.join(self.directory, f"{base:020d}.seg")
@@ -131,6 +133,7 @@ class ShardLog:
         with self._sync_lock:               # the fsync thread may be in sync() on the old descriptor
             if self._fd < 0:
                 return
+            self._sync_entries()
             os.fsync(self._fd)              # a closed file holds nothing unsynced (sync() sees only the newest)
             os.close(self._fd)
             self._fd = -1
@@ -145,7 +148,7 @@ class ShardLog:
 
     def _roll(self, base: int, first_ms: int, sync_dir: bool) -> None:
         self._close_newest()
-        os.makedirs(self.directory, exist_ok=True)
+        made = _makedirs(self.directory)
         path = self.path(base)
         if self.bases and self.bases[-1] == base:
             # the newest file holds no record yet (started just before a crash): append to it
@@ -157,10 +160,14 @@ class ShardLog:
             os.write(fd, header(self.index, base))
             size = HEADER.size
             self.bases.append(base)
-        self._fd, self._size, self._first_ms = fd, size, first_ms
-        if sync_dir:
-            os.fsync(fd)
-            _fsync_dir(self.directory)
+        # The names to persist: the new file's, and each new directory's in its parent (outermost first).
+        entries = [os.path.dirname(made[0]), *made] if made else [self.directory]
+        with self._sync_lock:
+            self._fd, self._size, self._first_ms = fd, size, first_ms
+            self._new_entries += [d for d in entries if d not in self._new_entries]
+            if sync_dir:
+                self._sync_entries()
+                os.fsync(fd)
 
     def sync(self, upto: int) -> None:
         """fsync the newest file unless an fsync that began after append number ``upto`` already did."""
@@ -170,8 +177,15 @@ class ShardLog:
             if self.synced >= upto or self._fd < 0:
                 return
             target = self.written
+            self._sync_entries()            # before the file: when its fsync completes, its name is durable too
             os.fsync(self._fd)
             self.synced = max(self.synced, target)
+
+    def _sync_entries(self) -> None:
+        """fsync the directories holding entries made since the last sync (under _sync_lock)."""
+        while self._new_entries:
+            _fsync_dir(self._new_entries[0])
+            del self._new_entries[0]
 
     def close(self) -> None:
         with self._sync_lock:
@@ -400,6 +414,17 @@ def _frames_after(journal, buf: bytes, end: int) -> int:
     if body < journal.BODY_HEAD or nxt > len(buf):
         return 0
     return 1 + len(journal.scan(buf, nxt)[0])
+
+
+def _makedirs(path: str) -> list[str]:
+    """os.makedirs(path, exist_ok=True); returns the directories it made, outermost first."""
+    made = []
+    p = path
+    while not os.path.isdir(p):
+        made.append(p)
+        p = os.path.dirname(p)
+    os.makedirs(path, exist_ok=True)
+    return made[::-1]
 
 
 def _fsync_dir(path: str) -> None:
