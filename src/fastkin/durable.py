@@ -175,6 +175,17 @@ def lock_directory(path: str) -> int:
     return fd
 
 
+def _fsync_path(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:           # (no WAL yet, or SQLite just reset it after a checkpoint)
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _named_stream(signature: inspect.Signature, args: tuple, kw: dict) -> str | None:
     """The stream an Engine call names (by stream_name, or in a stream, consumer or resource ARN), or None
     (an account-level call, a queue's or channel's ARN, or arguments that do not bind)."""
@@ -260,6 +271,7 @@ class Durable:
             self._saved_engine: dict[str, str] = {}
             self._versions: dict[str, int] = {}     # stream name -> topology_version last saved
             self._dirty: set[ShardLog] = set()
+            self._wal_synced = -1                   # db.total_changes at the last fsync of the WAL
             self._ticks: dict[str, float] = {}      # stream name -> its next tick when its files were last retained
             self._recover()
             self._install()
@@ -507,10 +519,17 @@ class Durable:
             self.sync()
 
     def flush(self) -> None:
-        """fsync every file written since the last flush (in ``fsync="always"`` mode they already are), then
-        append what that made durable to their tail indexes (what recovery need not read again)."""
+        """fsync SQLite's WAL if anything was committed since the last flush, then every file written since
+        (in ``fsync="always"`` mode both already are), then append what that made durable to the files' tail
+        indexes (what recovery need not read again), then save queue and scaler state (``save_state``)."""
         with self._lock:
             dirty, self._dirty = self._dirty, set()
+            changes = self.db.total_changes
+        if changes != self._wal_synced and self.fsync != "always":
+            # synchronous=NORMAL syncs SQLite's WAL only at its checkpoints: the commits since the last flush
+            # become durable here, before the records written after them (always: FULL syncs each commit)
+            _fsync_path(os.path.join(self.path, "meta.sqlite3-wal"))
+            self._wal_synced = changes
         for lg in dirty:
             lg.sync(lg.written)
             lg.checkpoint()

@@ -172,6 +172,7 @@ class ShardLog:
         with self._sync_lock:               # the fsync thread may be in sync() on the old descriptor
             if self._fd < 0:
                 return
+            self._sync_dirs()
             os.fsync(self._fd)              # a closed file holds nothing unsynced (sync() sees only the newest)
             os.close(self._fd)
             self._fd = -1
@@ -199,6 +200,7 @@ class ShardLog:
         while not os.path.isdir(parent):
             parent = os.path.dirname(parent)
             dirs.append(parent)
+        dirs.reverse()                      # outermost first: a name is persisted after its parent's
         os.makedirs(self.directory, exist_ok=True)
         path = self.path(base)
         if self.bases and self.bases[-1] == base:
@@ -216,13 +218,16 @@ class ShardLog:
             self._reset_index(size)
         with self._sync_lock:
             self._fd, self._size, self._first_ms = fd, size, first_ms
-            self._dirs = dirs               # fsynced with the file's first fsync (a power loss keeps the file)
-        if sync_dir:
-            with self._sync_lock:
+            self._dirs = dirs               # fsynced before the file's first fsync (then a power loss keeps it)
+            if sync_dir:
+                self._sync_dirs()
                 os.fsync(fd)
-                for d in dirs:
-                    _fsync_dir(d)
-                self._dirs = []
+
+    def _sync_dirs(self) -> None:
+        """fsync the directories whose entries the newest file's creation changed (under _sync_lock)."""
+        while self._dirs:
+            _fsync_dir(self._dirs[0])
+            del self._dirs[0]
 
     def sync(self, upto: int) -> None:
         """fsync the newest file unless an fsync that began after append number ``upto`` already did."""
@@ -234,10 +239,8 @@ class ShardLog:
             target = self.written
             with self._ix_lock:
                 mark = (self._ix_end, self._ix_count)   # appended before the fsync: on disk after it
+            self._sync_dirs()               # first: when the file's fsync completes, its name is durable too
             os.fsync(self._fd)
-            for d in self._dirs:
-                _fsync_dir(d)
-            self._dirs = []
             self.synced = max(self.synced, target)
             self._synced_mark = mark
 
