@@ -390,6 +390,8 @@ class Durable:
         for key in [k for k in self._logs if k[0] == incarnation]:
             self._logs.pop(key).close()
         shutil.rmtree(self.stream_dir(name, incarnation), ignore_errors=True)
+        if os.path.isdir(os.path.join(self.path, "streams")):
+            _fsync_path(os.path.join(self.path, "streams"))      # (else a power cut may bring it back)
 
     def _drop_expired_logs(self, s: Stream, shards: dict) -> None:
         for idx, row in shards.items():
@@ -588,7 +590,9 @@ class Durable:
         for name, inc, doc_text in streams:
             doc = json.loads(doc_text)
             if doc["deleting_at"] is not None and doc["deleting_at"] <= now:
-                continue                # its deletion finished while we were down: sync() removes it
+                # its deletion finished while we were down: the first sync() removes its rows and files
+                self._saved[name] = (inc, None, {}, {})
+                continue
             s = Stream(e, name, 0, doc["mode"], doc["retention_hours"], doc["tags"], doc["max_record_kib"], inc,
                        doc["storage"])
             s.created = doc["created"]
@@ -626,8 +630,24 @@ class Durable:
             s.core.trim(s.now(), s.retention_seconds)   # what expired while we were down (or was in a kept file)
             s.metrics.rebase()          # restored records are not new I/O (the scaler's window: _recover_state)
         self._recover_state()
+        self._remove_strays()
         for d in self.damage:
             log.warning("recovery of %s: %s", self.path, d)
+
+    def _remove_strays(self) -> None:
+        """Remove the directories of streams the database does not hold (a DeleteStream whose removal of the
+        files a crash interrupted, or a power cut undid on disk): their deletion was committed."""
+        root = os.path.join(self.path, "streams")
+        keep = {os.path.basename(self.stream_dir(name, inc)) for name, (inc, *_) in self._saved.items()}
+        keep |= {os.path.basename(self.stream_dir(st.name, st.incarnation)) for st in self.engine._streams.values()}
+        try:
+            names = os.listdir(root)
+        except FileNotFoundError:
+            return
+        for n in names:
+            if n not in keep:
+                log.info("%s: removing %s (its stream was deleted)", self.path, n)
+                shutil.rmtree(os.path.join(root, n), ignore_errors=True)
 
     def _recover_shard(self, s: Stream, index: int) -> int:
         core = s.core

@@ -291,6 +291,8 @@ class ShardLog:
             os.unlink(self.path(base))
             _unlink(self.index_path(base))
             n += 1
+        if n:
+            _fsync_dir(self.directory)      # (else a power cut may bring them back: retention drops them again)
         return n
 
     def delete_all(self) -> None:
@@ -489,6 +491,7 @@ def write_index(path: str, index: int, base: int, size: int, count: int, ms, off
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path))   # the index's name is durable too (else recovery rebuilds it)
 
 
 def read_index(path: str, index: int, base: int, size: int):

@@ -351,3 +351,40 @@ def test_interval_mode_fsyncs_the_metadata_wal_when_something_was_committed(tmp_
     e.durable.flush()                           # nothing committed since: the WAL is not fsynced again
     assert "meta.sqlite3-wal" not in synced and synced
     e.close()
+
+
+def test_a_deletion_that_finished_while_down_removes_the_rows_and_files(tmp_path):
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path, clock, delete_latency=30.0)
+    e.create_stream("gone", 1).put_record(b"x", "k")
+    e.create_stream("kept", 1)
+    e.delete_stream(stream_name="gone")                 # DELETING for 30 s
+    e.close()
+    assert (tmp_path / "streams" / "00000001-gone").is_dir()
+    clock.advance(60)
+    e = engine(tmp_path, clock, delete_latency=30.0)
+    assert e.list_streams()["StreamNames"] == ["kept"]
+    assert not (tmp_path / "streams" / "00000001-gone").exists()
+    e.close()
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "meta.sqlite3")
+    assert [r[0] for r in db.execute("SELECT name FROM streams")] == ["kept"]
+    assert [r[0] for r in db.execute("SELECT DISTINCT incarnation FROM shards")] == [2]
+    db.close()
+
+
+def test_the_directory_of_a_stream_the_database_does_not_hold_is_removed(tmp_path):
+    """A DeleteStream is committed before its files are removed: a crash between the two (or a power cut
+    that undid the removal on disk) leaves a directory that the next recovery removes."""
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path, clock)
+    e.create_stream("s", 1).put_record(b"x", "k")
+    e.close()
+    stray = tmp_path / "streams" / "00000007-old"
+    (stray / "000000000000").mkdir(parents=True)
+    (stray / "000000000000" / ("0" * 20 + ".seg")).write_bytes(b"left over")
+    e = engine(tmp_path, clock)
+    assert not stray.exists() and (tmp_path / "streams" / "00000001-s").is_dir()
+    assert e.durable.damage == [] and len(e.get_records(e.get_shard_iterator(
+        "shardId-000000000000", "TRIM_HORIZON", stream_name="s")).records) == 1
+    e.close()
