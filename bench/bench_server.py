@@ -9,7 +9,8 @@ requests answered in it. A fresh server for every row, so no row inherits anothe
   servers     fastkin serve (--no-auth-check --no-quotas); kinesalite 3.3.3 (node, npm-installed once into a cache
               dir); moto's server (needs flask and flask-cors); and, for the record of the server design, the same
               fastkin ASGI app (bench/_asgi_factory.py: quotas off, no auth check) on uvicorn (httptools, uvloop)
-              and on granian (1 worker, 1 runtime thread)
+              and on granian (1 worker, 1 runtime thread); only when named with --only: fastkin-interval and
+              fastkin-always (fastkin serve --data-dir on a fresh temporary directory, --fsync interval / always)
   workloads   PutRecord (100 B; wrk varies the partition key per request, h2load sends one fixed key),
               PutRecords (500 x 100 B, random keys), GetRecords (Limit 10,000 from a 1-shard stream holding 10,000
               x 100 B, one TRIM_HORIZON iterator reused for the whole run: iterators stay valid for 5 minutes)
@@ -24,6 +25,7 @@ whose tool, runtime or server is missing is skipped with the reason printed.
     PYTHONPATH=src python bench/bench_server.py                     # every row, ~8 s each
     PYTHONPATH=src python bench/bench_server.py --quick             # ~3 s each
     PYTHONPATH=src python bench/bench_server.py --only fastkin kinesalite --only put_record h1 --json out.json
+    PYTHONPATH=src python bench/bench_server.py --only fastkin,fastkin-interval,fastkin-always --only put_records,h1
 """
 from __future__ import annotations
 
@@ -382,7 +384,30 @@ class Granian(ServerKind):
                 "--log-level", "warning"], _pythonpath(HERE)
 
 
-SERVERS = {k.key: k for k in (FastkinServe, Kinesalite, MotoServer, Uvicorn, Granian)}
+class FastkinDurable(FastkinServe):
+    """fastkin serve on a data directory (a fresh temporary one per row, removed at exit): only with --only."""
+    fsync = ""
+
+    def check(self) -> None:
+        self.label = f"fastkin serve --data-dir --fsync {self.fsync}"
+
+    def command(self, port):
+        cmd, env = super().command(port)
+        d = tempfile.mkdtemp(prefix=f"fastkin-bench-{self.fsync}-")
+        atexit.register(shutil.rmtree, d, True)
+        return [*cmd, "--data-dir", d, "--fsync", self.fsync], env
+
+
+class FastkinInterval(FastkinDurable):
+    key, fsync = "fastkin-interval", "interval"
+
+
+class FastkinAlways(FastkinDurable):
+    key, fsync = "fastkin-always", "always"
+
+
+SERVERS = {k.key: k for k in (FastkinServe, Kinesalite, MotoServer, Uvicorn, Granian, FastkinInterval, FastkinAlways)}
+OPT_IN = ("fastkin-interval", "fastkin-always")   # run only when --only names them
 
 
 # -- request bodies --------------------------------------------------------------------------------------------------
@@ -690,7 +715,7 @@ def _selection(only: list[str], parser) -> tuple[list[str], list[str], list[str]
             else:
                 parser.error(f"--only: unknown {tok!r}; choose from servers {', '.join(SERVERS)}, protocols "
                              f"{', '.join(PROTOCOLS)}, workloads {', '.join(WORKLOADS)}")
-    return servers or list(SERVERS), protos or list(PROTOCOLS), workloads or list(WORKLOADS)
+    return servers or [k for k in SERVERS if k not in OPT_IN], protos or list(PROTOCOLS), workloads or list(WORKLOADS)
 
 
 def main(argv: list[str] | None = None) -> int:

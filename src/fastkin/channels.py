@@ -35,6 +35,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -800,6 +801,7 @@ class Channels:
         self._buckets: dict[str, list] = {op: [float(CONTROL_TPS), None] for op in _OPS}
         self._lock = threading.RLock()
         self._pumping = False
+        self._pumper = 0                # the thread that pumps (while _pumping)
         self._subscribed = False
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -807,9 +809,16 @@ class Channels:
         self._stopped = False
 
     def stop(self) -> None:
-        """Deliver nothing from now on (a durable engine's close: what it delivered later could not be saved)."""
+        """Deliver nothing from now on (a durable engine's close: what it delivered later could not be saved);
+        returns once a delivery in progress in another thread has ended (its progress is then saved)."""
         self._stopped = True
         self._wake.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(60)
+        deadline = time.monotonic() + 60
+        while self._pumping and self._pumper != threading.get_ident() and time.monotonic() < deadline:
+            time.sleep(0.005)           # a pump run by a VirtualClock's advance in another thread
 
     def set_iceberg(self, spec) -> None:
         """Where S3 Tables channels that become ACTIVE from now on create their tables."""
@@ -857,6 +866,7 @@ class Channels:
         if self._pumping or self._stopped:
             return
         self._pumping = True
+        self._pumper = threading.get_ident()
         changed = False
         try:
             for c in list(self._channels.values()):
@@ -901,8 +911,15 @@ class Channels:
         c.failed_reason = doc["failed_reason"]
         c.freshness = doc["freshness"]
         c.anchor = doc["anchor"]
-        c.cursors = {int(i): int(p) for i, p in doc["cursors"]}
-        c._created_ends = {int(i): int(p) for i, p in doc["created_ends"]}
+        # held at the recovered shard ends: the progress commit can reach the disk before the records it
+        # points past (a power cut in "interval" or "never" mode); the positions are then given again
+        live = stream.core.shards
+
+        def held(pairs) -> dict[int, int]:
+            return {int(i): min(int(p), stream.core.shard_end(int(i))) if int(i) in live else int(p)
+                    for i, p in pairs}
+        c.cursors = held(doc["cursors"])
+        c._created_ends = held(doc["created_ends"])
         c.objects = [tuple(o) for o in objects]      # type: ignore[misc]
         c.iceberg = self.iceberg
         if c.destination_type == "S3_TABLES" and c.anchor is not None and c.failed_reason is None \

@@ -256,6 +256,7 @@ class Durable:
                          "scanned_records": 0, "tail_indexed_records": 0, "indexes_written": 0,
                          "replayed_records": 0}
         self._lock = threading.RLock()
+        self.failed: BaseException | None = None    # what could not be written (see _fail): nothing is taken
         self._lockfd = lock_directory(self.path)
         self._closed = False
         try:
@@ -300,7 +301,15 @@ class Durable:
         return lg
 
     # -- metadata -----------------------------------------------------------------------------------------
-    def _snapshot(self, s: Stream) -> tuple:
+    def _snapshot(self, s: Stream, versions: dict | None = None) -> tuple:
+        """What the database holds for a stream; ``versions[name]`` gets the topology version it was taken at
+        (both under the stream's lock: a tick in another thread cannot change the shard table in between)."""
+        with s._lock:
+            if versions is not None:
+                versions[s.name] = s.topology_version
+            return self._snapshot_locked(s)
+
+    def _snapshot_locked(self, s: Stream) -> tuple:
         doc = {
             "mode": s.mode, "retention_hours": s.retention_hours, "retention_override": s.retention_override,
             "tags": s.tags, "max_record_kib": s.max_record_kib, "encryption_type": s.encryption_type,
@@ -329,15 +338,17 @@ class Durable:
                            "account_commitment": json.dumps(e.account_commitment, sort_keys=True)}
             current = {s.name: s for s in list(e._streams.values())}
             saved = self._saved
+            versions: dict[str, int] = {}
             if only is None:
-                snaps = {name: self._snapshot(s) for name, s in current.items()}
+                snaps = {name: self._snapshot(s, versions) for name, s in current.items()}
             else:
-                snaps = {name: self._snapshot(s) for name, s in current.items()
+                snaps = {name: self._snapshot(s, versions) for name, s in current.items()
                          if name == only or name not in saved or saved[name][0] != s.incarnation}
             gone = [name for name in saved if name not in current or current[name].incarnation != saved[name][0]]
             changed = [name for name, snap in snaps.items() if self._saved.get(name) != snap]
             extra, after = self._state_changes()
             if not gone and not changed and engine_rows == self._saved_engine and not extra:
+                self._versions.update(versions)     # (a version bump that changed nothing stored)
                 return
             db = self.db
             db.execute("BEGIN IMMEDIATE")
@@ -380,9 +391,9 @@ class Durable:
             self._saved_engine = engine_rows
             for name in gone:
                 self._forget(name, self._saved.pop(name)[0])
+            self._versions.update(versions)         # as of the snapshots just committed
             for name in changed:
                 self._saved[name] = snaps[name]
-                self._versions[name] = current[name].topology_version
                 self._drop_expired_logs(current[name], snaps[name][2])
 
     def _forget(self, name: str, incarnation: int) -> None:
@@ -417,12 +428,17 @@ class Durable:
 
         def call(*args: Any, **kw: Any):
             with self._lock:
-                out = method(*args, **kw)
+                self._usable()
+                try:
+                    out = method(*args, **kw)
+                except BaseException:
+                    self._commit_or_fail(_named_stream(signature, args, kw))   # (had it changed anything)
+                    raise
                 if creates:
                     self._hook_stream(out)
-                    self.sync(out.name)
+                    self._commit_or_fail(out.name)
                 else:
-                    self.sync(_named_stream(signature, args, kw))
+                    self._commit_or_fail(_named_stream(signature, args, kw))
                 return out
         call.__name__ = method.__name__
         call.__doc__ = method.__doc__
@@ -435,22 +451,30 @@ class Durable:
 
         def put_one(data, partition_key, explicit_hash_key=None, sequence_number_for_ordering=None):
             with lock:
+                self._usable()
                 r = put_record(s, data, partition_key, explicit_hash_key, sequence_number_for_ordering)
-                index = int(r.shard_id.rsplit("-", 1)[1])
-                position = s.core.shard_end(index) - 1      # under the lock: this record is the newest
-                ms = s.core.arrival_ms(index, position)
-                out = {index: [self.journal.frame(position, ms, partition_key, data), position, ms, 1]}
-                logs = self._write(s, out)
+                try:
+                    index = int(r.shard_id.rsplit("-", 1)[1])
+                    position = s.core.shard_end(index) - 1      # under the lock: this record is the newest
+                    ms = s.core.arrival_ms(index, position)
+                    out = {index: [self.journal.frame(position, ms, partition_key, data), position, ms, 1]}
+                    logs = self._write(s, out)
+                except BaseException as exc:
+                    raise self._fail(exc) from exc
             self._commit(logs)
             return r
 
         def put_many(records):
             with lock:
+                self._usable()
                 r = put_records(s, records)
-                out: dict = {}
-                if len(r) != r.failed_record_count:
-                    self.journal.frame_batch(s.core, r, records, out)
-                logs = self._write(s, out)
+                try:
+                    out: dict = {}
+                    if len(r) != r.failed_record_count:
+                        self.journal.frame_batch(s.core, r, records, out)
+                    logs = self._write(s, out)
+                except BaseException as exc:
+                    raise self._fail(exc) from exc
             self._commit(logs)
             return r
 
@@ -481,8 +505,38 @@ class Durable:
             if owed is not None:            # the caller syncs later, for many puts at once (see deferring)
                 owed.extend(logs)
                 return
-            for lg, n in logs:
-                lg.sync(n)
+            try:
+                for lg, n in logs:
+                    lg.sync(n)
+            except OSError as exc:
+                raise self._fail(exc) from exc
+
+    # -- failure ------------------------------------------------------------------------------------------
+    def _fail(self, exc: BaseException) -> E.InternalFailure:
+        """The directory could not be written (disk full, I/O error, ...) after the core took a change: memory
+        and disk may now disagree, so from now on every put and control-plane call is refused (until the
+        engine is closed and reopened: recovery then restores what the directory holds) and close() leaves the
+        directory as a crash would. Returns the error to raise."""
+        with self._lock:
+            if self.failed is None:
+                self.failed = exc
+                log.error("data directory %s could not be written; no further changes are taken until a restart",
+                          self.path, exc_info=exc)
+        return self._failure()
+
+    def _failure(self) -> E.InternalFailure:
+        return E.InternalFailure(f"Internal service failure: the data directory could not be written "
+                                 f"({type(self.failed).__name__}: {self.failed}); restart the engine")
+
+    def _usable(self) -> None:
+        if self.failed is not None:
+            raise self._failure()
+
+    def _commit_or_fail(self, only: str | None) -> None:
+        try:
+            self.sync(only)
+        except Exception as exc:
+            raise self._fail(exc) from exc
 
     @contextlib.contextmanager
     def deferring(self):
@@ -533,16 +587,23 @@ class Durable:
             _fsync_path(os.path.join(self.path, "meta.sqlite3-wal"))
             self._wal_synced = changes
         for lg in dirty:
-            lg.sync(lg.written)
-            lg.checkpoint()
+            try:
+                lg.sync(lg.written)
+            except OSError as exc:      # what was written may not be on disk, nor ever be: refuse more
+                self._fail(exc)
+                continue
+            try:
+                lg.checkpoint()
+            except OSError:             # (only the tail index: recovery then reads more of the file)
+                log.exception("writing a tail index in %s failed", self.path)
         self.save_state()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.fsync_interval):
             try:
                 self.flush()
-            except OSError:                                        # pragma: no cover - disk trouble
-                log.exception("fsync of %s failed", self.path)
+            except Exception:                                      # pragma: no cover - kept alive, and seen
+                log.exception("the background flush of %s failed", self.path)
 
     def close(self) -> None:
         """Flush, fsync and close everything, and release the directory's lock."""
@@ -559,20 +620,26 @@ class Durable:
         if self._closed:
             return
         self._closed = True
+        clean = clean and self.failed is None       # after a failed write: left as a crash leaves it
         self._stop.set()
-        if self._flusher is not None:
-            self._flusher.join()
-        self._stop_state(clean)
-        with self._lock:
-            if clean:
-                self.sync()
-            for lg in self._logs.values():
+        try:
+            if self._flusher is not None:
+                self._flusher.join()
+            self._stop_state(clean)
+            with self._lock:
                 if clean:
-                    lg.seal()           # fsync, close, and write the newest file's index
-                else:
+                    self.sync()
+                for lg in self._logs.values():
+                    if clean:
+                        lg.seal()           # fsync, close, and write the newest file's index
+                    else:
+                        lg.close()
+        finally:
+            with self._lock:
+                for lg in self._logs.values():
                     lg.close()
-            self.db.close()
-            os.close(self._lockfd)
+                self.db.close()
+                os.close(self._lockfd)
 
     # -- recovery -----------------------------------------------------------------------------------------
     def _recover(self) -> None:
@@ -733,10 +800,19 @@ class Durable:
                 after += [(self._saved_queues, arn, None), (self._queue_versions, arn, None)]
         channels = dict(e._channels._channels)
         for arn, c in channels.items():
-            with c._lock:
+            # never wait under self._lock for a channel busy delivering (an upload can take seconds: puts and
+            # the fsync thread would wait with it); its progress is committed by the on_change after that pump
+            if not c._lock.acquire(blocking=False):
+                if arn not in self._saved_channels:
+                    c._lock.acquire()       # (a new channel's configuration is committed before its call returns)
+                else:
+                    continue
+            try:
                 doc = json.dumps(c.state_doc(), sort_keys=True)
                 first = self._channel_objects.get(arn, 0)
                 new_objects = c.objects[first:]
+            finally:
+                c._lock.release()
             if self._saved_channels.get(arn) != doc:
                 stmts.append(("INSERT OR REPLACE INTO channels VALUES (?, ?, ?)", (arn, c.stream.incarnation, doc)))
                 after.append((self._saved_channels, arn, doc))
@@ -812,7 +888,7 @@ class Durable:
     def _on_channel_change(self) -> None:
         try:
             self._commit_state()
-        except sqlite3.Error:                                      # pragma: no cover - disk trouble
+        except Exception:                                          # pragma: no cover - disk trouble
             log.exception("saving channel progress in %s failed (retried at the next save)", self.path)
 
     def save_state(self, final: bool = False) -> None:
@@ -839,7 +915,10 @@ class Durable:
 
     def _state_loop(self) -> None:
         while not self._stop.wait(self.fsync_interval):
-            self.save_state()
+            try:
+                self.save_state()
+            except Exception:                                      # pragma: no cover - kept alive, and seen
+                log.exception("saving queue and scaler state in %s failed", self.path)
 
     def _start_state(self) -> None:
         """After recovery: channels report progress, restored channels deliver again (a VirtualClock's callback,

@@ -150,9 +150,16 @@ class ShardLog:
             self._roll(first_position, first_ms, sync_dir)
         at = self._size
         view = memoryview(frames)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except BaseException:
+            try:                            # a partial write (disk full): no stray bytes behind the last frame
+                os.ftruncate(self._fd, at)
+            except OSError:
+                pass                        # (recovery cuts them off: a torn frame)
+            raise
         self._size = end = at + len(frames)
         count, _, _, ms, off, dlen, klen = self.journal.index_frames(frames, 0, first_position, False, at)
         ix = self._ix

@@ -388,3 +388,46 @@ def test_the_directory_of_a_stream_the_database_does_not_hold_is_removed(tmp_pat
     assert e.durable.damage == [] and len(e.get_records(e.get_shard_iterator(
         "shardId-000000000000", "TRIM_HORIZON", stream_name="s")).records) == 1
     e.close()
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_failed_write_refuses_further_changes_and_recovery_keeps_what_was_acknowledged(tmp_path, monkeypatch,
+                                                                                      partial):
+    """A put whose records the core took but the directory could not write (disk full) answers InternalFailure;
+    memory and disk may now disagree, so every later put and control-plane call is refused until a restart,
+    which restores exactly the acknowledged records (none moved, none lost)."""
+    import errno
+
+    from fastkin import segments
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path, clock, fsync="interval")
+    s = e.create_stream("s", 1)
+    acked = [(s.put_record(d, "k").sequence_number, d) for d in (b"r0", b"r1")]
+    real = segments.os.write
+    calls = []
+
+    def full(fd, data):
+        calls.append(fd)
+        if partial and len(calls) == 1:
+            return real(fd, bytes(memoryview(data)[:7]))       # some bytes reach the file, then ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(segments.os, "write", full)
+    with pytest.raises(fastkin.errors.InternalFailure, match="data directory could not be written"):
+        s.put_record(b"lost", "k")
+    monkeypatch.setattr(segments.os, "write", real)
+    with pytest.raises(fastkin.errors.InternalFailure):
+        s.put_record(b"r3", "k")
+    with pytest.raises(fastkin.errors.InternalFailure):
+        s.put_records([(b"r4", "k")])
+    with pytest.raises(fastkin.errors.InternalFailure):
+        e.add_tags_to_stream({"a": "b"}, stream_name="s")
+    assert e.durable.failed is not None
+    e.close()                                   # left as a crash leaves it (no index from memory)
+    e = engine(tmp_path, clock)
+    got = [(r.sequence_number, r.data) for r in e.get_records(e.get_shard_iterator(
+        "shardId-000000000000", "TRIM_HORIZON", stream_name="s")).records]
+    assert got == acked and e.durable.damage == []
+    assert e.list_tags_for_stream(stream_name="s")["Tags"] == []
+    r = e.stream("s").put_record(b"again", "k")
+    assert int(r.sequence_number) > int(acked[-1][0])
+    e.close()

@@ -18,8 +18,8 @@ directory is made as a disk could hold it after the power went at ``cut``, the h
   temporary files are left out;
 - FORMAT, LOCK and meta.sqlite3 with its -wal are copied as they are. Assumed: SQLite (WAL,
   synchronous=NORMAL) holds every commit made before the run (the streams are created, and the engine
-  opened, before the first put; nothing is committed during the run). A real power cut can lose WAL
-  commits since the last checkpoint, which is not modelled here (nothing in interval mode syncs the WAL).
+  opened, before the first put; nothing is committed during the run). (Commits made during a run are
+  fsynced with the WAL by the next flush: tests/durable/test_data_dir.py checks that.)
 - deletions are not modelled (there are none during the run: no retention, no resharding).
 
 The copy is opened, and checked:

@@ -489,6 +489,72 @@ def test_windows_that_ended_while_down_are_delivered_on_start(tmp_path, core_nam
     e.close()
 
 
+def test_channel_cursors_are_held_at_shard_ends_that_a_power_cut_moved_back(tmp_path, core_name):
+    """A channel's progress commit can reach the disk before the records it points past (interval or never
+    mode, then a power cut): the restored cursor is held at the recovered shard end, so the records that
+    take those positions again are delivered, not skipped."""
+    (tmp_path / "lake").mkdir()
+    clock = fastkin.VirtualClock(start=T0)
+    kw = {"channel_s3": f"file://{tmp_path}", "fsync_interval": 3600.0}
+    e = engine(tmp_path / "d", clock, core_name, **kw)
+    s = e.create_stream("s", stream_mode="ON_DEMAND")
+    arn = e.create_channel("ch", ROLE, [{"StreamARN": s.arn, "RecordConfiguration": {"RecordFormatType":
+                                                                                     "BYTE_ARRAY"}}],
+                           s3_destination_configuration=s3_dest())["ChannelDescription"]["ChannelARN"]
+    clock.advance(300)
+    s.put_records([(b"a%d;" % i, "k") for i in range(5)])
+    clock.advance(300)
+    assert len(e.channel(arn).objects) == 1
+    e.durable.abandon()
+    from fastkin.segments import HEADER
+    for seg in (tmp_path / "d" / "streams").rglob("*.seg"):      # the records never reached the disk
+        os.truncate(seg, HEADER.size)
+    for tix in (tmp_path / "d" / "streams").rglob("*.tix"):
+        tix.unlink()
+    e = engine(tmp_path / "d", clock, core_name, **kw)
+    s = e.stream("s")
+    assert all(p <= s.core.shard_end(i) for i, p in e.channel(arn).cursors.items())
+    s.put_records([(b"b%d;" % i, "k") for i in range(5)])
+    clock.advance(300)
+    clock.advance(300)
+    bodies = [(tmp_path / b / k).read_bytes() for b, k in e.channel(arn).objects]
+    assert bodies[0] == b"a0;a1;a2;a3;a4;" and b"".join(bodies[1:]) == b"b0;b1;b2;b3;b4;"
+    e.close()
+
+
+def test_a_slow_channel_upload_does_not_hold_up_puts_or_the_flush(tmp_path, core_name, monkeypatch):
+    """Saving state never waits under the data directory's lock for a channel that is delivering: while an
+    upload is in progress, puts and the flush (fsyncs, state saves) go on."""
+    import threading
+
+    from fastkin.channels import DirectoryTarget
+    (tmp_path / "lake").mkdir()
+    started, release, outcome = threading.Event(), threading.Event(), []
+    real = DirectoryTarget.put_object
+
+    def slow(self, *args, **kw):
+        started.set()
+        outcome.append(release.wait(30))        # False: nobody got through while this upload went on
+        return real(self, *args, **kw)
+    monkeypatch.setattr(DirectoryTarget, "put_object", slow)
+    clock = fastkin.VirtualClock(start=T0)
+    e = engine(tmp_path / "d", clock, core_name, channel_s3=f"file://{tmp_path}", fsync_interval=3600.0)
+    s = e.create_stream("s", stream_mode="ON_DEMAND")
+    e.create_channel("ch", ROLE, [{"StreamARN": s.arn, "RecordConfiguration": {"RecordFormatType": "BYTE_ARRAY"}}],
+                     s3_destination_configuration=s3_dest())
+    clock.advance(300)
+    s.put_records([(b"a;", "k")])
+    pump = threading.Thread(target=clock.advance, args=(300,))
+    pump.start()
+    assert started.wait(30)
+    s.put_record(b"during", "k")
+    e.durable.flush()
+    release.set()
+    pump.join(60)
+    assert outcome == [True]
+    e.close()
+
+
 # -- the on-demand scaler ----------------------------------------------------------------------------------
 def scaler_script(e: fastkin.Engine, clock, restart):
     e.create_stream("od", stream_mode="ON_DEMAND")
