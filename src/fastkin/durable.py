@@ -283,7 +283,8 @@ class Durable:
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         if fsync != "never":            # (interval: fsyncs then tail indexes; always: tail indexes)
-            self._flusher = threading.Thread(target=self._flush_loop, name="fastkin-fsync", daemon=True)
+            self._flusher = threading.Thread(target=self._every_interval, args=(self.flush, "the background flush"),
+                                             name="fastkin-fsync", daemon=True)
             self._flusher.start()
         self._start_state()
 
@@ -350,9 +351,7 @@ class Durable:
             if not gone and not changed and engine_rows == self._saved_engine and not extra:
                 self._versions.update(versions)     # (a version bump that changed nothing stored)
                 return
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction() as db:
                 for k, v in engine_rows.items():
                     if self._saved_engine.get(k) != v:
                         db.execute("INSERT OR REPLACE INTO engine VALUES (?, ?)", (k, v))
@@ -383,10 +382,6 @@ class Durable:
                             db.execute("DELETE FROM consumers WHERE incarnation = ? AND name = ?", (inc, cname))
                 for sql, args in extra:
                     db.execute(sql, args)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             self._applied(after)
             self._saved_engine = engine_rows
             for name in gone:
@@ -400,11 +395,21 @@ class Durable:
         """A deleted (or re-created) stream: close its files, then remove its directory."""
         for key in [k for k in self._logs if k[0] == incarnation]:
             self._logs.pop(key).close()
+        self._durable_commits()
         shutil.rmtree(self.stream_dir(name, incarnation), ignore_errors=True)
         if os.path.isdir(os.path.join(self.path, "streams")):
             _fsync_path(os.path.join(self.path, "streams"))      # (else a power cut may bring it back)
 
+    def _durable_commits(self) -> None:
+        """Before files are deleted: the commit that deleted them must survive a power cut (else the database
+        would bring back a stream or shard whose files are gone). "always" syncs every commit already."""
+        if self.fsync != "always":
+            _fsync_path(os.path.join(self.path, "meta.sqlite3-wal"))
+
     def _drop_expired_logs(self, s: Stream, shards: dict) -> None:
+        if any(not row[7] and ((s.incarnation, idx) in self._logs or os.path.isdir(
+                os.path.join(self.stream_dir(s.name, s.incarnation), f"{idx:012d}"))) for idx, row in shards.items()):
+            self._durable_commits()
         for idx, row in shards.items():
             if not row[7]:
                 lg = self._logs.pop((s.incarnation, idx), None)
@@ -453,14 +458,7 @@ class Durable:
             with lock:
                 self._usable()
                 r = put_record(s, data, partition_key, explicit_hash_key, sequence_number_for_ordering)
-                try:
-                    index = int(r.shard_id.rsplit("-", 1)[1])
-                    position = s.core.shard_end(index) - 1      # under the lock: this record is the newest
-                    ms = s.core.arrival_ms(index, position)
-                    out = {index: [self.journal.frame(position, ms, partition_key, data), position, ms, 1]}
-                    logs = self._write(s, out)
-                except BaseException as exc:
-                    raise self._fail(exc) from exc
+                logs = self._write_or_fail(s, self._frame_one, s, r, partition_key, data)
             self._commit(logs)
             return r
 
@@ -468,13 +466,7 @@ class Durable:
             with lock:
                 self._usable()
                 r = put_records(s, records)
-                try:
-                    out: dict = {}
-                    if len(r) != r.failed_record_count:
-                        self.journal.frame_batch(s.core, r, records, out)
-                    logs = self._write(s, out)
-                except BaseException as exc:
-                    raise self._fail(exc) from exc
+                logs = self._write_or_fail(s, self._frame_many, s, r, records)
             self._commit(logs)
             return r
 
@@ -483,6 +475,28 @@ class Durable:
         s.put_record = put_one          # type: ignore[method-assign]
         s.put_records = put_many        # type: ignore[method-assign]
         self._hook_retention(s)
+
+    def _frame_one(self, s: Stream, r, partition_key, data) -> dict:
+        index = int(r.shard_id.rsplit("-", 1)[1])
+        position = s.core.shard_end(index) - 1      # under the lock: this record is the newest
+        ms = s.core.arrival_ms(index, position)
+        return {index: [self.journal.frame(position, ms, partition_key, data), position, ms, 1]}
+
+    def _frame_many(self, s: Stream, r, records) -> dict:
+        out: dict = {}
+        if len(r) != r.failed_record_count:
+            self.journal.frame_batch(s.core, r, records, out)
+        return out
+
+    def _write_or_fail(self, s: Stream, frame, *args) -> list[tuple[ShardLog, int]]:
+        """Frame (``frame(*args)``) and write what the core just took; if that fails, fail the directory."""
+        try:
+            return self._write(s, frame(*args))
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        except BaseException as exc:        # (an interrupt: refuse more all the same)
+            self._fail(exc)
+            raise
 
     def _write(self, s: Stream, out: dict) -> list[tuple[ShardLog, int]]:
         if self._versions.get(s.name) != s.topology_version:
@@ -598,12 +612,14 @@ class Durable:
                 log.exception("writing a tail index in %s failed", self.path)
         self.save_state()
 
-    def _flush_loop(self) -> None:
+    def _every_interval(self, work, what: str) -> None:
+        """A background thread: ``work()`` every fsync_interval until close; what fails is logged, the loop
+        goes on (a silently dead thread would stop the fsyncs)."""
         while not self._stop.wait(self.fsync_interval):
             try:
-                self.flush()
+                work()
             except Exception:                                      # pragma: no cover - kept alive, and seen
-                log.exception("the background flush of %s failed", self.path)
+                log.exception("%s of %s failed", what, self.path)
 
     def close(self) -> None:
         """Flush, fsync and close everything, and release the directory's lock."""
@@ -859,6 +875,18 @@ class Durable:
             else:
                 table[key] = value
 
+    @contextlib.contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK if the block raises); yields the connection."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def _commit_state(self, blobs: Sequence[tuple[str, int, bytes]] = (), final: bool = False) -> None:
         """One transaction: what _state_changes finds, and the queue delivery states in ``blobs`` ((ARN,
         version, state) from Queue.export_state) that are newer than the saved ones. The channels call it after
@@ -874,15 +902,9 @@ class Durable:
                     after.append((self._queue_versions, arn, version))
             if not stmts:
                 return
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction() as db:
                 for sql, args in stmts:
                     db.execute(sql, args)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             self._applied(after)
 
     def _on_channel_change(self) -> None:
@@ -898,6 +920,10 @@ class Durable:
         (same period), and by close(). Errors are logged (the next save retries) unless ``final``."""
         if self._closed and not final:
             return
+        with self._lock:                # a split or merge made by a tick since: its shard table goes with it
+            for st in list(self.engine._streams.values()):
+                if self._versions.get(st.name) != st.topology_version:
+                    self.sync(st.name)
         with self._state_lock:
             blobs = []
             for q in list(self.engine._queues.values()):
@@ -913,13 +939,6 @@ class Durable:
                     raise
                 log.exception("saving queue and scaler state in %s failed (retried at the next save)", self.path)
 
-    def _state_loop(self) -> None:
-        while not self._stop.wait(self.fsync_interval):
-            try:
-                self.save_state()
-            except Exception:                                      # pragma: no cover - kept alive, and seen
-                log.exception("saving queue and scaler state in %s failed", self.path)
-
     def _start_state(self) -> None:
         """After recovery: channels report progress, restored channels deliver again (a VirtualClock's callback,
         or the channels' thread on another clock, which at once delivers the windows that ended while the
@@ -931,7 +950,8 @@ class Durable:
         if chans._channels:
             chans._start_driver()
         if self._flusher is None:       # ("never": the fsync thread, which saves it otherwise, does not run)
-            self._stater = threading.Thread(target=self._state_loop, name="fastkin-state", daemon=True)
+            self._stater = threading.Thread(target=self._every_interval, args=(self.save_state, "saving state"),
+                                            name="fastkin-state", daemon=True)
             self._stater.start()
 
     def _stop_state(self, save: bool) -> None:

@@ -6,6 +6,7 @@ rebuilt from the payload and reported. Both cores."""
 from __future__ import annotations
 
 import pytest
+from durable_util import shard_records
 
 import fastkin
 from fastkin.segments import HEADER, INDEX_HEADER
@@ -24,19 +25,8 @@ def engine(path, clock, core, **kw):
 
 
 def stored(e, stream="s"):
-    out = {}
-    for sh in e.list_shards(stream_name=stream)["Shards"]:
-        it = e.get_shard_iterator(sh["ShardId"], "TRIM_HORIZON", stream_name=stream)
-        recs = []
-        while it:
-            page = e.get_records(it, limit=10000, quota=False)
-            recs += [(r.sequence_number, r.data, r.partition_key, r.approximate_arrival_timestamp)
-                     for r in page.records]
-            if not page.records and page.millis_behind_latest == 0:
-                break
-            it = page.next_shard_iterator
-        out[sh["ShardId"]] = recs
-    return out
+    return {sid: [(r.sequence_number, r.data, r.partition_key, r.approximate_arrival_timestamp) for r in recs]
+            for sid, recs in shard_records(e, stream).items()}
 
 
 def filled(path, clock, core, n=100, per_file=10):

@@ -49,6 +49,7 @@ import time
 from bisect import bisect_left
 
 import pytest
+from durable_util import shard_records
 
 import fastkin
 
@@ -166,18 +167,7 @@ def producer(s, acked: list, stop: threading.Event) -> None:
 
 def stored(e) -> dict:
     """shard id -> [(sequence number, data)] of every record, oldest first."""
-    out = {}
-    for sh in e.list_shards(stream_name=STREAM)["Shards"]:
-        it = e.get_shard_iterator(sh["ShardId"], "TRIM_HORIZON", stream_name=STREAM)
-        recs = []
-        while True:
-            r = e.get_records(it, limit=10000, quota=False)
-            recs += [(x.sequence_number, bytes(x.data)) for x in r.records]
-            if not r.records:
-                break
-            it = r.next_shard_iterator
-        out[sh["ShardId"]] = recs
-    return out
+    return {sid: [(r.sequence_number, bytes(r.data)) for r in recs] for sid, recs in shard_records(e, STREAM).items()}
 
 
 @pytest.mark.parametrize(("core", "fsync"), [("cy", "interval"), ("ref", "interval"), ("cy", "always")])

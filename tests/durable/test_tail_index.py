@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from durable_util import shard_records
 
 import fastkin
 from fastkin.segments import CHUNK, HEADER, INDEX_HEADER, read_index
@@ -29,16 +30,8 @@ def engine(path, clock, core, **kw):
 
 
 def stored(e, stream="s"):
-    out = []
-    for sh in e.list_shards(stream_name=stream)["Shards"]:
-        it = e.get_shard_iterator(sh["ShardId"], "TRIM_HORIZON", stream_name=stream)
-        while it:
-            page = e.get_records(it, limit=10000, quota=False)
-            out += [(sh["ShardId"], r.sequence_number, r.data, r.partition_key) for r in page.records]
-            if not page.records and page.millis_behind_latest == 0:
-                break
-            it = page.next_shard_iterator
-    return out
+    return [(sid, r.sequence_number, r.data, r.partition_key) for sid, recs in shard_records(e, stream).items()
+            for r in recs]
 
 
 def shard_dir(path):
