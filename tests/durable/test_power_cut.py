@@ -208,9 +208,13 @@ def test_power_cut_loses_nothing_beyond_the_interval(tmp_path, core, fsync, monk
     for p, t0, t1, size in fsyncs:
         if size is not None:
             file_fsyncs.setdefault(p, []).append((t0, t1))
-    longest_fsync = max(t1 - t0 for v in file_fsyncs.values() for t0, t1 in v)
+    longest_fsync = max(t1 - t0 for _, t0, t1, _ in fsyncs)      # any fsync (the WAL's, a directory's too)
     longest_gap = max((b[0] - a[0] for v in file_fsyncs.values() for a, b in zip(sorted(v), sorted(v)[1:])),
                       default=0.0)
+    starts = sorted(t0 for v in file_fsyncs.values() for t0, _ in v)
+    if fsync == "interval":     # the background thread ran (a quarter of its rounds, whatever the machine's load)
+        rounds = sum(1 for t in starts if start <= t <= end)
+        assert rounds >= RUN_SECONDS / INTERVAL / 4, f"only {rounds} segment fsyncs in {end - start:.2f} s"
 
     rng = random.Random(15)
     cuts = [rng.uniform(start + 0.2, end - 0.05) for _ in range(CUTS)]
@@ -257,7 +261,11 @@ def test_power_cut_loses_nothing_beyond_the_interval(tmp_path, core, fsync, monk
                         if oldest_lost_ack is None:
                             oldest_lost_ack = t_ack
             window = 0.0 if oldest_lost_ack is None else cut - oldest_lost_ack
-            assert window <= longest_gap + longest_fsync + 0.001, (k, window, longest_gap, longest_fsync)
+            # what the observed fsync schedule allows: a gap between fsync starts (the open one up to the cut
+            # included: a loaded machine may stall the thread) plus the longest fsync
+            open_gap = cut - max((t for t in starts if t < cut), default=start)
+            assert window <= max(longest_gap, open_gap) + longest_fsync + 0.001, \
+                (k, window, longest_gap, open_gap, longest_fsync)
             # new records continue above the recovered ones
             last = {sid: int(recs[-1][0]) for sid, recs in got.items() if recs}
             for x in e2.stream(STREAM).put_records([(b"after", f"k{i}") for i in range(13)]):
