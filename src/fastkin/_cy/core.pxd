@@ -78,6 +78,7 @@ ctypedef struct Segment:
     size_t filemap           # 0; else arena is a read-only mmap of this many bytes of a closed segment file
     #                          (StreamCore.adopt_segment): never appended to, offsets ascending with the file's
     #                          framing between records, any number of records, freed by munmap
+    int populated            # a file mapping: its pages were mapped in at its first read (fk_populate_read)
 
 
 @cython.final

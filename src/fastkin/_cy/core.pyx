@@ -42,6 +42,7 @@ cdef extern from "seqnum.h":
 
 cdef extern from "fk_mem.h":
     int fk_prefault(void *p, size_t n) nogil
+    int fk_populate_read(void *p, size_t n) nogil
     void *fk_huge_reserve(size_t n) nogil
     size_t fk_huge_shrink(void *p, size_t n, size_t keep) nogil
     void fk_huge_release(void *p, size_t n) nogil
@@ -1255,6 +1256,9 @@ cdef class StreamCore:
                 pos = s.base
             while pos < s.end and got < nmax:
                 g = s._find(pos)
+                if g.filemap and not g.populated:
+                    g.populated = 1                 # first read of an adopted file: map its pages at once
+                    fk_populate_read(g.arena, g.filemap)
                 j = pos - g.base
                 while j < g.count and got < nmax:
                     size = g.dlen[j] + g.klen[j]
