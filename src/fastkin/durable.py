@@ -407,17 +407,19 @@ class Durable:
             _fsync_path(os.path.join(self.path, "meta.sqlite3-wal"))
 
     def _drop_expired_logs(self, s: Stream, shards: dict) -> None:
-        if any(not row[7] and ((s.incarnation, idx) in self._logs or os.path.isdir(
-                os.path.join(self.stream_dir(s.name, s.incarnation), f"{idx:012d}"))) for idx, row in shards.items()):
-            self._durable_commits()
-        for idx, row in shards.items():
-            if not row[7]:
-                lg = self._logs.pop((s.incarnation, idx), None)
-                if lg is not None:
-                    lg.delete_all()
-                else:
-                    shutil.rmtree(os.path.join(self.stream_dir(s.name, s.incarnation), f"{idx:012d}"),
-                                  ignore_errors=True)
+        """Delete the files of the shards that expired (not live): once the commit saying so is durable."""
+        gone = [(idx, os.path.join(self.stream_dir(s.name, s.incarnation), f"{idx:012d}"))
+                for idx, row in shards.items() if not row[7]]
+        gone = [(idx, d) for idx, d in gone if (s.incarnation, idx) in self._logs or os.path.isdir(d)]
+        if not gone:
+            return
+        self._durable_commits()
+        for idx, d in gone:
+            lg = self._logs.pop((s.incarnation, idx), None)
+            if lg is not None:
+                lg.delete_all()
+            else:
+                shutil.rmtree(d, ignore_errors=True)
 
     # -- hooks --------------------------------------------------------------------------------------------
     def _install(self) -> None:
